@@ -1,0 +1,194 @@
+"""Docstrings shared by the estimators, written once and substituted into each class."""
+
+from __future__ import annotations
+
+_SHARED_PARAMETERS = """\
+backbone : {"auto", "mlp", "cnn"}, default="auto"
+        ``"mlp"``: residual MLP for tabular rows (any input is flattened).
+        ``"cnn"``: He et al.'s residual CNN, 1-D for samples shaped ``(C, L)`` and
+        2-D for ``(C, H, W)``. ``"auto"`` picks the CNN when ``input_shape`` is set
+        or X has three or more dimensions, the MLP otherwise.
+    depth : int, default=None
+        Number of weight layers, He's convention. MLP: ``2n + 2`` for ``n`` blocks
+        (default 8). CNN: ``6n + 2`` for basic and pre-activation blocks (20, 32, 44,
+        56, 110; default 20), ``9n + 2`` for bottleneck blocks (29, 47, 56, 164). A
+        depth that fits no formula raises a ``ValueError`` listing valid ones.
+    width : int, default=None
+        Width of the MLP's residual stream (default 256) or the CNN's base channels
+        (default 16, as in He et al.; the stages have 1x, 2x and 4x as many).
+    block : {"basic", "bottleneck", "preact"}, default="basic"
+        Residual block. CNN: two 3x3 convolutions, the 1x1-3x3-1x1 bottleneck, or the
+        pre-activation block of He et al. (2016). MLP: ``"basic"`` and ``"preact"``
+        are the pre-norm block ``x + Dropout(Linear(Dropout(act(Linear(Norm(x))))))``;
+        ``"bottleneck"`` narrows its hidden layer to ``width // 4``.
+    dropout : float, default=0.0
+        Dropout probability inside the residual branches.
+    input_shape : tuple of int, default=None
+        Per-sample shape for the CNN, e.g. ``(1, 8, 8)`` or ``(1, 40)``. Flat rows are
+        reshaped to it, so the CNN works after scikit-learn transformers in a
+        Pipeline. ``None``: the shape of X's samples, or ``(1, n_features)`` for
+        flat rows with ``backbone="cnn"``.
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+        ``"sgd"`` uses Nesterov momentum 0.9 (He et al.).
+    lr : float, default=None
+        Base learning rate; ``None`` is 1e-3 for Adam(W) and 0.1 for SGD.
+    weight_decay : float, default=None
+        ``None`` is 1e-2 for AdamW (decoupled), 0 for Adam and 1e-4 for SGD.
+    lr_schedule : {"cosine", "constant", "step"}, default="cosine"
+        ``"cosine"``: linear warm-up over the first 5 % of the steps, then cosine decay
+        to zero over ``max_epochs``. ``"step"``: divide by 10 at 50 % and 75 % of the
+        epochs (He et al.). ``"constant"``: the base rate throughout.
+    batch_size : int or "auto", default="auto"
+        Samples per training step. ``"auto"``: ``n/8`` rounded down to a power of two,
+        between 16 and 256.
+    max_epochs : int, default=None
+        Upper bound on training epochs; ``None`` is 100 for the MLP and 60 for the CNN.
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the training data, stop when the validation
+        loss has not improved by 0.01 % for ``n_iter_no_change`` epochs, and restore
+        the weights of the best epoch. ``"auto"`` turns it on when the held-out part
+        has at least 100 samples (1,000 samples at the default fraction).
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping (stratified for
+        classification where every class has two samples).
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    {extra_parameters}device : str, default="auto"
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"mps"``. An unavailable device raises a ``ValueError`` naming the available ones.
+    precision : {"auto", "32", "bf16", "16"}, default="auto"
+        Autocast precision of the forward pass and loss; weights stay float32.
+        ``"auto"`` is bf16 on CUDA GPUs that support it and float32 elsewhere. ``"16"``
+        uses a gradient scaler on CUDA.
+    compile : bool, default=False
+        Compile the module with ``torch.compile``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight init, dropout, shuffling and the validation split through local
+        generators; an int gives bit-identical refits on CPU. ``None`` draws a fresh
+        seed from OS entropy. Global numpy and torch RNGs are never touched.
+    verbose : int, default=0
+        0: silent. 1: a progress bar over epochs with the latest losses. 2: also a
+        table row per epoch.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks (objects or ``(name, callback)`` pairs) for power users; they
+        are copied, never modified.
+"""
+
+_CLASS_WEIGHT = """\
+class_weight : dict, "balanced" or None, default=None
+        Weights per class, as in scikit-learn; multiplied with ``sample_weight``.
+    """
+
+_SHARED_ATTRIBUTES = """\
+n_features_in_ : int
+        Number of features (values per sample) seen in fit.
+    feature_names_in_ : ndarray of str
+        Column names of X, when X was a DataFrame with string column names.
+    n_outputs_ : int
+        Outputs of the network's head: {outputs}.
+    backbone_ : {{"mlp", "cnn"}}
+        The backbone used.
+    input_shape_ : tuple of int
+        Per-sample shape fed to the network.
+    device_ : str
+        Device the model lives on.
+    precision_ : str
+        Resolved precision.
+    early_stopping_ : bool
+        Whether the last fit used early stopping.
+    net_ : skorch.NeuralNet
+        The skorch net that trained the module.
+    module_ : torch.nn.Module
+        The trained network.
+    history_ : skorch.History
+        Per-epoch training history (``train_loss``, ``valid_loss``, ``valid_score``, ``dur``).
+    n_iter_ : int
+        Epochs trained.
+    best_epoch_ : int
+        Epoch whose weights the model holds (1-based).
+    loss_curve_ : list of float
+        Training loss per epoch.
+    validation_scores_ : list of float or None
+        {score} on the held-out set per epoch; ``None`` without early stopping.
+    best_validation_score_ : float or None
+        Validation score at ``best_epoch_``."""
+
+_TEMPLATE = """{summary}
+
+    {intro}
+
+    Parameters
+    ----------
+    {parameters}
+    Attributes
+    ----------
+    {classes}{attributes}
+
+    See Also
+    --------
+    {see_also}
+
+    Notes
+    -----
+    Tips: for speed, raise ``batch_size`` or lower ``depth``/``width``; for accuracy
+    on small data, lower ``width`` and add ``dropout``; on images pass
+    ``input_shape`` (or 4-D X) and keep ``depth=20``.
+
+    Examples
+    --------
+{examples}
+    """
+
+
+def _render(summary, intro, extra_parameters, classes, outputs, score, see_also, examples):
+    parameters = _SHARED_PARAMETERS.replace("{extra_parameters}", extra_parameters)
+    attributes = _SHARED_ATTRIBUTES.format(outputs=outputs, score=score)
+    return _TEMPLATE.format(
+        summary=summary,
+        intro=intro,
+        parameters=parameters,
+        classes=classes,
+        attributes=attributes,
+        see_also=see_also,
+        examples=examples,
+    )
+
+
+def classifier_doc() -> str:
+    """Docstring of :class:`~sklearn_resnet.ResNetClassifier`."""
+    return _render(
+        "Residual network classifier (residual MLP or residual CNN).",
+        "Binary and multiclass classification with any hashable labels; a scikit-learn\n"
+        "    estimator that trains a residual network with skorch and PyTorch.",
+        _CLASS_WEIGHT,
+        "classes_ : ndarray of shape (n_classes,)\n        Sorted class labels.\n    ",
+        "one logit per class",
+        "Validation accuracy",
+        "ResNetRegressor : The regressor.",
+        "    >>> from sklearn.datasets import load_digits\n"
+        "    >>> from sklearn_resnet import ResNetClassifier\n"
+        "    >>> X, y = load_digits(return_X_y=True)\n"
+        "    >>> clf = ResNetClassifier(depth=20, max_epochs=3, random_state=0).fit(X, y)\n"
+        "    >>> clf.predict(X[:3]).shape\n"
+        "    (3,)",
+    )
+
+
+def regressor_doc() -> str:
+    """Docstring of :class:`~sklearn_resnet.ResNetRegressor`."""
+    return _render(
+        "Residual network regressor (residual MLP or residual CNN).",
+        "Single- and multi-output regression. Targets are standardised internally\n"
+        "    and predictions mapped back to the original scale.",
+        "",
+        "",
+        "one per target",
+        "Validation R²",
+        "ResNetClassifier : The classifier.",
+        "    >>> from sklearn.datasets import load_diabetes\n"
+        "    >>> from sklearn_resnet import ResNetRegressor\n"
+        "    >>> X, y = load_diabetes(return_X_y=True)\n"
+        "    >>> reg = ResNetRegressor(max_epochs=3, random_state=0).fit(X, y)\n"
+        "    >>> reg.predict(X[:3]).shape\n"
+        "    (3,)",
+    )

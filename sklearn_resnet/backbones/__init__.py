@@ -1,0 +1,115 @@
+"""Pure torch residual backbones: a residual MLP and a residual CNN.
+
+Nothing here imports scikit-learn or skorch; the estimators call :func:`build_backbone`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from .cnn import ResidualCNN, cnn_blocks_for_depth, cnn_valid_depths
+from .mlp import ResidualMLP, mlp_blocks_for_depth, mlp_valid_depths
+
+__all__ = [
+    "BACKBONE_DEFAULTS",
+    "ResidualCNN",
+    "ResidualMLP",
+    "blocks_for_depth",
+    "build_backbone",
+    "depth_formula",
+    "nearest_depths",
+]
+
+#: Architecture defaults for ``depth=None`` and ``width=None``.
+BACKBONE_DEFAULTS = {
+    "mlp": {"depth": 8, "width": 256},
+    "cnn": {"depth": 20, "width": 16},
+}
+
+
+def depth_formula(kind: str, block: str) -> str:
+    """Human-readable depth formula, e.g. ``"6n+2"``."""
+    if kind == "mlp":
+        return "2n+2"
+    return "9n+2" if block == "bottleneck" else "6n+2"
+
+
+def blocks_for_depth(kind: str, depth: int, block: str) -> int:
+    """Blocks (MLP) or blocks per stage (CNN) for ``depth``; ValueError if none fits."""
+    if kind == "mlp":
+        return mlp_blocks_for_depth(depth)
+    return cnn_blocks_for_depth(depth, block)
+
+
+def nearest_depths(kind: str, depth: int, block: str, count: int = 5) -> list[int]:
+    """The ``count`` valid depths closest to ``depth``, in increasing order."""
+    limit = max(depth, 20) * 2 + 20
+    valid = (
+        mlp_valid_depths(limit) if kind == "mlp" else cnn_valid_depths(block, max(limit, 200))
+    )
+    closest = sorted(valid, key=lambda d: (abs(d - depth), d))[:count]
+    return sorted(closest)
+
+
+def build_backbone(
+    kind: str,
+    in_shape: Sequence[int],
+    n_outputs: int,
+    *,
+    depth: int | None = None,
+    width: int | None = None,
+    block: str = "basic",
+    dropout: float = 0.0,
+    **hyperparams,
+) -> nn.Module:
+    """Build a residual backbone.
+
+    Parameters
+    ----------
+    kind : {"mlp", "cnn"}
+        Backbone family.
+    in_shape : sequence of int
+        Shape of one sample without the batch dimension. The MLP flattens it;
+        the CNN needs ``(C, L)`` or ``(C, H, W)``.
+    n_outputs : int
+        Number of outputs.
+    depth : int, optional
+        Weight layers (He's convention); ``None`` uses :data:`BACKBONE_DEFAULTS`.
+    width : int, optional
+        MLP width or CNN base channels; ``None`` uses :data:`BACKBONE_DEFAULTS`.
+    block : {"basic", "bottleneck", "preact"}, default="basic"
+        Residual block type.
+    dropout : float, default=0.0
+        Dropout inside the residual branches.
+    **hyperparams
+        Passed on to :class:`ResidualMLP` or :class:`ResidualCNN`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind`` or a ``depth`` that fits no formula; the message
+        lists the valid depths nearest to it.
+
+    Examples
+    --------
+    >>> build_backbone("cnn", (1, 8, 8), 10, depth=20).__class__.__name__
+    'ResidualCNN'
+    """
+    if kind not in BACKBONE_DEFAULTS:
+        raise ValueError(f"Unknown backbone {kind!r}; expected one of {sorted(BACKBONE_DEFAULTS)}.")
+    defaults = BACKBONE_DEFAULTS[kind]
+    depth = defaults["depth"] if depth is None else depth
+    width = defaults["width"] if width is None else width
+    try:
+        n_blocks = blocks_for_depth(kind, depth, block)
+    except ValueError as exc:
+        near = ", ".join(map(str, nearest_depths(kind, depth, block)))
+        raise ValueError(f"{exc} Valid depths near it: {near}.") from None
+    if kind == "mlp":
+        n_inputs = 1
+        for size in in_shape:
+            n_inputs *= int(size)
+        return ResidualMLP(n_inputs, n_outputs, n_blocks, width, block, dropout, **hyperparams)
+    return ResidualCNN(in_shape, n_outputs, n_blocks, width, block, dropout, **hyperparams)

@@ -1,0 +1,272 @@
+"""Residual CNN after He et al. (2015, 2016) for small inputs, in 1-D and 2-D.
+
+A 3x3 stem with ``width`` channels, three stages of ``width``, ``2*width`` and
+``4*width`` channels (the second and third down-sample by a stride of 2), global
+average pooling and a linear head. Shortcuts are identities within a stage and a
+1x1 convolution plus batch norm where the shape changes (He's option B), which gives
+ResNet-20 on 3x32x32 inputs with 10 classes its 272,474 parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "PreActBlock",
+    "ResidualCNN",
+    "cnn_blocks_for_depth",
+    "cnn_valid_depths",
+]
+
+_N_STAGES = 3
+# Weight layers per block for each block type: depth = per_block * 3n + 2.
+_LAYERS_PER_BLOCK = {"basic": 2, "preact": 2, "bottleneck": 3}
+
+
+def cnn_blocks_for_depth(depth: int, block: str) -> int:
+    """Return the number of blocks per stage ``n`` for a CNN of ``depth`` weight layers.
+
+    Basic and pre-activation blocks give ``depth = 6n + 2`` (20, 32, 44, 56, 110);
+    bottleneck blocks give ``depth = 9n + 2`` (29, 47, 56, 164).
+
+    Raises
+    ------
+    ValueError
+        If ``depth`` fits no CNN of that block type.
+    """
+    step = _N_STAGES * _LAYERS_PER_BLOCK[block]
+    if depth < step + 2 or (depth - 2) % step:
+        raise ValueError(f"depth={depth} fits no residual CNN with block={block!r} ({step}n+2).")
+    return (depth - 2) // step
+
+
+def cnn_valid_depths(block: str, limit: int) -> list[int]:
+    """Valid CNN depths for ``block`` up to ``limit`` (inclusive)."""
+    step = _N_STAGES * _LAYERS_PER_BLOCK[block]
+    return list(range(step + 2, limit + 1, step))
+
+
+class _Ops:
+    """Dimension-specific layer constructors (1-D for signals, 2-D for images)."""
+
+    def __init__(self, n_dims: int):
+        if n_dims not in (1, 2):
+            raise ValueError(f"Only 1-D and 2-D convolutions are supported, got {n_dims}-D input.")
+        self.conv_cls = nn.Conv1d if n_dims == 1 else nn.Conv2d
+        self.norm_cls = nn.BatchNorm1d if n_dims == 1 else nn.BatchNorm2d
+        self.pool_cls = nn.AdaptiveAvgPool1d if n_dims == 1 else nn.AdaptiveAvgPool2d
+
+    def conv3x3(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
+        return self.conv_cls(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+    def conv1x1(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
+        return self.conv_cls(in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def norm(self, channels: int) -> nn.Module:
+        return self.norm_cls(channels)
+
+    def projection(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+        return nn.Sequential(
+            self.conv1x1(in_channels, out_channels, stride), self.norm(out_channels)
+        )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm; ReLU after the addition (He et al., 2015)."""
+
+    expansion = 1
+
+    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: int, dropout: float):
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = ops.conv3x3(in_channels, planes, stride)
+        self.bn1 = ops.norm(planes)
+        self.conv2 = ops.conv3x3(planes, out_channels)
+        self.bn2 = ops.norm(out_channels)
+        self.drop = nn.Dropout(dropout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = (
+            ops.projection(in_channels, out_channels, stride)
+            if stride != 1 or in_channels != out_channels
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.drop(self.relu(self.bn1(self.conv1(x))))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn2.weight)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand (x4) with batch norm (He et al., 2015)."""
+
+    expansion = 4
+
+    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: int, dropout: float):
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = ops.conv1x1(in_channels, planes)
+        self.bn1 = ops.norm(planes)
+        self.conv2 = ops.conv3x3(planes, planes, stride)
+        self.bn2 = ops.norm(planes)
+        self.conv3 = ops.conv1x1(planes, out_channels)
+        self.bn3 = ops.norm(out_channels)
+        self.drop = nn.Dropout(dropout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = (
+            ops.projection(in_channels, out_channels, stride)
+            if stride != 1 or in_channels != out_channels
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.drop(self.relu(self.bn2(self.conv2(out))))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.shortcut(x))
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn3.weight)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation block BN-ReLU-conv-BN-ReLU-conv plus shortcut (He et al., 2016).
+
+    A projection shortcut, where needed, takes the pre-activated input.
+    """
+
+    expansion = 1
+
+    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: int, dropout: float):
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.bn1 = ops.norm(in_channels)
+        self.conv1 = ops.conv3x3(in_channels, planes, stride)
+        self.bn2 = ops.norm(planes)
+        self.conv2 = ops.conv3x3(planes, out_channels)
+        self.drop = nn.Dropout(dropout)
+        self.relu = nn.ReLU()
+        self.shortcut = (
+            ops.projection(in_channels, out_channels, stride)
+            if stride != 1 or in_channels != out_channels
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.bn1(x))
+        identity = x if self.shortcut is None else self.shortcut(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.drop(self.relu(self.bn2(out))))
+        return out + identity
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv2.weight)
+
+
+_BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "preact": PreActBlock}
+
+
+class ResidualCNN(nn.Module):
+    """He et al.'s CIFAR ResNet (6n+2 / 9n+2) for ``(C, L)`` signals or ``(C, H, W)`` images.
+
+    Parameters
+    ----------
+    in_shape : sequence of int
+        Shape of one sample without the batch dimension: ``(C, L)`` builds 1-D
+        convolutions, ``(C, H, W)`` 2-D ones.
+    n_outputs : int
+        Number of outputs (logits or regression targets).
+    n_blocks : int
+        Blocks per stage ``n``; depth is ``6n + 2`` (basic, preact) or ``9n + 2``
+        (bottleneck).
+    width : int, default=16
+        Channels of the stem and first stage (He: 16); the stages have
+        ``width``, ``2*width`` and ``4*width`` planes.
+    block : {"basic", "bottleneck", "preact"}, default="basic"
+        Residual block type.
+    dropout : float, default=0.0
+        Dropout inside the residual branches.
+    zero_init_last : bool, default=True
+        Zero the last norm (or convolution) of each residual branch so that every
+        block starts as the identity (Goyal et al., 2017).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = ResidualCNN((3, 32, 32), n_outputs=10, n_blocks=3)  # ResNet-20
+    >>> sum(p.numel() for p in net.parameters())
+    272474
+    >>> net(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        n_outputs: int,
+        n_blocks: int,
+        width: int = 16,
+        block: str = "basic",
+        dropout: float = 0.0,
+        zero_init_last: bool = True,
+    ):
+        super().__init__()
+        in_shape = tuple(int(s) for s in in_shape)
+        if block not in _BLOCKS:
+            raise ValueError(f"Unknown block {block!r}; expected one of {sorted(_BLOCKS)}.")
+        ops = _Ops(len(in_shape) - 1)
+        block_cls = _BLOCKS[block]
+        self.preact = block == "preact"
+        self.stem = ops.conv3x3(in_shape[0], width)
+        # The pre-activation design normalises inside each block, so its stem is a bare conv.
+        self.stem_norm = nn.Identity() if self.preact else ops.norm(width)
+        self.stem_act = nn.Identity() if self.preact else nn.ReLU(inplace=True)
+        stages, in_channels = [], width
+        for index in range(_N_STAGES):
+            planes = width * 2**index
+            stride = 1 if index == 0 else 2
+            layers = []
+            for block_index in range(n_blocks):
+                layers.append(
+                    block_cls(ops, in_channels, planes, stride if block_index == 0 else 1, dropout)
+                )
+                in_channels = planes * block_cls.expansion
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.final_norm = ops.norm(in_channels) if self.preact else nn.Identity()
+        self.final_act = nn.ReLU(inplace=True) if self.preact else nn.Identity()
+        self.pool = ops.pool_cls(1)
+        self.head = nn.Linear(in_channels, n_outputs)
+        self._init_weights(zero_init_last)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_last:
+            for module in self.modules():
+                if hasattr(module, "zero_init_last"):
+                    module.zero_init_last()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map after the last stage (and the final pre-activation)."""
+        x = self.stem_act(self.stem_norm(self.stem(x)))
+        return self.final_act(self.final_norm(self.stages(x)))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Global average pooling and the linear head."""
+        return self.head(self.pool(features).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,137 @@
+"""Residual multi-layer perceptron for tabular rows.
+
+Each block computes ``x + Dropout(Linear(Dropout(act(Linear(Norm(x))))))``: a pre-norm
+residual branch added to the identity, so a deep stack can fall back to the identity
+and still train (He et al., 2016; Gorishniy et al., 2021).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth", "mlp_valid_depths"]
+
+_NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+# A bottleneck block narrows its hidden layer by He's factor of four.
+_BOTTLENECK_FACTOR = 4
+
+
+def mlp_blocks_for_depth(depth: int) -> int:
+    """Return the number of residual blocks of an MLP with ``depth`` weight layers.
+
+    The stem and the head are one linear layer each and every block holds two,
+    so ``depth = 2 * n_blocks + 2``.
+
+    Raises
+    ------
+    ValueError
+        If ``depth`` fits no residual MLP.
+    """
+    if depth < 4 or depth % 2:
+        raise ValueError(f"depth={depth} fits no residual MLP (2n+2, n >= 1).")
+    return (depth - 2) // 2
+
+
+def mlp_valid_depths(limit: int) -> list[int]:
+    """Valid MLP depths up to ``limit`` (inclusive)."""
+    return list(range(4, limit + 1, 2))
+
+
+class ResidualMLPBlock(nn.Module):
+    """Pre-norm residual block ``x + Dropout(Linear(Dropout(act(Linear(Norm(x))))))``.
+
+    Parameters
+    ----------
+    width : int
+        Size of the residual stream.
+    hidden : int
+        Size of the branch's hidden layer.
+    dropout : float
+        Dropout probability inside the residual branch.
+    norm : {"layer", "batch"}
+        Normalisation applied to the branch input.
+    activation : {"relu", "gelu", "silu"}
+        Non-linearity between the branch's two linear layers.
+    """
+
+    def __init__(self, width: int, hidden: int, dropout: float, norm: str, activation: str):
+        super().__init__()
+        self.norm = _NORMS[norm](width)
+        self.linear1 = nn.Linear(width, hidden)
+        self.act = _ACTIVATIONS[activation]()
+        self.drop1 = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(hidden, width)
+        self.drop2 = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch = self.drop1(self.act(self.linear1(self.norm(x))))
+        return x + self.drop2(self.linear2(branch))
+
+
+class ResidualMLP(nn.Module):
+    """Residual MLP: linear stem, ``n_blocks`` pre-norm residual blocks, norm-act-linear head.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of input features.
+    n_outputs : int
+        Number of outputs (logits or regression targets).
+    n_blocks : int
+        Number of residual blocks; the network has ``2 * n_blocks + 2`` weight layers.
+    width : int, default=256
+        Width of the residual stream.
+    block : {"basic", "preact", "bottleneck"}, default="basic"
+        ``"basic"`` and ``"preact"`` build the same pre-norm block (an MLP block is
+        pre-activation by construction); ``"bottleneck"`` narrows the branch's hidden
+        layer to ``width // 4``.
+    dropout : float, default=0.0
+        Dropout probability inside the residual branches.
+    norm : {"layer", "batch"}, default="layer"
+        Normalisation layer.
+    activation : {"relu", "gelu", "silu"}, default="relu"
+        Non-linearity.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = ResidualMLP(n_inputs=10, n_outputs=3, n_blocks=2, width=32)
+    >>> net(torch.zeros(4, 10)).shape
+    torch.Size([4, 3])
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        n_blocks: int,
+        width: int = 256,
+        block: str = "basic",
+        dropout: float = 0.0,
+        norm: str = "layer",
+        activation: str = "relu",
+    ):
+        super().__init__()
+        if block not in ("basic", "preact", "bottleneck"):
+            raise ValueError(f"Unknown block {block!r}; expected 'basic', 'preact' or 'bottleneck'.")
+        hidden = max(1, width // _BOTTLENECK_FACTOR) if block == "bottleneck" else width
+        self.stem = nn.Linear(n_inputs, width)
+        self.blocks = nn.Sequential(
+            *(ResidualMLPBlock(width, hidden, dropout, norm, activation) for _ in range(n_blocks))
+        )
+        self.head_norm = _NORMS[norm](width)
+        self.head_act = _ACTIVATIONS[activation]()
+        self.head = nn.Linear(width, n_outputs)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual stream after the last block, before the head."""
+        return self.blocks(self.stem(x.flatten(1)))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Map features to outputs (logits for classification)."""
+        return self.head(self.head_act(self.head_norm(features)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,182 @@
+"""In-memory batches by tensor slicing.
+
+X, y and sample weights become tensors once per fit, on the training device when they
+fit there; every epoch draws one shuffled index from a seeded generator and yields
+batches as slices of it. There is no per-sample ``Dataset.__getitem__`` and no collate
+step, which is where stock data loaders spend their time on tabular data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+__all__ = ["TensorData", "SliceBatches", "as_tensor", "batched_inference", "device_fits"]
+
+# Keep at most this share of free accelerator memory for one fit's data.
+_DEVICE_MEMORY_SHARE = 0.5
+# Inference batches are padded to a multiple of this many rows, and at least
+# _MIN_ROWS: CPU GEMM kernels then take the same path for every batch, so a
+# sample's prediction does not depend on how many rows it was predicted with.
+_ROW_MULTIPLE = 8
+_MIN_ROWS = 16
+
+
+def _pad_rows(x: torch.Tensor) -> torch.Tensor:
+    rows = len(x)
+    target = max(_MIN_ROWS, -(-rows // _ROW_MULTIPLE) * _ROW_MULTIPLE)
+    if target == rows:
+        return x
+    return torch.cat([x, x.new_zeros(target - rows, *x.shape[1:])])
+
+
+def as_tensor(array: np.ndarray, dtype: torch.dtype, device: str = "cpu") -> torch.Tensor:
+    """Convert a numpy array to a tensor without warnings for read-only memory."""
+    array = np.asarray(array)
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array).copy()
+    return torch.from_numpy(array).to(device=device, dtype=dtype)
+
+
+def device_fits(n_bytes: int, device: str) -> bool:
+    """Whether ``n_bytes`` of training data can live on ``device`` for a whole fit."""
+    if not device.startswith("cuda"):
+        return True
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return n_bytes <= _DEVICE_MEMORY_SHARE * free
+
+
+class TensorData:
+    """Training data held as tensors: inputs, targets and optional sample weights.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        Inputs, first dimension is the sample.
+    y : torch.Tensor
+        Targets (class indices or standardised values).
+    weight : torch.Tensor or None
+        Per-sample loss weights with mean one, or ``None`` for equal weights.
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None):
+        self.X, self.y, self.weight = X, y, weight
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def subset(self, index: torch.Tensor) -> TensorData:
+        weight = None if self.weight is None else self.weight[index]
+        return TensorData(self.X[index], self.y[index], weight)
+
+    def to(self, device: str) -> TensorData:
+        weight = None if self.weight is None else self.weight.to(device)
+        return TensorData(self.X.to(device), self.y.to(device), weight)
+
+    @property
+    def n_bytes(self) -> int:
+        tensors = [self.X, self.y] + ([] if self.weight is None else [self.weight])
+        return sum(t.element_size() * t.nelement() for t in tensors)
+
+
+class SliceBatches:
+    """Iterate over ``(X, (y, weight))`` mini-batches by slicing tensors.
+
+    Used as skorch's ``iterator_train`` and ``iterator_valid``: skorch calls it with
+    the dataset and the batch size and iterates over it once per epoch.
+
+    Parameters
+    ----------
+    dataset : TensorData
+        The data to iterate over.
+    batch_size : int
+        Samples per batch.
+    shuffle : bool, default=False
+        Draw a new permutation every epoch.
+    generator : torch.Generator, optional
+        Seeded CPU generator for the permutations.
+    device : str, default="cpu"
+        Device the batches are moved to (a no-op when the data already lives there).
+
+    Notes
+    -----
+    When shuffling, a last batch of one sample is merged into the previous one, so
+    batch normalisation never sees a batch of size one.
+    """
+
+    def __init__(
+        self,
+        dataset: TensorData,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        device: str = "cpu",
+    ):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator
+        self.device = device
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        n = len(self.dataset)
+        starts = list(range(0, n, self.batch_size))
+        bounds = [(s, min(s + self.batch_size, n)) for s in starts]
+        if self.shuffle and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+            bounds[-2:] = [(bounds[-2][0], n)]
+        return bounds
+
+    def __len__(self) -> int:
+        return len(self._bounds())
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]]:
+        data = self.dataset
+        if self.shuffle:
+            order = torch.randperm(len(data), generator=self.generator)
+            order = order.to(data.X.device, non_blocking=True)
+            take = data.X.index_select
+            X, y = take(0, order), data.y.index_select(0, order)
+            weight = None if data.weight is None else data.weight.index_select(0, order)
+        else:
+            X, y, weight = data.X, data.y, data.weight
+        device = self.device
+        for start, stop in self._bounds():
+            xb = X[start:stop].to(device, non_blocking=True)
+            yb = y[start:stop].to(device, non_blocking=True)
+            wb = None if weight is None else weight[start:stop].to(device, non_blocking=True)
+            yield xb, (yb, wb)
+
+
+def batched_inference(
+    module: torch.nn.Module,
+    X: np.ndarray,
+    *,
+    device: str,
+    batch_size: int,
+    autocast: Callable[[], object] | None = None,
+    in_shape: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Run ``module`` over ``X`` in large batches and return float64 outputs.
+
+    Runs under ``torch.inference_mode()`` with the module in evaluation mode; each
+    batch is converted from numpy, reshaped to ``(-1, *in_shape)`` and moved to
+    ``device`` on its own, so peak memory is bounded by the output plus one batch.
+    """
+    module.eval()
+    n = len(X)
+    outputs = None
+    context = autocast or nullcontext
+    with torch.inference_mode(), context():
+        for start in range(0, n, batch_size):
+            xb = as_tensor(X[start : start + batch_size], torch.float32, device)
+            rows = len(xb)
+            if in_shape is not None:
+                xb = xb.reshape(rows, *in_shape)
+            out = module(_pad_rows(xb))[:rows].float().cpu().numpy()
+            if outputs is None:
+                outputs = np.empty((n, *out.shape[1:]), dtype=np.float64)
+            outputs[start : start + len(out)] = out
+    return outputs

@@ -1,0 +1,95 @@
+"""Device and precision resolution.
+
+``device="auto"`` picks CUDA, then Apple's MPS, then the CPU. An unavailable device
+raises a ``ValueError`` that lists the devices this machine has.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "available_devices",
+    "autocast_dtype",
+    "is_available",
+    "resolve_device",
+    "resolve_precision",
+]
+
+_PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def available_devices() -> list[str]:
+    """Devices usable on this machine, e.g. ``['cpu', 'cuda', 'cuda:0']``."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+        devices.extend(f"cuda:{index}" for index in range(torch.cuda.device_count()))
+    if _mps_available():
+        devices.append("mps")
+    return devices
+
+
+def is_available(device: str) -> bool:
+    """Whether ``device`` (a string such as ``"cuda:0"``) can be used here."""
+    return device in available_devices()
+
+
+def resolve_device(device: str, *, owner: str = "estimator") -> str:
+    """Turn the ``device`` parameter into a concrete device string.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    owner : str
+        Name used in the error message.
+
+    Returns
+    -------
+    str
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Raises
+    ------
+    ValueError
+        If the device is unknown or not available, naming the available ones.
+    """
+    available = available_devices()
+    if device == "auto":
+        if "cuda" in available:
+            return "cuda"
+        return "mps" if "mps" in available else "cpu"
+    if device not in available:
+        raise ValueError(
+            f"The 'device' parameter of {owner} is {device!r}, which is not available "
+            f"on this machine; available: {available}."
+        )
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Turn the ``precision`` parameter into ``"32"``, ``"bf16"`` or ``"16"``.
+
+    ``"auto"`` is bf16 on CUDA devices that support it and fp32 everywhere else.
+    """
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "32"
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype for a resolved precision (``None`` for fp32)."""
+    return _PRECISIONS[precision]
+
+
+def device_type(device: str) -> str:
+    """``"cuda:1"`` -> ``"cuda"``."""
+    return torch.device(device).type

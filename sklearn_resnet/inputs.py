@@ -1,0 +1,165 @@
+"""Input checks shared by the estimators: X and its shape, sample weights, seeds, splits.
+
+Everything here runs before any training, so bad input fails fast and leaves the
+estimator untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_sample_weight,
+    _check_y,
+    check_array,
+    check_consistent_length,
+    validate_data,
+)
+
+__all__ = [
+    "check_input_shape",
+    "resolve_seed",
+    "sample_weights",
+    "spawn_seeds",
+    "split_indices",
+    "validate_X",
+]
+
+# sklearn's own wording for a feature-count mismatch.
+_N_FEATURES_MESSAGE = "X has {got} features, but {name} is expecting {expected} features as input."
+
+
+def _ndim(X) -> int:
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        ndim = np.ndim(np.asarray(X, dtype=object))
+    return ndim
+
+
+def validate_X(estimator, X, y="no_validation", *, reset: bool, y_kwargs: dict | None = None):
+    """Validate X (and y) as float32 and record ``n_features_in_`` when ``reset``.
+
+    Two-dimensional input goes through sklearn's ``validate_data`` (feature names,
+    NaN/inf, dtype and feature-count messages). Input with three or more dimensions
+    (``(n, C, L)`` signals, ``(n, C, H, W)`` images) is checked the same way; its
+    ``n_features_in_`` is the number of values per sample.
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n_samples, ...)
+    y : ndarray or None
+    """
+    kwargs = {"dtype": np.float32, "accept_sparse": False}
+    with_y = not (isinstance(y, str) and y == "no_validation")
+    if _ndim(X) < 3:
+        if with_y:
+            return validate_data(estimator, X, y, reset=reset, **kwargs, **(y_kwargs or {}))
+        return validate_data(estimator, X, reset=reset, **kwargs), None
+    X = check_array(X, allow_nd=True, **kwargs, input_name="X")
+    if with_y:
+        if y is None:
+            raise ValueError(
+                f"{type(estimator).__name__} requires y to be passed, but the target y is None."
+            )
+        y = _check_y(y, **(y_kwargs or {}), estimator=estimator)
+        check_consistent_length(X, y)
+    n_values = math.prod(X.shape[1:])
+    if reset:
+        _check_feature_names(estimator, X, reset=True)
+        estimator.n_features_in_ = n_values
+    elif n_values != estimator.n_features_in_:
+        raise ValueError(
+            _N_FEATURES_MESSAGE.format(
+                got=n_values, name=type(estimator).__name__, expected=estimator.n_features_in_
+            )
+        )
+    return X, y
+
+
+def check_input_shape(input_shape, n_features: int, owner: str) -> tuple[int, ...]:
+    """Validate the ``input_shape`` parameter against the number of features."""
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(s, Integral) and s > 0 for s in shape):
+        raise ValueError(
+            f"The 'input_shape' parameter of {owner} must be a tuple of positive ints "
+            f"such as (1, 8, 8) or (1, 40). Got {input_shape!r} instead."
+        )
+    if math.prod(shape) != n_features:
+        raise ValueError(
+            f"The 'input_shape' parameter of {owner} is {shape}, which holds "
+            f"{math.prod(shape)} values per sample, but X has {n_features} features."
+        )
+    return tuple(int(s) for s in shape)
+
+
+def resolve_seed(random_state) -> int:
+    """An integer seed from ``random_state``; ``None`` draws one from OS entropy.
+
+    Neither numpy's nor torch's global generator is touched.
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(random_state, Integral):
+        return int(random_state)
+    return int(random_state.randint(np.iinfo(np.int32).max))
+
+
+def spawn_seeds(seed: int, count: int) -> list[int]:
+    """``count`` independent 63-bit seeds derived from ``seed``."""
+    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
+    return [int(s % (2**63)) for s in state]
+
+
+def sample_weights(sample_weight, X, extra: np.ndarray | None = None) -> np.ndarray | None:
+    """Combine ``sample_weight`` and per-sample class weights into loss weights.
+
+    Returns ``None`` when every weight is equal (the plain mean loss), otherwise
+    float64 weights; zero weights are kept here and dropped by the caller.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, negative or non-finite weights, or no positive weight.
+    """
+    if sample_weight is None and extra is None:
+        return None
+    weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if extra is not None:
+        weight = weight * extra
+    if not np.all(np.isfinite(weight)):
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if not np.any(weight > 0):
+        raise ValueError("sample_weight must contain at least one positive value.")
+    if np.all(weight == weight[0]):
+        return None
+    return weight
+
+
+def split_indices(n: int, fraction: float, seed: int, stratify=None):
+    """Train and validation indices for early stopping.
+
+    Stratified on ``stratify`` (class labels) when every class has at least two
+    samples and the validation part can hold one of each.
+
+    Raises
+    ------
+    ValueError
+        If either part would be empty.
+    """
+    n_valid = math.ceil(fraction * n)
+    if n_valid < 1 or n - n_valid < 1:
+        raise ValueError(
+            f"early_stopping needs a validation set, but validation_fraction={fraction} "
+            f"of {n} samples leaves one part empty; use more data or early_stopping=False."
+        )
+    if stratify is not None:
+        _, counts = np.unique(stratify, return_counts=True)
+        if counts.min() < 2 or n_valid < len(counts) or n - n_valid < len(counts):
+            stratify = None
+    return train_test_split(
+        np.arange(n), test_size=n_valid, random_state=seed % (2**32), stratify=stratify
+    )

@@ -1,0 +1,392 @@
+"""The training engine: a skorch ``NeuralNet`` configured for residual networks.
+
+This is the only module that imports skorch. :func:`build_net` turns a
+:class:`TrainingPlan` into an initialised net; :func:`run_epochs` trains it on
+:class:`~sklearn_resnet.data.TensorData` through sliced batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+
+from .data import SliceBatches, TensorData
+from .device import autocast_dtype, device_type
+
+__all__ = [
+    "LRSchedule",
+    "OPTIMIZERS",
+    "ResNetNet",
+    "TrainingPlan",
+    "ValidationScore",
+    "build_net",
+    "move_net",
+    "run_epochs",
+    "seeded",
+]
+
+logger = logging.getLogger("sklearn_resnet")
+
+#: Optimizer classes with their defaults for ``lr=None`` / ``weight_decay=None``.
+OPTIMIZERS = {
+    "adamw": (torch.optim.AdamW, {"lr": 1e-3, "weight_decay": 1e-2}, {}),
+    "adam": (torch.optim.Adam, {"lr": 1e-3, "weight_decay": 0.0}, {}),
+    "sgd": (torch.optim.SGD, {"lr": 0.1, "weight_decay": 1e-4}, {"momentum": 0.9, "nesterov": True}),
+}
+
+#: Share of the planned optimisation steps spent on linear warm-up.
+WARMUP_FRACTION = 0.05
+#: Relative improvement of the validation loss that counts as progress.
+EARLY_STOPPING_THRESHOLD = 1e-4
+
+
+@contextmanager
+def seeded(seed: int, device: str):
+    """Seed torch for weight init and dropout, restoring every global RNG afterwards."""
+    on_cuda = device_type(device) == "cuda"
+    devices = [torch.device(device).index or 0] if on_cuda else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        if on_cuda:
+            with torch.cuda.device(devices[0]):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def schedule_factor(kind: str, step: int, total_steps: int) -> float:
+    """Learning-rate multiplier at optimisation ``step`` of ``total_steps``.
+
+    ``"constant"``: 1. ``"cosine"``: linear warm-up over the first 5 % of the steps,
+    then cosine decay to zero (Loshchilov & Hutter, 2017; Goyal et al., 2017).
+    ``"step"``: He et al.'s division by 10 at 50 % and 75 % of the steps.
+    """
+    if kind == "constant" or total_steps <= 0:
+        return 1.0
+    progress = min(step / total_steps, 1.0)
+    if kind == "step":
+        return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+    warmup = max(1, round(WARMUP_FRACTION * total_steps))
+    if step < warmup:
+        return (step + 1) / warmup
+    decay = (step - warmup) / max(1, total_steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(decay, 1.0)))
+
+
+class LRSchedule(Callback):
+    """Set the learning rate before every training batch from :func:`schedule_factor`.
+
+    The net's ``schedule_steps_`` gives the planned number of steps; ``None`` holds
+    the base learning rate (as in ``partial_fit``).
+    """
+
+    def __init__(self, kind: str = "cosine"):
+        self.kind = kind
+
+    def on_train_begin(self, net, **kwargs):
+        self.step_ = 0
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if not training:
+            return
+        total = getattr(net, "schedule_steps_", None)
+        factor = 1.0 if total is None else schedule_factor(self.kind, self.step_, total)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = net.lr * factor
+        self.step_ += 1
+
+
+class ValidationScore(Callback):
+    """Record ``valid_score`` every epoch: accuracy (classification) or R² (regression).
+
+    Sums are accumulated on the device and read once per epoch, so there is no
+    host synchronisation per batch.
+    """
+
+    def __init__(self, task: str):
+        self.task = task
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.sums_ = None
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training:
+            return
+        _, (target, weight) = batch
+        y_pred = y_pred.detach().float()
+        if weight is None:
+            weight = torch.ones(len(target), device=y_pred.device)
+        weight = weight.float()
+        if self.task == "classification":
+            correct = (y_pred.argmax(1) == target).float()
+            sums = torch.stack([(weight * correct).sum(), weight.sum()])
+        else:
+            target = target.float().reshape(y_pred.shape)
+            w = weight.reshape(-1, 1)
+            sums = torch.stack(
+                [
+                    (w * (target - y_pred) ** 2).sum(0),
+                    (w * target).sum(0),
+                    (w * target**2).sum(0),
+                    w.sum(0).expand(target.shape[1]),
+                ]
+            )
+        self.sums_ = sums if self.sums_ is None else self.sums_ + sums
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.sums_ is None:
+            return
+        sums = self.sums_.double().cpu().numpy()
+        if self.task == "classification":
+            score = float(sums[0] / sums[1])
+        else:
+            residual, total, total_sq, weight = sums
+            variance = total_sq - total**2 / weight
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r2 = np.where(variance > 0, 1.0 - residual / variance, 0.0)
+            score = float(np.mean(r2))
+        net.history.record("valid_score", score)
+
+
+class EpochProgress(Callback):
+    """A tqdm progress bar over epochs with the latest losses (``verbose >= 1``)."""
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        total = getattr(net, "planned_epochs_", None)
+        self.bar_ = tqdm(total=total, unit="epoch", leave=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        postfix = {key: f"{row[key]:.4f}" for key in ("train_loss", "valid_loss") if key in row}
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+        del self.bar_
+
+
+class EpochLog(Callback):
+    """Send one line per epoch to the ``sklearn_resnet`` logger at DEBUG level."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if logger.isEnabledFor(logging.DEBUG):
+            row = net.history[-1]
+            keys = ("epoch", "train_loss", "valid_loss", "valid_score", "dur")
+            logger.debug(" ".join(f"{k}={row[k]:.5g}" for k in keys if k in row))
+
+
+class ResNetNet(NeuralNet):
+    """skorch ``NeuralNet`` with weighted losses, autocast and sliced-batch data.
+
+    Batches are ``(X, (y, weight))``; the criterion is built with
+    ``reduction="none"`` and :meth:`get_loss` takes the weighted mean.
+    """
+
+    def __init__(self, *args, precision: str = "32", **kwargs):
+        self.precision = precision
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _default_callbacks(self):
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+        ]
+
+    def initialize(self):
+        super().initialize()
+        dtype = autocast_dtype(self.precision)
+        use_scaler = dtype is torch.float16 and device_type(self.device) == "cuda"
+        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        return self
+
+    def autocast(self):
+        """Autocast context for the configured precision (a no-op for fp32)."""
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type(self.device), dtype=dtype)
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, TensorData):
+            return X
+        return super().get_dataset(X, y)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        target, weight = y_true
+        loss = self.criterion_(y_pred.float(), target)
+        if loss.ndim > 1:
+            loss = loss.mean(dim=tuple(range(1, loss.ndim)))
+        if weight is None:
+            return loss.mean()
+        return (loss * weight).mean()
+
+    def infer(self, x, **fit_params):
+        with self.autocast():
+            return self.module_(x)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = batch
+        y_pred = self.infer(Xi)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        scaler = self.grad_scaler_
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _step_optimizer(self, step_fn):
+        scaler = self.grad_scaler_
+        if scaler is None:
+            return super()._step_optimizer(step_fn)
+        step_fn()
+        for name in self._optimizers:
+            scaler.step(getattr(self, name + "_"))
+        scaler.update()
+        return None
+
+    def __getstate__(self):
+        # Tensors are pickled for the CPU so that a GPU-fitted model loads anywhere
+        # without a device warning; the estimator moves them back where it can.
+        state = super().__getstate__()
+        state["device"] = "cpu"
+        return state
+
+
+@dataclass
+class TrainingPlan:
+    """Everything :func:`build_net` needs, resolved from the estimator's parameters."""
+
+    task: str
+    optimizer: str
+    lr: float
+    weight_decay: float
+    lr_schedule: str
+    batch_size: int
+    max_epochs: int
+    early_stopping: bool
+    n_iter_no_change: int
+    device: str
+    precision: str
+    compile: bool
+    shuffle_seed: int
+    verbose: int = 0
+    label_smoothing: float = 0.0
+    callbacks: list = field(default_factory=list)
+
+
+def _criterion(plan: TrainingPlan):
+    if plan.task == "classification":
+        return partial(
+            torch.nn.CrossEntropyLoss, reduction="none", label_smoothing=plan.label_smoothing
+        )
+    return partial(torch.nn.MSELoss, reduction="none")
+
+
+def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
+    """Create and initialise the skorch net that trains ``module`` according to ``plan``."""
+    optimizer_cls, _, optimizer_extra = OPTIMIZERS[plan.optimizer]
+    generator = torch.Generator().manual_seed(plan.shuffle_seed)
+    callbacks = [
+        ("lr_schedule", LRSchedule(plan.lr_schedule)),
+        ("valid_score", ValidationScore(plan.task)),
+        ("epoch_log", EpochLog()),
+    ]
+    if plan.early_stopping:
+        stopper = EarlyStopping(
+            monitor="valid_loss",
+            patience=plan.n_iter_no_change,
+            threshold=EARLY_STOPPING_THRESHOLD,
+            threshold_mode="rel",
+            load_best=True,
+            sink=logger.info,
+        )
+        callbacks.append(("early_stopping", stopper))
+    if plan.verbose >= 1:
+        callbacks.append(("progress", EpochProgress()))
+    if plan.verbose >= 2:
+        from tqdm.auto import tqdm
+
+        callbacks.append(("print_log", PrintLog(sink=tqdm.write)))
+    callbacks.extend(plan.callbacks)
+    optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_extra.items()}
+    net = ResNetNet(
+        module,
+        criterion=_criterion(plan),
+        optimizer=optimizer_cls,
+        optimizer__weight_decay=plan.weight_decay,
+        **optimizer_params,
+        lr=plan.lr,
+        max_epochs=plan.max_epochs,
+        batch_size=plan.batch_size,
+        iterator_train=SliceBatches,
+        iterator_train__shuffle=True,
+        iterator_train__generator=generator,
+        iterator_train__device=plan.device,
+        iterator_valid=SliceBatches,
+        iterator_valid__device=plan.device,
+        train_split=None,
+        callbacks=callbacks,
+        device=plan.device,
+        precision=plan.precision,
+        compile=plan.compile,
+        verbose=plan.verbose,
+    )
+    return net.initialize()
+
+
+def run_epochs(
+    net: ResNetNet,
+    train: TensorData,
+    valid: TensorData | None,
+    epochs: int,
+    *,
+    schedule: bool,
+) -> None:
+    """Train ``net`` for up to ``epochs`` epochs on ``train``, validating on ``valid``.
+
+    With ``schedule=False`` the learning rate stays at its base value (``partial_fit``).
+    Early stopping, if configured, ends training early and restores the best weights.
+    """
+    if valid is None and dict(net.callbacks_).get("early_stopping") is not None:
+        # Nothing to monitor: partial_fit trains without a validation set.
+        net.set_params(callbacks__early_stopping=None)
+    n_batches = len(SliceBatches(train, net.batch_size, shuffle=True))
+    net.schedule_steps_ = epochs * n_batches if schedule else None
+    net.planned_epochs_ = epochs
+    net.train_split = None if valid is None else partial(_fixed_split, valid=valid)
+    try:
+        net.partial_fit(train, None, epochs=epochs)
+    finally:
+        # Do not keep references to the data (or pickle them with the model).
+        net.train_split = None
+        for _, callback in net.callbacks_:
+            if isinstance(callback, EarlyStopping):
+                callback.best_model_weights_ = None
+
+
+def _fixed_split(dataset, y=None, *, valid):
+    return dataset, valid
+
+
+def move_net(net: ResNetNet, device: str) -> None:
+    """Move a fitted net (module, criterion, optimizer state, batches) to ``device``."""
+    net.device = device
+    net.iterator_train__device = device
+    net.iterator_valid__device = device
+    net.module_.to(device)
+    net.criterion_.to(device)
+    for state in net.optimizer_.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.ndim > 0:
+                state[key] = value.to(device)
