@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-__all__ = ["TensorData", "SliceBatches", "as_tensor", "batched_inference", "device_fits"]
+__all__ = ["SliceBatches", "TensorData", "as_tensor", "batched_inference", "device_fits"]
 
 # Keep at most this share of free accelerator memory for one fit's data.
 _DEVICE_MEMORY_SHARE = 0.5

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 __all__ = [
-    "available_devices",
     "autocast_dtype",
+    "available_devices",
     "is_available",
     "resolve_device",
     "resolve_precision",

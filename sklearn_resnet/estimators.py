@@ -20,15 +20,26 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _docs
-from .backbones import BACKBONE_DEFAULTS, blocks_for_depth, build_backbone, depth_formula
-from .backbones import nearest_depths
+from .backbones import (
+    BACKBONE_DEFAULTS,
+    blocks_for_depth,
+    build_backbone,
+    depth_formula,
+    nearest_depths,
+)
 from .data import TensorData, as_tensor, batched_inference, device_fits
 from .device import is_available, resolve_device, resolve_precision
-from .inputs import check_input_shape, resolve_seed, sample_weights, spawn_seeds
-from .inputs import split_indices, validate_X
+from .inputs import (
+    check_input_shape,
+    resolve_seed,
+    sample_weights,
+    spawn_seeds,
+    split_indices,
+    validate_X,
+)
 from .training import OPTIMIZERS, TrainingPlan, build_net, move_net, run_epochs, seeded
 
-__all__ = ["ResNetClassifier", "ResNetRegressor"]
+__all__ = ["ResNetClassifier", "ResNetRegressor", "expected_failed_checks"]
 
 #: Defaults for ``None`` parameters, per backbone: one table for docs, fit and search.
 _DEFAULTS = {
@@ -48,6 +59,27 @@ def auto_batch_size(n_samples: int) -> int:
     if n_samples < 8 * low:
         return low
     return int(min(high, 2 ** int(np.log2(n_samples / 8))))
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """scikit-learn estimator checks that cannot pass, with the reason.
+
+    Pass the result as ``expected_failed_checks`` to
+    :func:`sklearn.utils.estimator_checks.check_estimator` or
+    ``parametrize_with_checks``. scikit-learn's own ``MLPClassifier`` lists the same.
+
+    Examples
+    --------
+    >>> from sklearn_resnet import ResNetClassifier
+    >>> sorted(expected_failed_checks(ResNetClassifier()))
+    ['check_sample_weight_equivalence_on_dense_data']
+    """
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Mini-batch training sees a sample of weight k once per epoch with k times the "
+            "loss, not k times per epoch, so weights are not equivalent to repeated rows."
+        )
+    }
 
 
 class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
@@ -132,6 +164,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def _validate_targets(self, X, y, *, reset: bool, classes=None):
         """Validate X and y together; return X, encoded y and per-sample extra weights."""
 
+    def _scale_targets(self, y, weight, *, reset: bool):
+        """Map validated targets to what the network learns (identity by default)."""
+        return y
+
     @abstractmethod
     def _n_network_outputs(self) -> int:
         """Number of outputs of the network's head."""
@@ -179,6 +215,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         if weight is not None:
             keep = np.flatnonzero(weight > 0)
             X, y, weight = X[keep], y[keep], weight[keep] / weight[keep].mean()
+        y = self._scale_targets(y, weight, reset=not warm)
         if not warm:
             self._resolve_architecture(X, owner)
             self.device_ = resolve_device(self.device, owner=owner)
@@ -262,7 +299,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             task=self._task,
             optimizer=self.optimizer,
             lr=defaults["lr"] if self.lr is None else self.lr,
-            weight_decay=defaults["weight_decay"] if self.weight_decay is None else self.weight_decay,
+            weight_decay=defaults["weight_decay"]
+            if self.weight_decay is None
+            else self.weight_decay,
             lr_schedule=self.lr_schedule,
             batch_size=min(int(batch_size), n_train),
             max_epochs=max_epochs,
@@ -330,7 +369,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def validation_scores_(self) -> list[float] | None:
-        """Validation accuracy (classifier) or R² (regressor) per epoch; ``None`` without early stopping."""
+        """Validation accuracy (classifier) or R² (regressor) per epoch.
+
+        ``None`` when the fit held out no validation set (no early stopping).
+        """
         scores = [row.get("valid_score") for row in self.history_]
         return None if all(s is None for s in scores) else scores
 
@@ -342,7 +384,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def best_epoch_(self) -> int:
-        """Epoch (1-based) whose weights the model holds: the lowest validation loss, or the last."""
+        """Epoch (1-based) whose weights the model holds.
+
+        The epoch of the lowest validation loss with early stopping, else the last one.
+        """
         best = [row["epoch"] for row in self.history_ if row.get("valid_loss_best")]
         return int(best[-1]) if best else self.n_iter_
 
@@ -452,7 +497,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
     def _validate_targets(self, X, y, *, reset: bool, classes=None):
         X, y = validate_X(self, X, y, reset=reset)
         y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] > 1 or type_of_target(y) == "multilabel-indicator":
+        if (y.ndim == 2 and y.shape[1] > 1) or type_of_target(y) == "multilabel-indicator":
             raise ValueError(
                 f"{type(self).__name__} does not support multilabel or multi-output targets; "
                 f"got y of shape {y.shape}."
@@ -485,7 +530,11 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         return len(self.classes_)
 
     def decision_function(self, X):
-        """Logits: shape (n_samples,) for two classes (positive minus negative), else (n_samples, n_classes)."""
+        """Logits of the classes.
+
+        Shape (n_samples,) for two classes (positive minus negative logit), else
+        (n_samples, n_classes).
+        """
         logits = self._forward(X)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
@@ -590,15 +639,20 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         if reset:
             self._y_ndim = y.ndim
             self.n_outputs_ = y2d.shape[1]
-            self._y_mean = y2d.mean(axis=0)
-            scale = y2d.std(axis=0)
-            self._y_scale = np.where(scale > 0, scale, 1.0)
         elif y2d.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"y has {y2d.shape[1]} outputs, but {type(self).__name__} was fitted with "
                 f"{self.n_outputs_}."
             )
-        return X, (y2d - self._y_mean) / self._y_scale, None
+        return X, y2d, None
+
+    def _scale_targets(self, y, weight, *, reset: bool):
+        """Standardise targets with their (weighted) mean and standard deviation."""
+        if reset:
+            self._y_mean = np.average(y, axis=0, weights=weight)
+            scale = np.sqrt(np.average((y - self._y_mean) ** 2, axis=0, weights=weight))
+            self._y_scale = np.where(scale > 0, scale, 1.0)
+        return (y - self._y_mean) / self._y_scale
 
     def _n_network_outputs(self) -> int:
         return self.n_outputs_

@@ -22,8 +22,8 @@ from .data import SliceBatches, TensorData
 from .device import autocast_dtype, device_type
 
 __all__ = [
-    "LRSchedule",
     "OPTIMIZERS",
+    "LRSchedule",
     "ResNetNet",
     "TrainingPlan",
     "ValidationScore",
@@ -39,9 +39,15 @@ logger = logging.getLogger("sklearn_resnet")
 OPTIMIZERS = {
     "adamw": (torch.optim.AdamW, {"lr": 1e-3, "weight_decay": 1e-2}, {}),
     "adam": (torch.optim.Adam, {"lr": 1e-3, "weight_decay": 0.0}, {}),
-    "sgd": (torch.optim.SGD, {"lr": 0.1, "weight_decay": 1e-4}, {"momentum": 0.9, "nesterov": True}),
+    "sgd": (
+        torch.optim.SGD,
+        {"lr": 0.1, "weight_decay": 1e-4},
+        {"momentum": 0.9, "nesterov": True},
+    ),
 }
 
+#: Devices on which the optimizers run as one fused kernel.
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 #: Share of the planned optimisation steps spent on linear warm-up.
 WARMUP_FRACTION = 0.05
 #: Relative improvement of the validation loss that counts as progress.
@@ -320,6 +326,9 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
         callbacks.append(("print_log", PrintLog(sink=tqdm.write)))
     callbacks.extend(plan.callbacks)
     optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_extra.items()}
+    if device_type(plan.device) in FUSED_OPTIMIZER_DEVICES:
+        # One fused kernel per step instead of a Python loop over parameters.
+        optimizer_params["optimizer__fused"] = True
     net = ResNetNet(
         module,
         criterion=_criterion(plan),

@@ -46,9 +46,7 @@ def blocks_for_depth(kind: str, depth: int, block: str) -> int:
 def nearest_depths(kind: str, depth: int, block: str, count: int = 5) -> list[int]:
     """The ``count`` valid depths closest to ``depth``, in increasing order."""
     limit = max(depth, 20) * 2 + 20
-    valid = (
-        mlp_valid_depths(limit) if kind == "mlp" else cnn_valid_depths(block, max(limit, 200))
-    )
+    valid = mlp_valid_depths(limit) if kind == "mlp" else cnn_valid_depths(block, max(limit, 200))
     closest = sorted(valid, key=lambda d: (abs(d - depth), d))[:count]
     return sorted(closest)
 

@@ -115,7 +115,9 @@ class ResidualMLP(nn.Module):
     ):
         super().__init__()
         if block not in ("basic", "preact", "bottleneck"):
-            raise ValueError(f"Unknown block {block!r}; expected 'basic', 'preact' or 'bottleneck'.")
+            raise ValueError(
+                f"Unknown block {block!r}; expected 'basic', 'preact' or 'bottleneck'."
+            )
         hidden = max(1, width // _BOTTLENECK_FACTOR) if block == "bottleneck" else width
         self.stem = nn.Linear(n_inputs, width)
         self.blocks = nn.Sequential(

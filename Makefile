@@ -1,0 +1,45 @@
+# Set-up, demo, tests and docs. Every target creates .venv and installs the package
+# with its extras first (only when pyproject.toml changed since the last install).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Without an NVIDIA GPU, install the CPU build of torch first (a CUDA build is several
+# GB). Override either, e.g. `make test TORCH="torch>=2.2"`.
+TORCH_CPU ?= torch==2.13.0
+TORCH_GPU ?= torch>=2.2
+TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),$(TORCH_GPU),$(TORCH_CPU))
+EXTRAS ?= dev,plot,docs
+PYTEST_WORKERS ?= 2
+
+.PHONY: install demo test lint format docs bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m sklearn_resnet demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check sklearn_resnet tests examples benchmarks
+	$(BIN)/ruff format --check sklearn_resnet tests examples benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format sklearn_resnet tests examples benchmarks
+	$(BIN)/ruff check --fix sklearn_resnet tests examples benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache site

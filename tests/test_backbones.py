@@ -1,0 +1,147 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sklearn_resnet.backbones import (
+    ResidualCNN,
+    ResidualMLP,
+    blocks_for_depth,
+    build_backbone,
+    nearest_depths,
+)
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_resnet20_has_the_papers_parameter_count():
+    net = build_backbone("cnn", (3, 32, 32), 10, depth=20)
+    assert n_params(net) == 272_474
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "depth, block, per_stage",
+    [
+        (20, "basic", 3),
+        (32, "basic", 5),
+        (56, "basic", 9),
+        (110, "basic", 18),
+        (20, "preact", 3),
+        (29, "bottleneck", 3),
+        (164, "bottleneck", 18),
+    ],
+)
+def test_cnn_depth_formulas(depth, block, per_stage):
+    assert blocks_for_depth("cnn", depth, block) == per_stage
+    net = build_backbone("cnn", (1, 8, 8), 3, depth=depth, block=block)
+    assert [len(stage) for stage in net.stages] == [per_stage] * 3
+    projections = {
+        id(m)
+        for m in net.modules()
+        if isinstance(m, torch.nn.Sequential) and len(m) == 2 and isinstance(m[0], torch.nn.Conv2d)
+    }
+    shortcut_convs = sum(
+        1 for m in net.modules() if isinstance(m, torch.nn.Sequential) and id(m) in projections
+    )
+    convs = sum(1 for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    # He's depth counts the main-path convolutions and the head, not projection shortcuts.
+    assert convs - shortcut_convs + 1 == depth
+
+
+def test_mlp_depth_is_two_per_block_plus_two():
+    net = build_backbone("mlp", (7,), 2, depth=10, width=16)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 10
+    assert len(net.blocks) == 4
+
+
+def test_mlp_block_is_pre_norm_residual():
+    net = ResidualMLP(5, 1, n_blocks=1, width=8)
+    block = net.blocks[0]
+    x = torch.randn(3, 8)
+    expected = x + block.drop2(block.linear2(block.drop1(block.act(block.linear1(block.norm(x))))))
+    torch.testing.assert_close(block(x), expected)
+
+
+def test_mlp_bottleneck_narrows_hidden_layer():
+    net = ResidualMLP(5, 1, n_blocks=1, width=64, block="bottleneck")
+    assert net.blocks[0].linear1.out_features == 16
+
+
+@pytest.mark.parametrize("shape, conv", [((1, 40), torch.nn.Conv1d), ((2, 8, 8), torch.nn.Conv2d)])
+def test_cnn_builds_1d_and_2d(shape, conv):
+    net = build_backbone("cnn", shape, 4, depth=8, width=4)
+    assert any(isinstance(m, conv) for m in net.modules())
+    assert net(torch.zeros(3, *shape)).shape == (3, 4)
+
+
+def test_cnn_rejects_3d_convolutions():
+    with pytest.raises(ValueError, match="1-D and 2-D"):
+        ResidualCNN((1, 4, 4, 4), 2, n_blocks=1)
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck", "preact"])
+def test_zero_init_last_makes_blocks_start_as_identity_branches(block):
+    net = build_backbone(
+        "cnn", (1, 8, 8), 2, depth=20 if block != "bottleneck" else 29, block=block
+    )
+    net.eval()
+    block0 = net.stages[0][1]
+    x = torch.randn(2, block0.conv1.in_channels, 8, 8)
+    relu_x = torch.relu(x)
+    out = block0(relu_x if block != "preact" else x)
+    torch.testing.assert_close(out, relu_x if block != "preact" else x)
+
+
+@pytest.mark.parametrize(
+    "kind, depth, block, listed",
+    [
+        ("cnn", 21, "basic", "14, 20, 26, 32"),
+        ("cnn", 30, "bottleneck", "29, 38"),
+        ("mlp", 7, "basic", "4, 6, 8, 10"),
+    ],
+)
+def test_bad_depth_lists_valid_depths_near_it(kind, depth, block, listed):
+    shape = (1, 8, 8) if kind == "cnn" else (4,)
+    with pytest.raises(ValueError, match=f"Valid depths near it: .*{listed}"):
+        build_backbone(kind, shape, 2, depth=depth, block=block)
+
+
+def test_nearest_depths_are_valid_and_sorted():
+    near = nearest_depths("cnn", 100, "basic")
+    assert near == sorted(near) and 98 in near and 104 in near and len(near) == 5
+
+
+def test_unknown_backbone_kind():
+    with pytest.raises(ValueError, match="Unknown backbone 'rnn'"):
+        build_backbone("rnn", (4,), 2)
+
+
+def test_backbones_import_neither_sklearn_nor_skorch():
+    # The parent package imports the estimators, so load the subpackage on its own.
+    result = subprocess.run(
+        [sys.executable, "-c", _ISOLATED_IMPORT], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+_ISOLATED_IMPORT = """
+import importlib.util, pathlib, sys, types
+import sklearn_resnet
+root = pathlib.Path(sklearn_resnet.__file__).parent
+for name in list(sys.modules):
+    if name.startswith(("sklearn", "skorch")):
+        del sys.modules[name]
+pkg = types.ModuleType("iso"); pkg.__path__ = [str(root)]; sys.modules["iso"] = pkg
+spec = importlib.util.spec_from_file_location(
+    "iso.backbones", root / "backbones" / "__init__.py",
+    submodule_search_locations=[str(root / "backbones")])
+module = importlib.util.module_from_spec(spec); sys.modules["iso.backbones"] = module
+spec.loader.exec_module(module)
+module.build_backbone("cnn", (1, 8, 8), 2)
+print([m for m in sys.modules if m.split(".")[0] in ("sklearn", "skorch")])
+"""

@@ -1,0 +1,80 @@
+import warnings
+
+import numpy as np
+import torch
+
+from sklearn_resnet.backbones import build_backbone
+from sklearn_resnet.data import SliceBatches, TensorData, as_tensor, batched_inference
+
+
+def make_data(n=103, weights=False):
+    X = torch.arange(n, dtype=torch.float32).reshape(n, 1)
+    y = torch.arange(n)
+    w = torch.ones(n) if weights else None
+    return TensorData(X, y, w)
+
+
+def test_each_epoch_visits_every_sample_once_in_a_new_order():
+    batches = SliceBatches(
+        make_data(), batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    epochs = [torch.cat([yb for _, (yb, _) in batches]) for _ in range(2)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(103))
+    assert not torch.equal(epochs[0], epochs[1])
+
+
+def test_shuffling_is_reproducible_with_a_seeded_generator():
+    def order(seed):
+        batches = SliceBatches(
+            make_data(), 16, shuffle=True, generator=torch.Generator().manual_seed(seed)
+        )
+        return torch.cat([xb for xb, _ in batches])
+
+    assert torch.equal(order(3), order(3))
+    assert not torch.equal(order(3), order(4))
+
+
+def test_no_training_batch_of_one_sample():
+    batches = SliceBatches(
+        make_data(21), batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    sizes = [len(xb) for xb, _ in batches]
+    assert sizes == [10, 11] and len(batches) == 2
+
+
+def test_validation_batches_keep_order_and_weights():
+    batches = SliceBatches(make_data(25, weights=True), batch_size=10)
+    xs, ws = zip(*[(xb, wb) for xb, (_, wb) in batches], strict=True)
+    assert torch.equal(torch.cat(xs).ravel(), torch.arange(25, dtype=torch.float32))
+    assert all(w is not None for w in ws) and [len(x) for x in xs] == [10, 10, 5]
+
+
+def test_as_tensor_accepts_read_only_arrays_without_warning():
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    array.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = as_tensor(array, torch.float32)
+    assert tensor.tolist() == array.tolist()
+
+
+def test_batched_inference_matches_forward_and_is_batch_size_invariant():
+    torch.manual_seed(0)
+    module = build_backbone("mlp", (6,), 3, depth=4, width=16).eval()
+    X = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
+    full = batched_inference(module, X, device="cpu", batch_size=64)
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(X)).double().numpy()
+    np.testing.assert_allclose(full, expected, rtol=1e-5, atol=1e-6)
+    assert full.dtype == np.float64
+    for batch_size in (1, 3, 7, 13):
+        parts = batched_inference(module, X, device="cpu", batch_size=batch_size)
+        np.testing.assert_array_equal(parts, full)
+
+
+def test_batched_inference_reshapes_flat_rows():
+    module = build_backbone("cnn", (1, 4, 4), 2, depth=8, width=4).eval()
+    X = np.zeros((5, 16), dtype=np.float32)
+    out = batched_inference(module, X, device="cpu", batch_size=2, in_shape=(1, 4, 4))
+    assert out.shape == (5, 2)

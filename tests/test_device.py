@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from sklearn_resnet.device import (
+    autocast_dtype,
+    available_devices,
+    resolve_device,
+    resolve_precision,
+)
+
+
+def test_cpu_is_always_available():
+    assert available_devices()[0] == "cpu"
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if expected == "cpu" and "mps" in available_devices():
+        expected = "mps"
+    assert resolve_device("auto") == expected
+
+
+@pytest.mark.parametrize("device", ["cuda:7", "tpu", "cuda:x"])
+def test_unavailable_device_names_the_available_ones(device):
+    with pytest.raises(ValueError, match=r"'device' parameter of Owner .* available: \['cpu'"):
+        resolve_device(device, owner="Owner")
+
+
+def test_precision_auto_is_fp32_on_cpu():
+    assert resolve_precision("auto", "cpu") == "32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    assert autocast_dtype("32") is None
+    assert autocast_dtype("bf16") is torch.bfloat16
+    assert autocast_dtype("16") is torch.float16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_precision_auto_on_cuda():
+    expected = "bf16" if torch.cuda.is_bf16_supported() else "32"
+    assert resolve_precision("auto", "cuda") == expected

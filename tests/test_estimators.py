@@ -1,0 +1,368 @@
+import os
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS
+from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from sklearn_resnet import ResNetClassifier, ResNetRegressor
+
+ESTIMATORS = [ResNetClassifier, ResNetRegressor]
+
+
+def data_for(Estimator, n=120, n_features=6, seed=0):
+    if Estimator is ResNetClassifier:
+        return make_classification(n, n_features, n_informative=4, n_classes=3, random_state=seed)
+    return make_regression(n, n_features, noise=1.0, random_state=seed)
+
+
+# ---- basic contract -----------------------------------------------------------------------
+def test_binary_and_multiclass_with_string_labels():
+    X, y = make_classification(150, 5, n_informative=3, n_classes=3, random_state=0)
+    labels = np.array(["cat", "dog", "emu"])[y]
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, labels)
+    assert clf.classes_.tolist() == ["cat", "dog", "emu"]
+    pred = clf.predict(X)
+    assert pred.dtype == labels.dtype and set(pred) <= set(labels)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (150, 3) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    binary = ResNetClassifier(**FAST_PARAMS).fit(X, labels == "dog")
+    assert binary.classes_.tolist() == [False, True]
+    assert binary.decision_function(X).shape == (150,)
+
+
+def test_pandas_categorical_labels_and_feature_names():
+    X, y = make_classification(100, 4, random_state=0)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    labels = pd.Series(pd.Categorical(np.where(y == 1, "yes", "no")))
+    clf = ResNetClassifier(**FAST_PARAMS).fit(frame, labels)
+    assert clf.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    assert set(clf.predict(frame)) <= {"yes", "no"}
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(frame.rename(columns={"a": "z"}))
+
+
+def test_regressor_single_and_multi_output_with_target_standardisation():
+    X, y = make_regression(200, 5, n_targets=2, noise=0.1, random_state=0)
+    y = y * 1000 + 5000  # far from zero mean / unit scale
+    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 40}).fit(X, y)
+    assert reg.n_outputs_ == 2 and reg.predict(X).shape == (200, 2)
+    assert reg.score(X, y) > 0.8
+    np.testing.assert_allclose(reg._y_mean, y.mean(axis=0))
+    single = ResNetRegressor(**FAST_PARAMS).fit(X, y[:, 0])
+    assert single.predict(X).shape == (200,) and single.predict(X).dtype == np.float64
+
+
+def test_fitted_attributes():
+    X, y = data_for(ResNetClassifier, n=1200)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}).fit(X, y)
+    assert clf.early_stopping_  # 10 % of 1,200 >= 100 samples
+    assert clf.n_features_in_ == 6 and clf.n_outputs_ == 3
+    assert clf.n_iter_ == len(clf.history_) == len(clf.loss_curve_) == 4
+    assert len(clf.validation_scores_) == 4 and 1 <= clf.best_epoch_ <= 4
+    assert clf.best_validation_score_ == clf.validation_scores_[clf.best_epoch_ - 1]
+    assert isinstance(clf.module_, torch.nn.Module) and clf.module_ is clf.net_.module_
+    assert clf.device_ == "cpu" and clf.backbone_ == "mlp" and clf.precision_ == "32"
+    small = ResNetClassifier(**FAST_PARAMS).fit(X[:200], y[:200])
+    assert not small.early_stopping_ and small.validation_scores_ is None
+
+
+# ---- backbones through the estimator ------------------------------------------------------
+def test_depth_20_on_tabular_rows_and_resnet20_cnn_on_flat_digits():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16, y[:300]
+    mlp = ResNetClassifier(depth=20, width=32, max_epochs=2, random_state=0).fit(X, y)
+    assert mlp.backbone_ == "mlp" and len(mlp.module_.blocks) == 9
+    cnn = ResNetClassifier(depth=20, input_shape=(1, 8, 8), max_epochs=2, random_state=0)
+    cnn.fit(X, y)
+    assert cnn.backbone_ == "cnn" and cnn.input_shape_ == (1, 8, 8)
+    # ResNet-20 has 272,474 parameters for 3 input channels; one channel saves 2x9x16 stem weights.
+    assert sum(p.numel() for p in cnn.module_.parameters()) == 272_474 - 2 * 9 * 16
+    assert cnn.predict(X).shape == (300,)
+
+
+def test_auto_backbone_uses_cnn_for_images_and_accepts_flat_rows_at_predict():
+    X, y = load_digits(return_X_y=True)
+    images = X[:200].reshape(-1, 1, 8, 8) / 16
+    clf = ResNetClassifier(**FAST_CNN_PARAMS).fit(images, y[:200])
+    assert clf.backbone_ == "cnn" and clf.n_features_in_ == 64
+    np.testing.assert_array_equal(clf.predict(images), clf.predict(X[:200] / 16))
+
+
+def test_1d_cnn_for_signals():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2, 30)).astype(np.float32)
+    y = (X[:, 0, :10].mean(axis=1) > 0).astype(int)
+    clf = ResNetClassifier(**FAST_CNN_PARAMS).fit(X, y)
+    assert clf.input_shape_ == (2, 30)
+    assert isinstance(clf.module_.stem, torch.nn.Conv1d)
+    flat = ResNetRegressor(backbone="cnn", **FAST_CNN_PARAMS).fit(X.reshape(120, -1), y)
+    assert flat.input_shape_ == (1, 60)
+
+
+@pytest.mark.parametrize("block, depth", [("bottleneck", 11), ("preact", 8), ("basic", 8)])
+def test_cnn_blocks(block, depth):
+    X, y = load_digits(return_X_y=True)
+    params = {**FAST_CNN_PARAMS, "depth": depth, "max_epochs": 1}
+    clf = ResNetClassifier(block=block, input_shape=(1, 8, 8), **params).fit(X[:100], y[:100])
+    assert clf.predict(X[:5]).shape == (5,)
+
+
+# ---- training behaviour -------------------------------------------------------------------
+def test_early_stopping_restores_the_best_weights():
+    X, y = make_classification(1500, 10, n_informative=3, flip_y=0.3, random_state=0)
+    clf = ResNetClassifier(
+        depth=6,
+        width=128,
+        lr=3e-3,
+        lr_schedule="constant",
+        n_iter_no_change=3,
+        max_epochs=60,
+        random_state=0,
+        device="cpu",
+    )
+    clf.fit(X, y)
+    assert clf.n_iter_ < 60 and clf.best_epoch_ == clf.n_iter_ - 3
+    # The module holds the best epoch's weights: its validation loss is the best one.
+    losses = clf.history_[:, "valid_loss"]
+    assert min(losses) == losses[clf.best_epoch_ - 1]
+
+
+def test_sample_weight_zero_is_the_same_as_removing_the_sample():
+    X, y = data_for(ResNetRegressor)
+    weight = np.ones(len(X))
+    weight[::3] = 0
+    weighted = ResNetRegressor(**FAST_PARAMS).fit(X, y, sample_weight=weight)
+    removed = ResNetRegressor(**FAST_PARAMS).fit(X[weight > 0], y[weight > 0])
+    np.testing.assert_array_equal(weighted.predict(X), removed.predict(X))
+
+
+def test_sample_weight_and_class_weight_change_the_model():
+    X, y = make_classification(200, 5, weights=[0.9], random_state=0)
+    plain = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    balanced = ResNetClassifier(class_weight="balanced", **FAST_PARAMS).fit(X, y)
+    dict_weight = ResNetClassifier(class_weight={0: 1, 1: 9}, **FAST_PARAMS).fit(X, y)
+    assert balanced.predict(X).mean() > plain.predict(X).mean()
+    assert dict_weight.predict(X).mean() > plain.predict(X).mean()
+    uniform = ResNetClassifier(**FAST_PARAMS).fit(X, y, sample_weight=np.full(200, 3.0))
+    np.testing.assert_array_equal(uniform.predict_proba(X), plain.predict_proba(X))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_partial_fit_continues_training(Estimator):
+    X, y = data_for(Estimator)
+    est = Estimator(**FAST_PARAMS)
+    kwargs = {"classes": np.unique(y)} if Estimator is ResNetClassifier else {}
+    est.partial_fit(X, y, **kwargs)
+    assert est.n_iter_ == 1
+    module = est.module_
+    first = est.predict(X)
+    est.partial_fit(X, y)
+    assert est.n_iter_ == 2 and est.module_ is module
+    assert not np.array_equal(first, est.predict(X)) or Estimator is ResNetClassifier
+    est.fit(X, y)
+    est.partial_fit(X, y)  # continues a fitted model
+    assert est.n_iter_ == FAST_PARAMS["max_epochs"] + 1
+
+
+def test_partial_fit_errors():
+    X, y = data_for(ResNetClassifier)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        ResNetClassifier(**FAST_PARAMS).partial_fit(X, y)
+    clf = ResNetClassifier(**FAST_PARAMS).partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"labels \[7\] that are not in classes_"):
+        clf.partial_fit(X, np.full(len(X), 7))
+    with pytest.raises(ValueError, match="X has 5 features"):
+        clf.partial_fit(X[:, :5], y)
+
+
+# ---- reproducibility and global state -----------------------------------------------------
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_random_state_gives_bit_identical_refits(Estimator):
+    X, y = data_for(Estimator, n=1100)  # large enough for early stopping's split
+    params = {**FAST_PARAMS, "dropout": 0.2, "max_epochs": 3}
+    first = Estimator(**params).fit(X, y).predict(X)
+    second = Estimator(**params).fit(X, y).predict(X)
+    np.testing.assert_array_equal(first, second)
+    other = Estimator(**{**params, "random_state": 1}).fit(X, y).predict(X)
+    assert not np.array_equal(first, other) or Estimator is ResNetClassifier
+
+
+def test_fit_leaves_global_rngs_and_settings_unchanged():
+    X, y = data_for(ResNetClassifier)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    for random_state in (0, None):
+        clf = ResNetClassifier(**{**FAST_PARAMS, "random_state": random_state, "dropout": 0.1})
+        clf.fit(X, y).predict(X)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
+    assert torch.get_num_threads() == threads and torch.get_default_dtype() == dtype
+
+
+def test_random_state_none_draws_fresh_seeds():
+    X, y = data_for(ResNetRegressor)
+    params = {**FAST_PARAMS, "random_state": None}
+    a = ResNetRegressor(**params).fit(X, y).predict(X)
+    b = ResNetRegressor(**params).fit(X, y).predict(X)
+    assert not np.array_equal(a, b)
+
+
+# ---- bad input ----------------------------------------------------------------------------
+BAD_INPUT = [
+    (
+        lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), y),
+        ValueError,
+        "Input X contains NaN",
+    ),
+    (
+        lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), y),
+        ValueError,
+        "Input X contains infinity",
+    ),
+    (lambda X, y: (X[:0], y[:0]), ValueError, "0 sample"),
+    (lambda X, y: (X, y[:-1]), ValueError, "inconsistent numbers of samples"),
+    (lambda X, y: (X.astype(str).astype(object) + "x", y), ValueError, "could not convert"),
+    (lambda X, y: (X[:, 0], y), ValueError, "Expected 2D array"),
+]
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("corrupt, error, message", BAD_INPUT)
+def test_bad_input_is_refused_before_training(Estimator, corrupt, error, message):
+    X, y = data_for(Estimator)
+    est = Estimator(**FAST_PARAMS)
+    with pytest.raises(error, match=message):
+        est.fit(*corrupt(X, y))
+    assert not hasattr(est, "net_") and not hasattr(est, "n_features_in_")
+
+
+def test_nan_in_y_and_single_class():
+    X, y = data_for(ResNetRegressor)
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        ResNetRegressor(**FAST_PARAMS).fit(X, np.where(np.arange(len(y)) == 2, np.nan, y))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ResNetClassifier(**FAST_PARAMS).fit(X, np.zeros(len(X)))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"lr": 0}, "'lr' parameter"),
+        ({"lr": -1.0}, "'lr' parameter"),
+        ({"batch_size": 0}, "'batch_size' parameter"),
+        ({"backbone": "rnn"}, "'backbone' parameter"),
+        ({"block": "wide"}, "'block' parameter"),
+        ({"depth": 21}, r"'depth' parameter .* 20, 22"),
+        ({"backbone": "cnn", "depth": 21}, r"'depth' parameter .*14, 20, 26, 32.*6n\+2.* Got 21"),
+        ({"device": "cuda:7"}, r"'device' parameter .* available: \['cpu'"),
+        ({"device": "tpu"}, r"'device' parameter .* available"),
+        (
+            {"input_shape": (1, 3, 3)},
+            r"'input_shape' parameter .* 9 values per sample, but X has 6",
+        ),
+        ({"input_shape": (1, 2, 1, 3)}, r"takes samples shaped \(C, L\) or \(C, H, W\)"),
+    ],
+)
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_bad_parameters_name_the_parameter(Estimator, params, message):
+    X, y = data_for(Estimator)
+    est = Estimator(**{**FAST_PARAMS, **params})
+    with pytest.raises((ValueError, InvalidParameterError), match=message):
+        est.fit(X, y)
+    assert not hasattr(est, "net_")
+
+
+def test_wrong_features_at_predict_and_unfitted():
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**FAST_PARAMS)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match="X has 5 features, but ResNetClassifier is expecting 6"):
+        clf.predict(X[:, :5])
+    cnn = ResNetClassifier(input_shape=(1, 2, 3), **FAST_CNN_PARAMS).fit(X, y)
+    with pytest.raises(ValueError, match="X has 8 features"):
+        cnn.predict(np.zeros((2, 1, 2, 4)))
+
+
+def test_failed_refit_keeps_the_previous_model():
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    before, net = clf.predict_proba(X), clf.net_
+    with pytest.raises(ValueError):
+        clf.fit(X[:, :4], np.zeros(len(X)))
+    assert clf.net_ is net and clf.n_features_in_ == 6
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
+# ---- quiet by default, chatty on request --------------------------------------------------
+def test_verbose_0_is_silent_and_writes_no_files(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    X, y = data_for(ResNetClassifier, n=1100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ResNetClassifier(**FAST_PARAMS).fit(X, y).predict(X)
+        ResNetRegressor(**FAST_PARAMS).fit(*data_for(ResNetRegressor)).predict(X)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert os.listdir(tmp_path) == []
+
+
+def test_verbose_1_shows_a_progress_bar_and_2_a_table(capsys):
+    X, y = data_for(ResNetClassifier, n=1100)
+    ResNetClassifier(**{**FAST_PARAMS, "verbose": 1}).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epoch" in err and "valid_loss" in err and "5/5" in err
+    ResNetClassifier(**{**FAST_PARAMS, "verbose": 2}).fit(X, y)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "valid_loss" in out
+
+
+# ---- persistence ---------------------------------------------------------------------------
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_pickle_round_trip_gives_identical_predictions(Estimator):
+    X, y = data_for(Estimator)
+    est = Estimator(**FAST_PARAMS).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    loaded.partial_fit(X, y)  # optimizer state travels too
+
+
+def test_model_fitted_on_a_gpu_loads_on_a_cpu_only_machine_silently():
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    expected = clf.predict_proba(X)
+    # Pretend the model lives on a GPU this machine does not have.
+    clf.device_, clf.precision_, clf.net_.precision = "cuda:3", "bf16", "bf16"
+    payload = pickle.dumps(clf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = pickle.loads(payload)
+    assert loaded.device_ == "cpu" and loaded.precision_ == "32"
+    assert next(loaded.module_.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["32", "bf16", "16"])
+def test_fit_on_cuda_pickle_and_predict_on_cpu(precision):
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "device": "cuda", "precision": precision}).fit(X, y)
+    assert clf.device_ == "cuda" and next(clf.module_.parameters()).is_cuda
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.device_ == "cuda"
+    from sklearn_resnet.training import move_net
+
+    move_net(loaded.net_, "cpu")
+    loaded.device_ = "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
