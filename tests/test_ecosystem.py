@@ -62,7 +62,10 @@ def test_pipeline_with_column_transformer_on_a_pandas_frame():
     )
     target = np.where(frame["city"] == "Oslo", "north", "south")
     pre = ColumnTransformer(
-        [("num", StandardScaler(), ["age", "income"]), ("cat", OneHotEncoder(), ["city"])]
+        [
+            ("num", StandardScaler(), ["age", "income"]),
+            ("cat", OneHotEncoder(sparse_output=False), ["city"]),
+        ]
     ).set_output(transform="pandas")
     model = make_pipeline(pre, clf(max_epochs=20)).fit(frame, target)
     assert model.score(frame, target) > 0.9

@@ -1,0 +1,358 @@
+"""The shared machinery of the estimators: validation, resolution of ``"auto"``/``None``
+parameters into fitted attributes, building the backbone, training and prediction.
+
+:class:`_BaseResNet` holds everything; the public classes in
+:mod:`sklearn_resnet.estimators` only declare and fill in small hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from copy import deepcopy
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .backbones import blocks_for_depth, build_backbone, depth_formula, nearest_depths
+from .data import TensorData, as_tensor, batched_inference, device_fits
+from .defaults import DEFAULTS, EARLY_STOPPING_MIN_VALIDATION, PREDICT_BATCH_SIZE, auto_batch_size
+from .device import is_available, resolve_device, resolve_precision
+from .inputs import (
+    check_input_shape,
+    resolve_seed,
+    sample_weights,
+    spawn_seeds,
+    split_indices,
+    validate_X,
+)
+from .training import OPTIMIZERS, TrainingPlan, build_net, move_net, run_epochs, seeded
+
+__all__ = ["_BaseResNet"]
+
+
+class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
+    """Everything the classifier and the regressor share."""
+
+    _parameter_constraints: dict = {
+        "backbone": [StrOptions({"auto", "mlp", "cnn"})],
+        "depth": [Interval(Integral, 1, None, closed="left"), None],
+        "width": [Interval(Integral, 1, None, closed="left"), None],
+        "block": [StrOptions({"basic", "bottleneck", "preact"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "input_shape": [tuple, list, None],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), None],
+        "lr_schedule": [StrOptions({"constant", "cosine", "step"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "precision": [StrOptions({"auto", "32", "bf16", "16"})],
+        "compile": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    _task: str
+
+    def __init__(
+        self,
+        *,
+        backbone="auto",
+        depth=None,
+        width=None,
+        block="basic",
+        dropout=0.0,
+        input_shape=None,
+        optimizer="adamw",
+        lr=None,
+        weight_decay=None,
+        lr_schedule="cosine",
+        batch_size="auto",
+        max_epochs=None,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="auto",
+        precision="auto",
+        compile=False,
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+    ):
+        self.backbone = backbone
+        self.depth = depth
+        self.width = width
+        self.block = block
+        self.dropout = dropout
+        self.input_shape = input_shape
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # ---- hooks for the subclasses ---------------------------------------------------
+    @abstractmethod
+    def _validate_targets(self, X, y, *, reset: bool, classes=None):
+        """Validate X and y together; return X, encoded y and per-sample extra weights."""
+
+    def _scale_targets(self, y, weight, *, reset: bool):
+        """Map validated targets to what the network learns (identity by default)."""
+        return y
+
+    @abstractmethod
+    def _n_network_outputs(self) -> int:
+        """Number of outputs of the network's head."""
+
+    # ---- fitting ----------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network from scratch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, L) or (n_samples, C, H, W)
+            Training inputs; pandas DataFrames are accepted and their column names kept.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights for the loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _partial_fit(self, X, y, sample_weight=None, classes=None):
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _fit(self, X, y, sample_weight, *, incremental: bool, classes=None):
+        previous = dict(self.__dict__)
+        try:
+            self._fit_unchecked(X, y, sample_weight, incremental=incremental, classes=classes)
+        except BaseException:
+            # Nothing half-fitted: every attribute goes back to what it was.
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise
+        return self
+
+    def _fit_unchecked(self, X, y, sample_weight, *, incremental: bool, classes):
+        owner = type(self).__name__
+        warm = incremental and hasattr(self, "net_")
+        X, y, extra_weight = self._validate_targets(X, y, reset=not warm, classes=classes)
+        weight = sample_weights(sample_weight, X, extra_weight)
+        if weight is not None:
+            keep = np.flatnonzero(weight > 0)
+            X, y, weight = X[keep], y[keep], weight[keep] / weight[keep].mean()
+        y = self._scale_targets(y, weight, reset=not warm)
+        if not warm:
+            self._resolve_architecture(X, owner)
+            self.device_ = resolve_device(self.device, owner=owner)
+            self.precision_ = resolve_precision(self.precision, self.device_)
+        X = X.reshape(len(X), *self.input_shape_)
+        seed = resolve_seed(self.random_state) if not warm else self._next_seed()
+        init_seed, shuffle_seed, split_seed = spawn_seeds(seed, 3)
+        self.early_stopping_ = (not incremental) and self._use_early_stopping(len(X))
+        valid = None
+        if self.early_stopping_:
+            stratify = y if self._task == "classification" else None
+            train_idx, valid_idx = split_indices(
+                len(X), self.validation_fraction, split_seed, stratify
+            )
+            data = self._tensors(X, y, weight)
+            train, valid = data.subset(train_idx), data.subset(valid_idx)
+        else:
+            train = self._tensors(X, y, weight)
+        with seeded(init_seed, self.device_):
+            if not warm:
+                plan = self._plan(len(train), shuffle_seed)
+                module = build_backbone(
+                    self.backbone_,
+                    self.input_shape_,
+                    self._n_network_outputs(),
+                    depth=self.depth,
+                    width=self.width,
+                    block=self.block,
+                    dropout=self.dropout,
+                )
+                self.net_ = build_net(plan, module)
+            epochs = 1 if incremental else self.net_.max_epochs
+            run_epochs(self.net_, train, valid, epochs, schedule=not incremental)
+
+    def _resolve_architecture(self, X, owner: str) -> None:
+        """Set ``backbone_`` and ``input_shape_`` and check ``depth`` before training."""
+        sample_shape = X.shape[1:]
+        if self.backbone == "auto":
+            use_cnn = self.input_shape is not None or len(sample_shape) >= 2
+            self.backbone_ = "cnn" if use_cnn else "mlp"
+        else:
+            self.backbone_ = self.backbone
+        if self.input_shape is not None:
+            shape = check_input_shape(self.input_shape, self.n_features_in_, owner)
+        elif len(sample_shape) >= 2:
+            shape = tuple(sample_shape)
+        else:
+            shape = (1, self.n_features_in_) if self.backbone_ == "cnn" else sample_shape
+        if self.backbone_ == "mlp":
+            shape = (self.n_features_in_,)
+        elif len(shape) not in (2, 3):
+            raise ValueError(
+                f"The CNN backbone of {owner} takes samples shaped (C, L) or (C, H, W); "
+                f"got per-sample shape {shape}. Set input_shape or use backbone='mlp'."
+            )
+        self.input_shape_ = shape
+        depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
+        try:
+            blocks_for_depth(self.backbone_, depth, self.block)
+        except ValueError:
+            near = ", ".join(map(str, nearest_depths(self.backbone_, depth, self.block)))
+            formula = depth_formula(self.backbone_, self.block)
+            raise ValueError(
+                f"The 'depth' parameter of {owner} must be one of {near}, ... ({formula}) "
+                f"for backbone={self.backbone_!r} and block={self.block!r}. "
+                f"Got {depth} instead."
+            ) from None
+
+    def _use_early_stopping(self, n_samples: int) -> bool:
+        if self.early_stopping == "auto":
+            return self.validation_fraction * n_samples >= EARLY_STOPPING_MIN_VALIDATION
+        return bool(self.early_stopping)
+
+    def _plan(self, n_train: int, shuffle_seed: int) -> TrainingPlan:
+        defaults = OPTIMIZERS[self.optimizer][1]
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = auto_batch_size(n_train)
+        max_epochs = self.max_epochs or DEFAULTS[self.backbone_]["max_epochs"]
+        return TrainingPlan(
+            task=self._task,
+            optimizer=self.optimizer,
+            lr=defaults["lr"] if self.lr is None else self.lr,
+            weight_decay=defaults["weight_decay"]
+            if self.weight_decay is None
+            else self.weight_decay,
+            lr_schedule=self.lr_schedule,
+            batch_size=min(int(batch_size), n_train),
+            max_epochs=max_epochs,
+            early_stopping=self.early_stopping_,
+            n_iter_no_change=self.n_iter_no_change,
+            device=self.device_,
+            precision=self.precision_,
+            compile=self.compile,
+            shuffle_seed=shuffle_seed,
+            verbose=self.verbose,
+            callbacks=deepcopy(list(self.callbacks or [])),
+        )
+
+    def _tensors(self, X, y, weight) -> TensorData:
+        import torch
+
+        y_dtype = torch.int64 if self._task == "classification" else torch.float32
+        data = TensorData(
+            as_tensor(X, torch.float32),
+            as_tensor(y, y_dtype),
+            None if weight is None else as_tensor(weight, torch.float32),
+        )
+        return data.to(self.device_) if device_fits(data.n_bytes, self.device_) else data
+
+    def _next_seed(self) -> int:
+        import torch
+
+        generator = self.net_.iterator_train__generator
+        return int(torch.randint(2**62, (1,), generator=generator))
+
+    # ---- prediction -------------------------------------------------------------------
+    def _forward(self, X) -> np.ndarray:
+        """Raw network outputs for X as float64."""
+        check_is_fitted(self)
+        X, _ = validate_X(self, X, reset=False)
+        return batched_inference(
+            self.net_.module_,
+            X.reshape(len(X), -1),
+            device=self.device_,
+            batch_size=PREDICT_BATCH_SIZE,
+            autocast=self.net_.autocast,
+            in_shape=self.input_shape_,
+        )
+
+    # ---- fitted attributes derived from the history -----------------------------------
+    @property
+    def module_(self):
+        """The trained ``torch.nn.Module``."""
+        return self.net_.module_
+
+    @property
+    def history_(self):
+        """skorch ``History``: one row per epoch with losses, scores and durations."""
+        return self.net_.history
+
+    @property
+    def n_iter_(self) -> int:
+        """Number of epochs trained."""
+        return len(self.history_)
+
+    @property
+    def loss_curve_(self) -> list[float]:
+        """Training loss per epoch."""
+        return [float(v) for v in self.history_[:, "train_loss"]]
+
+    @property
+    def validation_scores_(self) -> list[float] | None:
+        """Validation accuracy (classifier) or R² (regressor) per epoch.
+
+        ``None`` when the fit held out no validation set (no early stopping).
+        """
+        scores = [row.get("valid_score") for row in self.history_]
+        return None if all(s is None for s in scores) else scores
+
+    @property
+    def best_validation_score_(self) -> float | None:
+        """Validation score at :attr:`best_epoch_`; ``None`` without early stopping."""
+        scores = self.validation_scores_
+        return None if scores is None else scores[self.best_epoch_ - 1]
+
+    @property
+    def best_epoch_(self) -> int:
+        """Epoch (1-based) whose weights the model holds.
+
+        The epoch of the lowest validation loss with early stopping, else the last one.
+        """
+        best = [row["epoch"] for row in self.history_ if row.get("valid_loss_best")]
+        return int(best[-1]) if best else self.n_iter_
+
+    # ---- persistence and tags -----------------------------------------------------------
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        net = self.__dict__.get("net_")
+        if net is not None:
+            target = self.device_ if is_available(self.device_) else "cpu"
+            if target == "cpu" and self.device_ != "cpu":
+                self.device_, self.precision_ = "cpu", "32"
+                net.precision = "32"
+            move_net(net, target)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags

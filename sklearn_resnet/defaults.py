@@ -1,0 +1,33 @@
+"""Defaults for ``None`` and ``"auto"`` parameters: one table for docs, fit and search."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backbones import BACKBONE_DEFAULTS
+
+__all__ = [
+    "DEFAULTS",
+    "EARLY_STOPPING_MIN_VALIDATION",
+    "PREDICT_BATCH_SIZE",
+    "auto_batch_size",
+]
+
+#: Architecture and epoch defaults per backbone, for ``depth``/``width``/``max_epochs=None``.
+DEFAULTS = {
+    "mlp": {**BACKBONE_DEFAULTS["mlp"], "max_epochs": 100},
+    "cnn": {**BACKBONE_DEFAULTS["cnn"], "max_epochs": 60},
+}
+#: ``early_stopping="auto"`` turns on when the validation part holds this many samples.
+EARLY_STOPPING_MIN_VALIDATION = 100
+#: Samples per forward pass in predict.
+PREDICT_BATCH_SIZE = 8192
+_BATCH_SIZE_RANGE = (16, 256)
+
+
+def auto_batch_size(n_samples: int) -> int:
+    """``batch_size="auto"``: the power of two nearest below ``n/8``, within [16, 256]."""
+    low, high = _BATCH_SIZE_RANGE
+    if n_samples < 8 * low:
+        return low
+    return int(min(high, 2 ** int(np.log2(n_samples / 8))))
