@@ -70,7 +70,10 @@ class _Ops:
     def norm(self, channels: int) -> nn.Module:
         return self.norm_cls(channels)
 
-    def projection(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    def shortcut(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+        """Identity where the shape stays, else 1x1 convolution + batch norm (option B)."""
+        if stride == 1 and in_channels == out_channels:
+            return nn.Identity()
         return nn.Sequential(
             self.conv1x1(in_channels, out_channels, stride), self.norm(out_channels)
         )
@@ -90,11 +93,7 @@ class BasicBlock(nn.Module):
         self.bn2 = ops.norm(out_channels)
         self.drop = nn.Dropout(dropout)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = (
-            ops.projection(in_channels, out_channels, stride)
-            if stride != 1 or in_channels != out_channels
-            else nn.Identity()
-        )
+        self.shortcut = ops.shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.drop(self.relu(self.bn1(self.conv1(x))))
@@ -121,11 +120,7 @@ class Bottleneck(nn.Module):
         self.bn3 = ops.norm(out_channels)
         self.drop = nn.Dropout(dropout)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = (
-            ops.projection(in_channels, out_channels, stride)
-            if stride != 1 or in_channels != out_channels
-            else nn.Identity()
-        )
+        self.shortcut = ops.shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -154,15 +149,11 @@ class PreActBlock(nn.Module):
         self.conv2 = ops.conv3x3(planes, out_channels)
         self.drop = nn.Dropout(dropout)
         self.relu = nn.ReLU()
-        self.shortcut = (
-            ops.projection(in_channels, out_channels, stride)
-            if stride != 1 or in_channels != out_channels
-            else None
-        )
+        self.shortcut = ops.shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        identity = x if self.shortcut is None else self.shortcut(pre)
+        identity = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(pre)
         out = self.conv1(pre)
         out = self.conv2(self.drop(self.relu(self.bn2(out))))
         return out + identity
