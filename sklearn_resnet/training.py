@@ -224,6 +224,11 @@ class ResNetNet(NeuralNet):
             return nullcontext()
         return torch.autocast(device_type(self.device), dtype=dtype)
 
+    def _set_training(self, training=True):
+        # skorch switches every submodule's mode on every batch; do it only on a change.
+        if self.module_.training != training:
+            super()._set_training(training)
+
     def get_dataset(self, X, y=None):
         if isinstance(X, TensorData):
             return X
