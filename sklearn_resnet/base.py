@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .backbones import blocks_for_depth, build_backbone, depth_formula, nearest_depths
-from .data import TensorData, as_tensor, batched_inference, device_fits
+from .data import batched_inference, tensor_data
 from .defaults import DEFAULTS, EARLY_STOPPING_MIN_VALIDATION, PREDICT_BATCH_SIZE, auto_batch_size
 from .device import is_available, resolve_device, resolve_precision
 from .inputs import (
@@ -28,7 +28,7 @@ from .inputs import (
     split_indices,
     validate_X,
 )
-from .training import OPTIMIZERS, TrainingPlan, build_net, move_net, run_epochs, seeded
+from .training import OPTIMIZERS, TrainingPlan, build_net, move_net, next_seed, run_epochs, seeded
 
 __all__ = ["_BaseResNet"]
 
@@ -171,19 +171,20 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self.device_ = resolve_device(self.device, owner=owner)
             self.precision_ = resolve_precision(self.precision, self.device_)
         X = X.reshape(len(X), *self.input_shape_)
-        seed = resolve_seed(self.random_state) if not warm else self._next_seed()
+        seed = resolve_seed(self.random_state) if not warm else next_seed(self.net_)
         init_seed, shuffle_seed, split_seed = spawn_seeds(seed, 3)
         self.early_stopping_ = (not incremental) and self._use_early_stopping(len(X))
         valid = None
+        classify = self._task == "classification"
         if self.early_stopping_:
-            stratify = y if self._task == "classification" else None
+            stratify = y if classify else None
             train_idx, valid_idx = split_indices(
                 len(X), self.validation_fraction, split_seed, stratify
             )
-            data = self._tensors(X, y, weight)
+            data = tensor_data(X, y, weight, classification=classify, device=self.device_)
             train, valid = data.subset(train_idx), data.subset(valid_idx)
         else:
-            train = self._tensors(X, y, weight)
+            train = tensor_data(X, y, weight, classification=classify, device=self.device_)
         with seeded(init_seed, self.device_):
             if not warm:
                 plan = self._plan(len(train), shuffle_seed)
@@ -264,23 +265,6 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             verbose=self.verbose,
             callbacks=deepcopy(list(self.callbacks or [])),
         )
-
-    def _tensors(self, X, y, weight) -> TensorData:
-        import torch
-
-        y_dtype = torch.int64 if self._task == "classification" else torch.float32
-        data = TensorData(
-            as_tensor(X, torch.float32),
-            as_tensor(y, y_dtype),
-            None if weight is None else as_tensor(weight, torch.float32),
-        )
-        return data.to(self.device_) if device_fits(data.n_bytes, self.device_) else data
-
-    def _next_seed(self) -> int:
-        import torch
-
-        generator = self.net_.iterator_train__generator
-        return int(torch.randint(2**62, (1,), generator=generator))
 
     # ---- prediction -------------------------------------------------------------------
     def _forward(self, X) -> np.ndarray:

@@ -82,6 +82,27 @@ class TensorData:
         return sum(t.element_size() * t.nelement() for t in tensors)
 
 
+def tensor_data(
+    X: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray | None,
+    *,
+    classification: bool,
+    device: str,
+) -> TensorData:
+    """Training data as tensors: float32 inputs, int64 classes or float32 targets.
+
+    The tensors move to ``device`` once, when they fit there for the whole fit;
+    otherwise they stay in host memory and every batch is moved on its own.
+    """
+    data = TensorData(
+        as_tensor(X, torch.float32),
+        as_tensor(y, torch.int64 if classification else torch.float32),
+        None if weight is None else as_tensor(weight, torch.float32),
+    )
+    return data.to(device) if device_fits(data.n_bytes, device) else data
+
+
 class SliceBatches:
     """Iterate over ``(X, (y, weight))`` mini-batches by slicing tensors.
 

@@ -29,6 +29,7 @@ __all__ = [
     "ValidationScore",
     "build_net",
     "move_net",
+    "next_seed",
     "run_epochs",
     "seeded",
 ]
@@ -387,6 +388,11 @@ def run_epochs(
         for _, callback in net.callbacks_:
             if isinstance(callback, EarlyStopping):
                 callback.best_model_weights_ = None
+
+
+def next_seed(net: ResNetNet) -> int:
+    """A fresh seed for continued training, drawn from the net's shuffling generator."""
+    return int(torch.randint(2**62, (1,), generator=net.iterator_train__generator))
 
 
 def _fixed_split(dataset, y=None, *, valid):
