@@ -18,16 +18,15 @@ __all__ = ["SliceBatches", "TensorData", "as_tensor", "batched_inference", "devi
 
 # Keep at most this share of free accelerator memory for one fit's data.
 _DEVICE_MEMORY_SHARE = 0.5
-# Inference batches are padded to a multiple of this many rows, and at least
-# _MIN_ROWS: CPU GEMM kernels then take the same path for every batch, so a
-# sample's prediction does not depend on how many rows it was predicted with.
+# Inference batches are padded to a multiple of this many rows: CPU GEMM kernels
+# then take the same path for every batch, so a sample's prediction does not
+# depend on how many rows it was predicted with.
 _ROW_MULTIPLE = 8
-_MIN_ROWS = 16
 
 
 def _pad_rows(x: torch.Tensor) -> torch.Tensor:
     rows = len(x)
-    target = max(_MIN_ROWS, -(-rows // _ROW_MULTIPLE) * _ROW_MULTIPLE)
+    target = -(-rows // _ROW_MULTIPLE) * _ROW_MULTIPLE
     if target == rows:
         return x
     return torch.cat([x, x.new_zeros(target - rows, *x.shape[1:])])
@@ -186,7 +185,8 @@ def batched_inference(
     batch is converted from numpy, reshaped to ``(-1, *in_shape)`` and moved to
     ``device`` on its own, so peak memory is bounded by the output plus one batch.
     """
-    module.eval()
+    if module.training:
+        module.eval()
     n = len(X)
     outputs = None
     context = autocast or nullcontext
