@@ -283,8 +283,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     # ---- fitted attributes derived from the history -----------------------------------
     @property
     def module_(self):
-        """The trained ``torch.nn.Module``."""
-        return self.net_.module_
+        """The trained ``torch.nn.Module`` (the original module when ``compile=True``)."""
+        module = self.net_.module_
+        return getattr(module, "_orig_mod", module)
 
     @property
     def history_(self):

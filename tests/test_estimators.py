@@ -328,6 +328,33 @@ def test_verbose_1_shows_a_progress_bar_and_2_a_table(capsys):
     assert "train_loss" in out and "valid_loss" in out
 
 
+# ---- precision --------------------------------------------------------------------------
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("precision", ["bf16", "16"])
+def test_reduced_precision_on_cpu_trains_fp32_weights_and_predicts_float64(Estimator, precision):
+    X, y = data_for(Estimator)
+    est = Estimator(**{**FAST_PARAMS, "precision": precision}).fit(X, y)
+    assert est.precision_ == precision
+    assert all(p.dtype == torch.float32 for p in est.module_.parameters())
+    pred = est.predict(X)
+    assert np.all(np.isfinite(est._forward(X))) and est._forward(X).dtype == np.float64
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X), pred)
+    # Autocast really ran: the outputs differ from a float32 forward of the same weights.
+    with torch.inference_mode():
+        fp32 = est.module_(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
+    assert not np.array_equal(fp32, est._forward(X))
+
+
+def test_compile_trains_and_saves_the_plain_module():
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 2, "compile": True}).fit(X, y)
+    assert type(clf.net_.module_).__name__ == "OptimizedModule"
+    assert type(clf.module_).__name__ == "ResidualMLP"
+    assert not any(key.startswith("_orig_mod.") for key in clf.module_.state_dict())
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
 # ---- persistence ---------------------------------------------------------------------------
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
 def test_pickle_round_trip_gives_identical_predictions(Estimator):
