@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from copy import deepcopy
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,11 +23,12 @@ from .defaults import DEFAULTS, EARLY_STOPPING_MIN_VALIDATION, PREDICT_BATCH_SIZ
 from .device import is_available, resolve_device, resolve_precision
 from .inputs import (
     check_input_shape,
+    check_predict_X,
+    float32_batch,
     resolve_seed,
     sample_weights,
     spawn_seeds,
     split_indices,
-    validate_X,
 )
 from .training import OPTIMIZERS, TrainingPlan, build_net, move_net, next_seed, run_epochs, seeded
 
@@ -270,14 +272,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def _forward(self, X) -> np.ndarray:
         """Raw network outputs for X as float64."""
         check_is_fitted(self)
-        X, _ = validate_X(self, X, reset=False)
         return batched_inference(
             self.net_.module_,
-            X.reshape(len(X), -1),
+            check_predict_X(self, X),
             device=self.device_,
             batch_size=PREDICT_BATCH_SIZE,
             autocast=self.net_.autocast,
             in_shape=self.input_shape_,
+            convert=partial(float32_batch, self),
         )
 
     # ---- fitted attributes derived from the history -----------------------------------

@@ -170,6 +170,11 @@ class SliceBatches:
             yield xb, (yb, wb)
 
 
+def _rows(X, start: int, stop: int):
+    """Rows ``start:stop`` by position, for arrays and DataFrames alike."""
+    return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
+
+
 def batched_inference(
     module: torch.nn.Module,
     X: np.ndarray,
@@ -178,12 +183,14 @@ def batched_inference(
     batch_size: int,
     autocast: Callable[[], object] | None = None,
     in_shape: tuple[int, ...] | None = None,
+    convert: Callable[[object], np.ndarray] = np.asarray,
 ) -> np.ndarray:
     """Run ``module`` over ``X`` in large batches and return float64 outputs.
 
     Runs under ``torch.inference_mode()`` with the module in evaluation mode; each
-    batch is converted from numpy, reshaped to ``(-1, *in_shape)`` and moved to
-    ``device`` on its own, so peak memory is bounded by the output plus one batch.
+    batch is sliced from ``X``, passed through ``convert`` (validation and conversion
+    to a numpy array), reshaped to ``(-1, *in_shape)`` and moved to ``device`` on its
+    own, so peak memory is bounded by the output plus one batch.
     """
     if module.training:
         module.eval()
@@ -192,7 +199,7 @@ def batched_inference(
     context = autocast or nullcontext
     with torch.inference_mode(), context():
         for start in range(0, n, batch_size):
-            xb = as_tensor(X[start : start + batch_size], torch.float32, device)
+            xb = as_tensor(convert(_rows(X, start, start + batch_size)), torch.float32, device)
             rows = len(xb)
             if in_shape is not None:
                 xb = xb.reshape(rows, *in_shape)

@@ -15,6 +15,7 @@ from sklearn.utils.validation import (
     _check_feature_names,
     _check_sample_weight,
     _check_y,
+    _num_samples,
     check_array,
     check_consistent_length,
     validate_data,
@@ -22,6 +23,8 @@ from sklearn.utils.validation import (
 
 __all__ = [
     "check_input_shape",
+    "check_predict_X",
+    "float32_batch",
     "resolve_seed",
     "sample_weights",
     "spawn_seeds",
@@ -78,6 +81,44 @@ def validate_X(estimator, X, y="no_validation", *, reset: bool, y_kwargs: dict |
             )
         )
     return X, y
+
+
+def check_predict_X(estimator, X):
+    """Check X's feature count and names for prediction without converting or copying it.
+
+    The values themselves (dtype, NaN, inf) are checked batch by batch with
+    :func:`float32_batch`, so prediction never holds a float32 copy of all of X.
+    Numpy arrays and DataFrames with at least one row and two dimensions take this
+    path; any other input goes through the full validation, which raises
+    scikit-learn's usual errors.
+    """
+    sliceable = isinstance(X, np.ndarray) or hasattr(X, "iloc")
+    ndim = _ndim(X)
+    if not sliceable or ndim < 2 or _num_samples(X) == 0:
+        return validate_X(estimator, X, reset=False)[0]
+    if ndim == 2:
+        return validate_data(estimator, X, reset=False, skip_check_array=True)
+    _check_feature_names(estimator, X, reset=False)
+    n_values = math.prod(np.shape(X)[1:])
+    if n_values != estimator.n_features_in_:
+        raise ValueError(
+            _N_FEATURES_MESSAGE.format(
+                got=n_values, name=type(estimator).__name__, expected=estimator.n_features_in_
+            )
+        )
+    return X
+
+
+def float32_batch(estimator, X_batch) -> np.ndarray:
+    """Validate one batch of prediction input and convert it to float32."""
+    return check_array(
+        X_batch,
+        dtype=np.float32,
+        allow_nd=True,
+        accept_sparse=False,
+        estimator=estimator,
+        input_name="X",
+    )
 
 
 def check_input_shape(input_shape, n_features: int, owner: str) -> tuple[int, ...]:

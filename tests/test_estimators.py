@@ -47,6 +47,8 @@ def test_pandas_categorical_labels_and_feature_names():
     assert set(clf.predict(frame)) <= {"yes", "no"}
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(frame.rename(columns={"a": "z"}))
+    shuffled = frame.set_axis(np.random.default_rng(0).permutation(100) + 5)
+    np.testing.assert_array_equal(clf.predict_proba(shuffled), clf.predict_proba(frame))
 
 
 def test_regressor_single_and_multi_output_with_target_standardisation():
@@ -293,6 +295,34 @@ def test_wrong_features_at_predict_and_unfitted():
     cnn = ResNetClassifier(input_shape=(1, 2, 3), **FAST_CNN_PARAMS).fit(X, y)
     with pytest.raises(ValueError, match="X has 8 features"):
         cnn.predict(np.zeros((2, 1, 2, 4)))
+
+
+def test_predict_never_copies_all_of_X():
+    import tracemalloc
+
+    X, y = data_for(ResNetClassifier, n=200, n_features=64)
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    big = np.random.default_rng(0).normal(size=(200_000, 64))  # 102 MB of float64
+    tracemalloc.start()
+    proba = clf.predict_proba(big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    output = proba.nbytes  # 200,000 x 3 float64 = 4.8 MB
+    # A float32 copy of X alone would be 51 MB; allow the output, its softmax and a few batches.
+    assert peak < 3 * output + 8 * 8192 * 64 * 4, peak
+
+
+def test_predict_checks_values_batch_by_batch():
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    bad = np.repeat(X, 100, axis=0)
+    bad[-1, 0] = np.nan  # in the last of several prediction batches
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.predict(bad)
+    with pytest.raises(ValueError, match="0 sample"):
+        clf.predict(X[:0])
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        clf.predict(X[0])
 
 
 def test_failed_refit_keeps_the_previous_model():
