@@ -176,17 +176,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         seed = resolve_seed(self.random_state) if not warm else next_seed(self.net_)
         init_seed, shuffle_seed, split_seed = spawn_seeds(seed, 3)
         self.early_stopping_ = (not incremental) and self._use_early_stopping(len(X))
-        valid = None
         classify = self._task == "classification"
+        train = tensor_data(X, y, weight, classification=classify, device=self.device_)
+        valid = None
         if self.early_stopping_:
-            stratify = y if classify else None
             train_idx, valid_idx = split_indices(
-                len(X), self.validation_fraction, split_seed, stratify
+                len(X), self.validation_fraction, split_seed, y if classify else None
             )
-            data = tensor_data(X, y, weight, classification=classify, device=self.device_)
-            train, valid = data.subset(train_idx), data.subset(valid_idx)
-        else:
-            train = tensor_data(X, y, weight, classification=classify, device=self.device_)
+            train, valid = train.subset(train_idx), train.subset(valid_idx)
         with seeded(init_seed, self.device_):
             if not warm:
                 plan = self._plan(len(train), shuffle_seed)
@@ -338,8 +335,3 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 self.device_, self.precision_ = "cpu", "32"
                 net.precision = "32"
             move_net(net, target)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags

@@ -70,9 +70,19 @@ def validate_X(estimator, X, y="no_validation", *, reset: bool, y_kwargs: dict |
             )
         y = _check_y(y, **(y_kwargs or {}), estimator=estimator)
         check_consistent_length(X, y)
-    n_values = math.prod(X.shape[1:])
+    _check_values_per_sample(estimator, X, reset=reset)
+    return X, y
+
+
+def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
+    """Feature names and ``n_features_in_`` for input of three or more dimensions.
+
+    ``n_features_in_`` is the number of values per sample; ``reset`` records it,
+    otherwise a mismatch raises scikit-learn's feature-count error.
+    """
+    _check_feature_names(estimator, X, reset=reset)
+    n_values = math.prod(np.shape(X)[1:])
     if reset:
-        _check_feature_names(estimator, X, reset=True)
         estimator.n_features_in_ = n_values
     elif n_values != estimator.n_features_in_:
         raise ValueError(
@@ -80,7 +90,6 @@ def validate_X(estimator, X, y="no_validation", *, reset: bool, y_kwargs: dict |
                 got=n_values, name=type(estimator).__name__, expected=estimator.n_features_in_
             )
         )
-    return X, y
 
 
 def check_predict_X(estimator, X):
@@ -98,14 +107,7 @@ def check_predict_X(estimator, X):
         return validate_X(estimator, X, reset=False)[0]
     if ndim == 2:
         return validate_data(estimator, X, reset=False, skip_check_array=True)
-    _check_feature_names(estimator, X, reset=False)
-    n_values = math.prod(np.shape(X)[1:])
-    if n_values != estimator.n_features_in_:
-        raise ValueError(
-            _N_FEATURES_MESSAGE.format(
-                got=n_values, name=type(estimator).__name__, expected=estimator.n_features_in_
-            )
-        )
+    _check_values_per_sample(estimator, X, reset=False)
     return X
 
 
