@@ -320,9 +320,13 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def best_epoch_(self) -> int:
         """Epoch (1-based) whose weights the model holds.
 
-        The epoch of the lowest validation loss with early stopping, else the last one.
+        The epoch of the lowest validation loss when the last fit used early stopping,
+        else the last one (``partial_fit`` trains on from the current weights).
         """
-        best = [row["epoch"] for row in self.history_ if row.get("valid_loss_best")]
+        history = self.history_
+        if "valid_loss" not in history[-1]:
+            return self.n_iter_
+        best = [row["epoch"] for row in history if row.get("valid_loss_best")]
         return int(best[-1]) if best else self.n_iter_
 
     # ---- persistence and tags -----------------------------------------------------------

@@ -373,9 +373,9 @@ def run_epochs(
     With ``schedule=False`` the learning rate stays at its base value (``partial_fit``).
     Early stopping, if configured, ends training early and restores the best weights.
     """
-    if valid is None and dict(net.callbacks_).get("early_stopping") is not None:
+    if valid is None:
         # Nothing to monitor: partial_fit trains without a validation set.
-        net.set_params(callbacks__early_stopping=None)
+        net.callbacks_ = [(n, cb) for n, cb in net.callbacks_ if n != "early_stopping"]
     n_batches = len(SliceBatches(train, net.batch_size, shuffle=True))
     net.schedule_steps_ = epochs * n_batches if schedule else None
     net.planned_epochs_ = epochs

@@ -137,6 +137,16 @@ def test_early_stopping_restores_the_best_weights():
     assert min(losses) == losses[clf.best_epoch_ - 1]
 
 
+def test_best_epoch_follows_training_continued_by_partial_fit():
+    X, y = data_for(ResNetClassifier, n=1200)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}).fit(X, y)
+    assert clf.early_stopping_
+    clf.partial_fit(X, y)
+    # The module now holds the weights of the epoch partial_fit just trained.
+    assert clf.n_iter_ == 5 and clf.best_epoch_ == 5
+    assert clf.best_validation_score_ is None
+
+
 def test_sample_weight_zero_is_the_same_as_removing_the_sample():
     X, y = data_for(ResNetRegressor)
     weight = np.ones(len(X))
