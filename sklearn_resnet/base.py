@@ -187,16 +187,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         with seeded(init_seed, self.device_):
             if not warm:
                 plan = self._plan(len(train), shuffle_seed)
-                module = build_backbone(
-                    self.backbone_,
-                    self.input_shape_,
-                    self._n_network_outputs(),
-                    depth=self.depth,
-                    width=self.width,
-                    block=self.block,
-                    dropout=self.dropout,
-                )
-                self.net_ = build_net(plan, module)
+                self.net_ = build_net(plan, self._build_module())
             epochs = 1 if incremental else self.net_.max_epochs
             run_epochs(self.net_, train, valid, epochs, schedule=not incremental)
 
@@ -233,6 +224,23 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"for backbone={self.backbone_!r} and block={self.block!r}. "
                 f"Got {depth} instead."
             ) from None
+
+    def _build_module(self):
+        """A freshly initialised network for the resolved architecture.
+
+        Depends only on the parameters and on fitted attributes set before training
+        (``backbone_``, ``input_shape_``, the number of outputs), so a saved model can be
+        rebuilt from them and its weights loaded into the result.
+        """
+        return build_backbone(
+            self.backbone_,
+            self.input_shape_,
+            self._n_network_outputs(),
+            depth=self.depth,
+            width=self.width,
+            block=self.block,
+            dropout=self.dropout,
+        )
 
     def _use_early_stopping(self, n_samples: int) -> bool:
         if self.early_stopping == "auto":
