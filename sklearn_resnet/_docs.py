@@ -28,6 +28,20 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         reshaped to it, so the CNN works after scikit-learn transformers in a
         Pipeline. ``None``: the shape of X's samples, or ``(1, n_features)`` for
         flat rows with ``backbone="cnn"``.
+    scaling : {"auto", "robust", "quantile", "standard"} or None, default="auto"
+        Input scaling fitted on the training rows and stored inside the network (so
+        it travels with the weights): ``"robust"`` centres on the median, divides by
+        the interquartile range and clips outliers smoothly to about ±3 (RealMLP,
+        Holzmüller et al., 2024); ``"quantile"`` maps each feature through its
+        empirical distribution onto a normal (Gorishniy et al., 2021);
+        ``"standard"`` subtracts the mean and divides by the standard deviation.
+        The CNN scales per channel. ``"auto"``: ``"robust"`` for the MLP,
+        ``"standard"`` for the CNN. ``None``: no scaling.
+    augment : {"shift", "flip", "shift+flip"} or None, default=None
+        CNN only: random augmentation of training batches (never of validation or
+        prediction data). ``"shift"`` moves each sample by up to 1/8 of its size with
+        zero fill, the padded random crops of He et al. (2015); ``"flip"`` mirrors half
+        the samples along the last axis. Setting it with the MLP raises a ValueError.
     optimizer : {"adamw", "adam", "sgd"}, default="adamw"
         ``"sgd"`` uses Nesterov momentum 0.9 (He et al.).
     lr : float, default=None
@@ -77,6 +91,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
 _CLASS_WEIGHT = """\
 class_weight : dict, "balanced" or None, default=None
         Weights per class, as in scikit-learn; multiplied with ``sample_weight``.
+    label_smoothing : float in [0, 1), default=0.0
+        Share of each target's probability spread evenly over all classes in the
+        cross-entropy loss (Szegedy et al., 2016); regularises over-confident logits.
     """
 
 _SHARED_ATTRIBUTES = """\
@@ -90,6 +107,8 @@ n_features_in_ : int
         The backbone used.
     input_shape_ : tuple of int
         Per-sample shape fed to the network.
+    scaling_ : str or None
+        Resolved input scaling.
     device_ : str
         Device the model lives on.
     precision_ : str

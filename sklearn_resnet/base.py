@@ -17,9 +17,21 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .backbones import blocks_for_depth, build_backbone, depth_formula, nearest_depths
-from .data import batched_inference, tensor_data
-from .defaults import DEFAULTS, EARLY_STOPPING_MIN_VALIDATION, PREDICT_BATCH_SIZE, auto_batch_size
+from .backbones import (
+    SCALING_METHODS,
+    blocks_for_depth,
+    build_backbone,
+    depth_formula,
+    nearest_depths,
+)
+from .data import AUGMENTATIONS, batched_inference, tensor_data
+from .defaults import (
+    DEFAULTS,
+    EARLY_STOPPING_MIN_VALIDATION,
+    PREDICT_BATCH_SIZE,
+    auto_batch_size,
+    resolve_scaling,
+)
 from .device import is_available, resolve_device, resolve_precision
 from .inputs import (
     check_input_shape,
@@ -27,6 +39,7 @@ from .inputs import (
     float32_batch,
     resolve_seed,
     sample_weights,
+    small_float32,
     spawn_seeds,
     split_indices,
 )
@@ -45,6 +58,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         "block": [StrOptions({"basic", "bottleneck", "preact"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "input_shape": [tuple, list, None],
+        "scaling": [StrOptions({"auto", *SCALING_METHODS}), None],
+        "augment": [StrOptions(set(AUGMENTATIONS)), None],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left"), None],
@@ -73,6 +88,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         block="basic",
         dropout=0.0,
         input_shape=None,
+        scaling="auto",
+        augment=None,
         optimizer="adamw",
         lr=None,
         weight_decay=None,
@@ -95,6 +112,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         self.block = block
         self.dropout = dropout
         self.input_shape = input_shape
+        self.scaling = scaling
+        self.augment = augment
         self.optimizer = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
@@ -123,6 +142,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _n_network_outputs(self) -> int:
         """Number of outputs of the network's head."""
+
+    def _label_smoothing(self) -> float:
+        """Label smoothing of the loss (classifiers only)."""
+        return 0.0
 
     # ---- fitting ----------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -178,7 +201,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         self.early_stopping_ = (not incremental) and self._use_early_stopping(len(X))
         classify = self._task == "classification"
         train = tensor_data(X, y, weight, classification=classify, device=self.device_)
-        valid = None
+        valid, train_idx = None, None
         if self.early_stopping_:
             train_idx, valid_idx = split_indices(
                 len(X), self.validation_fraction, split_seed, y if classify else None
@@ -187,7 +210,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         with seeded(init_seed, self.device_):
             if not warm:
                 plan = self._plan(len(train), shuffle_seed)
-                self.net_ = build_net(plan, self._build_module())
+                module = self._build_module()
+                # Scaling statistics come from the training rows only.
+                module.input_scaler.fit(X, train_idx, seed=split_seed)
+                module.to(self.device_)
+                self.net_ = build_net(plan, module)
             epochs = 1 if incremental else self.net_.max_epochs
             run_epochs(self.net_, train, valid, epochs, schedule=not incremental)
 
@@ -207,12 +234,19 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             shape = (1, self.n_features_in_) if self.backbone_ == "cnn" else sample_shape
         if self.backbone_ == "mlp":
             shape = (self.n_features_in_,)
+            if self.augment is not None:
+                raise ValueError(
+                    f"augment={self.augment!r} shifts and flips signals and images; it needs "
+                    f"the CNN backbone, but {owner} resolved backbone='mlp'. Set augment=None "
+                    "for tabular data, or set input_shape to use the CNN."
+                )
         elif len(shape) not in (2, 3):
             raise ValueError(
                 f"The CNN backbone of {owner} takes samples shaped (C, L) or (C, H, W); "
                 f"got per-sample shape {shape}. Set input_shape or use backbone='mlp'."
             )
         self.input_shape_ = shape
+        self.scaling_ = resolve_scaling(self.scaling, self.backbone_)
         depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
         try:
             blocks_for_depth(self.backbone_, depth, self.block)
@@ -240,6 +274,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             width=self.width,
             block=self.block,
             dropout=self.dropout,
+            scaling=self.scaling_,
         )
 
     def _use_early_stopping(self, n_samples: int) -> bool:
@@ -269,6 +304,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             precision=self.precision_,
             compile=self.compile,
             shuffle_seed=shuffle_seed,
+            augment=self.augment,
+            label_smoothing=self._label_smoothing(),
             verbose=self.verbose,
             callbacks=deepcopy(list(self.callbacks or [])),
         )
@@ -277,15 +314,24 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def _forward(self, X) -> np.ndarray:
         """Raw network outputs for X as float64."""
         check_is_fitted(self)
+        small = small_float32(self, X)
+        if small is not None:
+            # A few plain rows: already checked and converted in one step.
+            X, convert = small, np.asarray
+        else:
+            X, convert = check_predict_X(self, X), partial(float32_batch, self)
         return batched_inference(
             self.net_.module_,
-            check_predict_X(self, X),
+            X,
             device=self.device_,
             batch_size=PREDICT_BATCH_SIZE,
             autocast=self.net_.autocast,
             in_shape=self.input_shape_,
-            convert=partial(float32_batch, self),
+            convert=convert,
         )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "net_" in self.__dict__
 
     # ---- fitted attributes derived from the history -----------------------------------
     @property

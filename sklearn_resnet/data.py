@@ -14,7 +14,18 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-__all__ = ["SliceBatches", "TensorData", "as_tensor", "batched_inference", "device_fits"]
+#: Values of the estimators' ``augment`` parameter.
+AUGMENTATIONS = ("shift", "flip", "shift+flip")
+
+__all__ = [
+    "AUGMENTATIONS",
+    "SliceBatches",
+    "TensorData",
+    "as_tensor",
+    "augment_batch",
+    "batched_inference",
+    "device_fits",
+]
 
 # Keep at most this share of free accelerator memory for one fit's data.
 _DEVICE_MEMORY_SHARE = 0.5
@@ -120,6 +131,9 @@ class SliceBatches:
         Seeded CPU generator for the permutations.
     device : str, default="cpu"
         Device the batches are moved to (a no-op when the data already lives there).
+    augment : {"shift", "flip", "shift+flip"} or None, default=None
+        Random augmentation of each input batch (see :func:`augment_batch`); the
+        training iterator only.
 
     Notes
     -----
@@ -134,12 +148,14 @@ class SliceBatches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         device: str = "cpu",
+        augment: str | None = None,
     ):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
         self.device = device
+        self.augment = augment
 
     def _bounds(self) -> list[tuple[int, int]]:
         n = len(self.dataset)
@@ -165,9 +181,43 @@ class SliceBatches:
         device = self.device
         for start, stop in self._bounds():
             xb = X[start:stop].to(device, non_blocking=True)
+            if self.augment is not None:
+                xb = augment_batch(xb, self.augment, self.generator)
             yb = y[start:stop].to(device, non_blocking=True)
             wb = None if weight is None else weight[start:stop].to(device, non_blocking=True)
             yield xb, (yb, wb)
+
+
+def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Randomly shift and/or flip each sample of a ``(N, C, L)`` or ``(N, C, H, W)`` batch.
+
+    ``"shift"`` moves each sample by up to an eighth of its length along every spatial
+    axis, filling with zeros: the random crops of a zero-padded input that He et al.
+    (2015) use on CIFAR (4 pixels of 32). ``"flip"`` mirrors half of the samples along
+    the last axis (horizontally for images, in time for signals). Random numbers come
+    from ``generator`` on the CPU, so training stays reproducible on every device.
+    """
+    n, spatial = x.shape[0], x.shape[2:]
+    if "shift" in kind:
+        for axis, size in enumerate(spatial, start=2):
+            pad = max(1, size // 8)
+            offsets = torch.randint(-pad, pad + 1, (n,), generator=generator).to(x.device)
+            x = _shift_along(x, axis, offsets)
+    if "flip" in kind:
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip.view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
+    return x
+
+
+def _shift_along(x: torch.Tensor, axis: int, offsets: torch.Tensor) -> torch.Tensor:
+    """Shift sample ``i`` by ``offsets[i]`` positions along ``axis``, zero-filled."""
+    size = x.shape[axis]
+    source = torch.arange(size, device=x.device).view(1, -1) - offsets.view(-1, 1)
+    valid = (source >= 0) & (source < size)
+    shape = [x.shape[0]] + [1] * (x.ndim - 1)
+    shape[axis] = size
+    index = source.clamp(0, size - 1).view(shape).expand_as(x)
+    return torch.gather(x, axis, index) * valid.view(shape).to(x.dtype)
 
 
 def _rows(X, start: int, stop: int):

@@ -11,6 +11,7 @@ __all__ = [
     "EARLY_STOPPING_MIN_VALIDATION",
     "PREDICT_BATCH_SIZE",
     "auto_batch_size",
+    "resolve_scaling",
 ]
 
 #: Architecture and epoch defaults per backbone, for ``depth``/``width``/``max_epochs=None``.
@@ -18,6 +19,9 @@ DEFAULTS = {
     "mlp": {**BACKBONE_DEFAULTS["mlp"], "max_epochs": 100},
     "cnn": {**BACKBONE_DEFAULTS["cnn"], "max_epochs": 60},
 }
+#: ``scaling="auto"`` per backbone: robust scaling with smooth clipping for tabular
+#: rows (RealMLP), per-channel standardisation for signals and images.
+AUTO_SCALING = {"mlp": "robust", "cnn": "standard"}
 #: ``early_stopping="auto"`` turns on when the validation part holds this many samples.
 EARLY_STOPPING_MIN_VALIDATION = 100
 #: Samples per forward pass in predict.
@@ -31,3 +35,8 @@ def auto_batch_size(n_samples: int) -> int:
     if n_samples < 8 * low:
         return low
     return int(min(high, 2 ** int(np.log2(n_samples / 8))))
+
+
+def resolve_scaling(scaling: str | None, backbone: str) -> str | None:
+    """The scaling method for ``scaling`` (``"auto"`` resolved per backbone)."""
+    return AUTO_SCALING[backbone] if scaling == "auto" else scaling

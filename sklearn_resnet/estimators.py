@@ -6,10 +6,12 @@ methods. Validation, training and persistence live in :class:`~sklearn_resnet.ba
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 from scipy.special import log_softmax, softmax
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
@@ -48,6 +50,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
     _parameter_constraints: dict = {
         **_BaseResNet._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
     _task = "classification"
 
@@ -60,6 +63,8 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         block="basic",
         dropout=0.0,
         input_shape=None,
+        scaling="auto",
+        augment=None,
         optimizer="adamw",
         lr=None,
         weight_decay=None,
@@ -70,6 +75,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         validation_fraction=0.1,
         n_iter_no_change=10,
         class_weight=None,
+        label_smoothing=0.0,
         device="auto",
         precision="auto",
         compile=False,
@@ -84,6 +90,8 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
             block=block,
             dropout=dropout,
             input_shape=input_shape,
+            scaling=scaling,
+            augment=augment,
             optimizer=optimizer,
             lr=lr,
             weight_decay=weight_decay,
@@ -101,6 +109,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
             callbacks=callbacks,
         )
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -162,6 +171,9 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
 
     def _n_network_outputs(self) -> int:
         return len(self.classes_)
+
+    def _label_smoothing(self) -> float:
+        return float(self.label_smoothing)
 
     def decision_function(self, X):
         """Logits of the classes.

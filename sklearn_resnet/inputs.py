@@ -22,11 +22,13 @@ from sklearn.utils.validation import (
 )
 
 __all__ = [
+    "FAST_PATH_ROWS",
     "check_input_shape",
     "check_predict_X",
     "float32_batch",
     "resolve_seed",
     "sample_weights",
+    "small_float32",
     "spawn_seeds",
     "split_indices",
     "validate_X",
@@ -109,6 +111,32 @@ def check_predict_X(estimator, X):
         return validate_data(estimator, X, reset=False, skip_check_array=True)
     _check_values_per_sample(estimator, X, reset=False)
     return X
+
+
+#: Most rows a prediction call may have to take the fast path of :func:`small_float32`.
+FAST_PATH_ROWS = 256
+
+
+def small_float32(estimator, X) -> np.ndarray | None:
+    """A float32 view or copy of a small, plain, finite 2-D array; ``None`` otherwise.
+
+    The fast path of prediction for a few rows: a numpy array of numbers with the
+    fitted number of columns, from an estimator fitted without feature names, needs
+    none of the checks that make full validation cost more than a small network's
+    forward pass. Anything else (DataFrames, lists, wrong shapes, NaN or infinity)
+    returns ``None`` and goes through full validation, which raises the usual errors.
+    """
+    if (
+        type(X) is not np.ndarray
+        or X.ndim != 2
+        or X.dtype.kind not in "fiub"
+        or not 0 < X.shape[0] <= FAST_PATH_ROWS
+        or X.shape[1] != estimator.n_features_in_
+        or hasattr(estimator, "feature_names_in_")
+    ):
+        return None
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return X if np.isfinite(X).all() else None
 
 
 def float32_batch(estimator, X_batch) -> np.ndarray:

@@ -293,6 +293,7 @@ class TrainingPlan:
     compile: bool
     shuffle_seed: int
     verbose: int = 0
+    augment: str | None = None
     label_smoothing: float = 0.0
     callbacks: list = field(default_factory=list)
 
@@ -347,6 +348,7 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
         iterator_train=SliceBatches,
         iterator_train__shuffle=True,
         iterator_train__generator=generator,
+        iterator_train__augment=plan.augment,
         iterator_train__device=plan.device,
         iterator_valid=SliceBatches,
         iterator_valid__device=plan.device,

@@ -11,9 +11,12 @@ from torch import nn
 
 from .cnn import ResidualCNN, cnn_blocks_for_depth, cnn_valid_depths
 from .mlp import ResidualMLP, mlp_blocks_for_depth, mlp_valid_depths
+from .scaling import SCALING_METHODS, InputScaler
 
 __all__ = [
     "BACKBONE_DEFAULTS",
+    "SCALING_METHODS",
+    "InputScaler",
     "ResidualCNN",
     "ResidualMLP",
     "blocks_for_depth",

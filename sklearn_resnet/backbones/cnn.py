@@ -14,6 +14,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .layers import dropout_layer
+from .scaling import InputScaler
+
 __all__ = [
     "BasicBlock",
     "Bottleneck",
@@ -91,7 +94,7 @@ class BasicBlock(nn.Module):
         self.bn1 = ops.norm(planes)
         self.conv2 = ops.conv3x3(planes, out_channels)
         self.bn2 = ops.norm(out_channels)
-        self.drop = nn.Dropout(dropout)
+        self.drop = dropout_layer(dropout)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = ops.shortcut(in_channels, out_channels, stride)
 
@@ -118,7 +121,7 @@ class Bottleneck(nn.Module):
         self.bn2 = ops.norm(planes)
         self.conv3 = ops.conv1x1(planes, out_channels)
         self.bn3 = ops.norm(out_channels)
-        self.drop = nn.Dropout(dropout)
+        self.drop = dropout_layer(dropout)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = ops.shortcut(in_channels, out_channels, stride)
 
@@ -147,7 +150,7 @@ class PreActBlock(nn.Module):
         self.conv1 = ops.conv3x3(in_channels, planes, stride)
         self.bn2 = ops.norm(planes)
         self.conv2 = ops.conv3x3(planes, out_channels)
-        self.drop = nn.Dropout(dropout)
+        self.drop = dropout_layer(dropout)
         self.relu = nn.ReLU()
         self.shortcut = ops.shortcut(in_channels, out_channels, stride)
 
@@ -188,6 +191,9 @@ class ResidualCNN(nn.Module):
     zero_init_last : bool, default=True
         Zero the last norm (or convolution) of each residual branch so that every
         block starts as the identity (Goyal et al., 2017).
+    scaling : {"standard", "robust", "quantile"} or None, default=None
+        Per-channel input scaling applied first (an :class:`InputScaler`, fitted
+        separately with ``net.input_scaler.fit(X)``).
 
     Examples
     --------
@@ -208,11 +214,13 @@ class ResidualCNN(nn.Module):
         block: str = "basic",
         dropout: float = 0.0,
         zero_init_last: bool = True,
+        scaling: str | None = None,
     ):
         super().__init__()
         in_shape = tuple(int(s) for s in in_shape)
         if block not in _BLOCKS:
             raise ValueError(f"Unknown block {block!r}; expected one of {sorted(_BLOCKS)}.")
+        self.input_scaler = InputScaler(in_shape, scaling)
         ops = _Ops(len(in_shape) - 1)
         block_cls = _BLOCKS[block]
         self.preact = block == "preact"
@@ -252,7 +260,7 @@ class ResidualCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map after the last stage (and the final pre-activation)."""
-        x = self.stem_act(self.stem_norm(self.stem(x)))
+        x = self.stem_act(self.stem_norm(self.stem(self.input_scaler(x))))
         return self.final_act(self.final_norm(self.stages(x)))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import dropout_layer
+from .scaling import InputScaler
+
 __all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth", "mlp_valid_depths"]
 
 _NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
@@ -61,9 +64,9 @@ class ResidualMLPBlock(nn.Module):
         self.norm = _NORMS[norm](width)
         self.linear1 = nn.Linear(width, hidden)
         self.act = _ACTIVATIONS[activation]()
-        self.drop1 = nn.Dropout(dropout)
+        self.drop1 = dropout_layer(dropout)
         self.linear2 = nn.Linear(hidden, width)
-        self.drop2 = nn.Dropout(dropout)
+        self.drop2 = dropout_layer(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branch = self.drop1(self.act(self.linear1(self.norm(x))))
@@ -93,6 +96,9 @@ class ResidualMLP(nn.Module):
         Normalisation layer.
     activation : {"relu", "gelu", "silu"}, default="relu"
         Non-linearity.
+    scaling : {"standard", "robust", "quantile"} or None, default=None
+        Per-feature input scaling applied first (an :class:`InputScaler`, fitted
+        separately with ``net.input_scaler.fit(X)``).
 
     Examples
     --------
@@ -112,6 +118,7 @@ class ResidualMLP(nn.Module):
         dropout: float = 0.0,
         norm: str = "layer",
         activation: str = "relu",
+        scaling: str | None = None,
     ):
         super().__init__()
         if block not in ("basic", "preact", "bottleneck"):
@@ -119,6 +126,7 @@ class ResidualMLP(nn.Module):
                 f"Unknown block {block!r}; expected 'basic', 'preact' or 'bottleneck'."
             )
         hidden = max(1, width // _BOTTLENECK_FACTOR) if block == "bottleneck" else width
+        self.input_scaler = InputScaler((n_inputs,), scaling)
         self.stem = nn.Linear(n_inputs, width)
         self.blocks = nn.Sequential(
             *(ResidualMLPBlock(width, hidden, dropout, norm, activation) for _ in range(n_blocks))
@@ -129,7 +137,7 @@ class ResidualMLP(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Residual stream after the last block, before the head."""
-        return self.blocks(self.stem(x.flatten(1)))
+        return self.blocks(self.stem(self.input_scaler(x.flatten(1))))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Map features to outputs (logits for classification)."""

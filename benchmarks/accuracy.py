@@ -1,0 +1,217 @@
+"""Accuracy of the estimators with default parameters against scikit-learn's models.
+
+For each dataset (all shipped with scikit-learn or generated), 5-fold cross-validation
+(stratified for classification, shuffled with seed 0) of:
+
+- ours: ``ResNetClassifier()`` / ``ResNetRegressor()`` with default parameters
+  (``input_shape`` for the CNN rows, which is data description, not tuning);
+- ``MLPClassifier`` / ``MLPRegressor`` with defaults after a ``StandardScaler``, with
+  ``max_iter`` raised to 2,000 so that they converge;
+- ``HistGradientBoostingClassifier`` / ``HistGradientBoostingRegressor`` with defaults;
+- ``LogisticRegression`` / ``Ridge`` after a ``StandardScaler``.
+
+Scores are accuracy (classification) and R² (regression), mean ± std over the folds,
+with the mean fit time. Run::
+
+    python benchmarks/accuracy.py --output accuracy.md
+
+``--quick`` runs 2 folds on a subset of the datasets; ``--datasets`` and ``--models``
+pick rows and columns; ``--set key=value`` overrides a parameter of our estimators
+(for experiments; the published table uses defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    load_wine,
+    make_classification,
+    make_regression,
+)
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_resnet import ResNetClassifier, ResNetRegressor
+
+
+@dataclass
+class Dataset:
+    name: str
+    load: Callable[[], tuple[np.ndarray, np.ndarray]]
+    task: str
+    input_shape: tuple[int, ...] | None = None
+
+
+def make_waveforms(n_samples: int = 1500, length: int = 128, seed: int = 0):
+    """Noisy 1-D signals of four pulse shapes at random positions (4 classes).
+
+    Each signal holds one pulse - a Gaussian bump, a double bump, a square pulse or a
+    short chirp - at a random position with random amplitude, in Gaussian noise. The
+    class depends on the shape, not the position, which suits a convolutional net.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(32) - 16.0
+    shapes = [
+        np.exp(-(t**2) / 18),
+        np.exp(-((t - 6) ** 2) / 6) + np.exp(-((t + 6) ** 2) / 6),
+        (np.abs(t) < 6).astype(float),
+        np.sin(t**2 / 12) * np.exp(-(t**2) / 80),
+    ]
+    y = rng.integers(0, len(shapes), n_samples)
+    X = rng.normal(scale=0.6, size=(n_samples, length))
+    starts = rng.integers(0, length - len(t), n_samples)
+    amplitude = rng.uniform(0.7, 1.5, n_samples)
+    for i in range(n_samples):
+        X[i, starts[i] : starts[i] + len(t)] += amplitude[i] * shapes[y[i]]
+    return X.astype(np.float32), y
+
+
+DATASETS = [
+    Dataset("digits", lambda: load_digits(return_X_y=True), "classification"),
+    Dataset("digits (CNN 1x8x8)", lambda: load_digits(return_X_y=True), "classification", (1, 8, 8)),
+    Dataset("breast_cancer", lambda: load_breast_cancer(return_X_y=True), "classification"),
+    Dataset("wine", lambda: load_wine(return_X_y=True), "classification"),
+    Dataset(
+        "make_classification",
+        lambda: make_classification(
+            n_samples=3000,
+            n_features=20,
+            n_informative=10,
+            n_classes=3,
+            flip_y=0.05,
+            random_state=0,
+        ),
+        "classification",
+    ),
+    Dataset(
+        "waveforms (CNN 1x128)",
+        lambda: make_waveforms(),
+        "classification",
+        (1, 128),
+    ),
+    Dataset("diabetes", lambda: load_diabetes(return_X_y=True), "regression"),
+    Dataset(
+        "make_regression",
+        lambda: make_regression(
+            n_samples=2000, n_features=20, n_informative=10, noise=10.0, random_state=0
+        ),
+        "regression",
+    ),
+]
+QUICK = ["digits", "breast_cancer", "diabetes", "wine"]
+
+
+def models(dataset: Dataset, seed: int, overrides: dict) -> dict[str, object]:
+    """The competitors for one dataset and fold seed."""
+    if dataset.task == "classification":
+        ours = ResNetClassifier(input_shape=dataset.input_shape, random_state=seed, **overrides)
+        return {
+            "ours": ours,
+            "MLP": make_pipeline(
+                StandardScaler(), MLPClassifier(max_iter=2000, random_state=seed)
+            ),
+            "HGB": HistGradientBoostingClassifier(random_state=seed),
+            "linear": make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+        }
+    return {
+        "ours": ResNetRegressor(input_shape=dataset.input_shape, random_state=seed, **overrides),
+        "MLP": make_pipeline(StandardScaler(), MLPRegressor(max_iter=2000, random_state=seed)),
+        "HGB": HistGradientBoostingRegressor(random_state=seed),
+        "linear": make_pipeline(StandardScaler(), Ridge()),
+    }
+
+
+def evaluate(dataset: Dataset, n_folds: int, names: list[str], overrides: dict) -> dict:
+    """Test scores and fit times per model over the folds."""
+    X, y = dataset.load()
+    X = np.asarray(X, dtype=np.float32)
+    splitter = (
+        StratifiedKFold(n_folds, shuffle=True, random_state=0)
+        if dataset.task == "classification"
+        else KFold(n_folds, shuffle=True, random_state=0)
+    )
+    results = {name: {"scores": [], "times": []} for name in names}
+    for fold, (train, test) in enumerate(splitter.split(X, y)):
+        candidates = models(dataset, fold, overrides)
+        for name in names:
+            model = candidates[name]
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X[train], y[train])
+            results[name]["times"].append(time.perf_counter() - start)
+            results[name]["scores"].append(model.score(X[test], y[test]))
+    return results
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 folds, 4 datasets")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--datasets", nargs="*", help="dataset names (default: all)")
+    parser.add_argument("--models", nargs="*", default=["ours", "MLP", "HGB", "linear"])
+    parser.add_argument("--set", action="append", default=[], help="key=value for ours")
+    parser.add_argument("--output", help="also write the markdown table to this file")
+    args = parser.parse_args()
+    overrides = parse_overrides(args.set)
+    folds = 2 if args.quick else args.folds
+    wanted = args.datasets or (QUICK if args.quick else [d.name for d in DATASETS])
+    chosen = [d for d in DATASETS if d.name in wanted]
+    header = "| dataset | metric | " + " | ".join(args.models) + " | fit time (s): " + (
+        " / ".join(args.models) + " |"
+    )
+    lines = [header, "|" + "---|" * (len(args.models) + 3)]
+    print(header, flush=True)
+    print(lines[1], flush=True)
+    for dataset in chosen:
+        results = evaluate(dataset, folds, args.models, overrides)
+        metric = "accuracy" if dataset.task == "classification" else "R²"
+        best = max(np.mean(results[m]["scores"]) for m in args.models)
+        cells = []
+        for name in args.models:
+            mean, std = np.mean(results[name]["scores"]), np.std(results[name]["scores"])
+            cell = f"{mean:.4f} ± {std:.4f}"
+            cells.append(f"**{cell}**" if mean == best else cell)
+        times = " / ".join(f"{np.mean(results[m]['times']):.1f}" for m in args.models)
+        line = f"| {dataset.name} | {metric} | " + " | ".join(cells) + f" | {times} |"
+        lines.append(line)
+        print(line, flush=True)
+    footer = (
+        f"\n{folds}-fold cross-validation; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads."
+    )
+    print(footer)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n" + footer + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Input scaling that lives inside the network, as fitted buffers.
+
+A :class:`InputScaler` is the first step of every backbone's forward pass, so the
+trained module maps raw inputs to outputs on its own: the scaling travels with the
+weights (``state_dict``, safe export, ONNX) and is never fitted on prediction data.
+
+Methods
+-------
+``"standard"``
+    ``(x - mean) / std``.
+``"robust"``
+    Centre on the median, divide by the interquartile range (half the range, then 1,
+    when that is zero), then clip smoothly: ``x / sqrt(1 + (x / 3)^2)``. This is
+    RealMLP's robust scaling with smooth clipping (Holzmüller et al., 2024): outliers
+    land near ±3 instead of far out, while the bulk of the data stays linear.
+``"quantile"``
+    Map each value through the empirical distribution of its feature onto a standard
+    normal, as scikit-learn's ``QuantileTransformer(output_distribution="normal")``
+    does; the quantile transform Gorishniy et al. (2021) use for their tabular ResNet.
+``None``
+    Identity.
+
+Statistics are per feature for flat rows and per channel for signals and images
+(reducing over the positions), so a convolution sees the same scaling everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["SCALING_METHODS", "InputScaler"]
+
+SCALING_METHODS = ("standard", "robust", "quantile")
+#: Smooth clipping bound of the robust method.
+_CLIP = 3.0
+#: Quantiles kept per feature by the quantile method (QuantileTransformer's default).
+_N_QUANTILES = 1000
+#: Most values per feature (rows times positions) used for medians and quantiles.
+_SUBSAMPLE = 1_000_000
+#: Rows per chunk when accumulating means and variances.
+_CHUNK_ROWS = 65_536
+#: Probabilities are kept this far from 0 and 1 before the normal quantile function.
+_EPS = 1e-7
+
+
+class InputScaler(nn.Module):
+    """Fitted per-feature (or per-channel) scaling applied before the backbone.
+
+    Parameters
+    ----------
+    in_shape : tuple of int
+        Shape of one sample: ``(n_features,)`` for rows, ``(C, L)`` or ``(C, H, W)``
+        for signals and images (scaled per channel).
+    method : {"standard", "robust", "quantile"} or None
+        Scaling method; ``None`` makes the module an identity.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> scaler = InputScaler((2,), "standard").fit(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    >>> scaler(torch.tensor([[1.0, 2.0]]))
+    tensor([[0., 0.]])
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], method: str | None):
+        super().__init__()
+        if method is not None and method not in SCALING_METHODS:
+            raise ValueError(
+                f"Unknown scaling {method!r}; expected one of {list(SCALING_METHODS)} or None."
+            )
+        self.method = method
+        self.in_shape = tuple(int(s) for s in in_shape)
+        n_stats = self.in_shape[0]
+        # Statistics broadcast over positions: (n_features,) or (C, 1[, 1]).
+        self._stat_shape = (n_stats,) + (1,) * (len(self.in_shape) - 1)
+        if method in ("standard", "robust"):
+            self.register_buffer("shift", torch.zeros(self._stat_shape))
+            self.register_buffer("scale", torch.ones(self._stat_shape))
+        elif method == "quantile":
+            references = torch.linspace(0.0, 1.0, _N_QUANTILES, dtype=torch.float64)
+            self.register_buffer("quantiles", torch.zeros(n_stats, _N_QUANTILES))
+            self.register_buffer("references", references.float())
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}"
+
+    def _values_per_stat(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as a 2-D array with one column per feature or channel."""
+        X = np.asarray(X, dtype=np.float32).reshape(len(X), *self.in_shape)
+        if len(self.in_shape) == 1:
+            return X
+        return np.moveaxis(X, 1, -1).reshape(-1, self.in_shape[0])
+
+    def fit(self, X: np.ndarray, rows: np.ndarray | None = None, *, seed: int = 0) -> InputScaler:
+        """Estimate the statistics from training inputs ``X[rows]`` (all rows by default).
+
+        Means and standard deviations use every value, accumulated in chunks; medians
+        and quantiles use at most about a million values (whole samples drawn with
+        ``seed``), so memory stays bounded for large data.
+
+        Returns
+        -------
+        self : InputScaler
+        """
+        if self.method is None:
+            return self
+        rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+        if self.method == "standard":
+            mean, std = self._moments(X, rows)
+            self._set("shift", mean)
+            self._set("scale", np.where(std > 0, std, 1.0))
+            return self
+        positions = int(np.prod(self.in_shape[1:], dtype=np.int64))
+        cap = max(1, _SUBSAMPLE // positions)
+        if len(rows) > cap:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
+        values = self._values_per_stat(X[rows])
+        if self.method == "robust":
+            low, median, high = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
+            spread = high - low
+            half_range = (values.max(axis=0) - values.min(axis=0)) / 2
+            spread = np.where(spread > 0, spread, np.where(half_range > 0, half_range, 1.0))
+            self._set("shift", median)
+            self._set("scale", spread)
+            return self
+        # A fixed number of quantiles (interpolated between samples when there are
+        # fewer), so the buffers' shapes depend on the architecture only.
+        references = np.linspace(0.0, 1.0, _N_QUANTILES)
+        quantiles = np.quantile(values, references, axis=0).T
+        self.quantiles.copy_(torch.as_tensor(np.ascontiguousarray(quantiles)))
+        return self
+
+    def _moments(self, X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation per feature/channel, two passes over chunks."""
+        chunks = [rows[i : i + _CHUNK_ROWS] for i in range(0, len(rows), _CHUNK_ROWS)]
+        count = 0
+        total = np.zeros(self.in_shape[0])
+        for chunk in chunks:
+            values = self._values_per_stat(X[chunk])
+            count += len(values)
+            total += values.sum(axis=0, dtype=np.float64)
+        mean = total / max(count, 1)
+        squares = np.zeros_like(mean)
+        for chunk in chunks:
+            values = self._values_per_stat(X[chunk])
+            squares += ((values - mean) ** 2).sum(axis=0)
+        return mean, np.sqrt(squares / max(count, 1))
+
+    def _set(self, name: str, values: np.ndarray) -> None:
+        tensor = torch.as_tensor(np.asarray(values, dtype=np.float32).reshape(self._stat_shape))
+        getattr(self, name).copy_(tensor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.method is None:
+            return x
+        if self.method == "quantile":
+            return self._quantile(x)
+        z = (x - self.shift) / self.scale
+        if self.method == "robust":
+            z = z * torch.rsqrt(1 + (z / _CLIP) ** 2)
+        return z
+
+    def _quantile(self, x: torch.Tensor) -> torch.Tensor:
+        # One row of ``values`` per feature or channel, for a batched searchsorted.
+        shape = x.shape
+        values = x.movedim(1, -1).reshape(-1, shape[1]).T.contiguous().float()
+        quantiles, refs = self.quantiles, self.references
+        # Average of the left- and right-sided interpolations, so tied quantiles
+        # (repeated values) map to the middle of their probability range.
+        prob = 0.5 * (
+            _interpolate(values, quantiles, refs, right=False)
+            + _interpolate(values, quantiles, refs, right=True)
+        )
+        z = torch.special.ndtri(prob.clamp(_EPS, 1 - _EPS)).to(x.dtype)
+        moved = z.T.reshape(*shape[:1], *shape[2:], shape[1])
+        return moved.movedim(-1, 1)
+
+
+def _interpolate(
+    values: torch.Tensor, quantiles: torch.Tensor, refs: torch.Tensor, *, right: bool
+) -> torch.Tensor:
+    """Piecewise-linear map of ``values`` (one row per feature) through ``quantiles``."""
+    n = quantiles.shape[1]
+    upper = torch.searchsorted(quantiles, values, right=right).clamp(1, n - 1)
+    lower = upper - 1
+    q_low, q_high = quantiles.gather(1, lower), quantiles.gather(1, upper)
+    r_low, r_high = refs[lower], refs[upper]
+    width = q_high - q_low
+    t = torch.where(width > 0, (values - q_low) / torch.where(width > 0, width, 1), 0.5)
+    return (r_low + t.clamp(0, 1) * (r_high - r_low)).clamp(0, 1)

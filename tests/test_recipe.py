@@ -1,0 +1,153 @@
+"""Each piece of the training recipe does what its documentation says."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS
+from sklearn.datasets import load_digits, make_classification, make_regression
+
+import sklearn_resnet.base as base_module
+import sklearn_resnet.data as data_module
+from sklearn_resnet import ResNetClassifier, ResNetRegressor
+from sklearn_resnet.data import augment_batch
+
+
+# ---- input scaling --------------------------------------------------------------------------
+def test_scaling_is_fitted_on_the_training_rows_only(monkeypatch):
+    X, y = make_regression(1000, 4, random_state=0)
+    X[900:] += 1e4  # the held-out rows are far away
+    monkeypatch.setattr(
+        base_module,
+        "split_indices",
+        lambda n, fraction, seed, y=None: (np.arange(900), np.arange(900, n)),
+    )
+    reg = ResNetRegressor(early_stopping=True, scaling="standard", **FAST_PARAMS).fit(X, y)
+    scaler = reg.module_.input_scaler
+    np.testing.assert_allclose(scaler.shift.numpy(), X[:900].mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scaler.scale.numpy(), X[:900].std(axis=0), rtol=1e-4)
+
+
+def test_scaling_is_not_refitted_by_partial_fit_or_predict():
+    X, y = make_classification(200, 5, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    state = {k: v.clone() for k, v in clf.module_.input_scaler.state_dict().items()}
+    clf.predict(X * 100)
+    clf.partial_fit(X * 100, y)
+    for key, value in clf.module_.input_scaler.state_dict().items():
+        torch.testing.assert_close(value, state[key])
+
+
+@pytest.mark.parametrize("scaling", ["robust", "quantile", "standard", None])
+def test_scaling_makes_training_invariant_to_feature_units(scaling):
+    X, y = make_classification(300, 5, random_state=0)
+    ref = ResNetClassifier(scaling="standard", **FAST_PARAMS).fit(X, y)
+    clf = ResNetClassifier(scaling=scaling, **FAST_PARAMS).fit(X * 1e4 + 3e4, y)
+    assert clf.scaling_ == scaling
+    agreement = np.mean(clf.predict(X * 1e4 + 3e4) == ref.predict(X))
+    # Scaled inputs train as well as pre-standardised ones; raw huge inputs do not.
+    assert agreement > 0.9 if scaling else agreement < 0.9
+
+
+def test_auto_scaling_depends_on_the_backbone():
+    X, y = load_digits(return_X_y=True)
+    assert ResNetClassifier(**FAST_PARAMS).fit(X[:100], y[:100]).scaling_ == "robust"
+    cnn = ResNetClassifier(input_shape=(1, 8, 8), **FAST_CNN_PARAMS).fit(X[:100], y[:100])
+    assert cnn.scaling_ == "standard"
+    assert cnn.module_.input_scaler.shift.shape == (1, 1, 1)
+
+
+# ---- regression targets ---------------------------------------------------------------------
+def test_targets_are_standardised_and_predictions_mapped_back():
+    X, y = make_regression(200, 5, noise=1.0, random_state=0)
+    reg = ResNetRegressor(**FAST_PARAMS).fit(X, y)
+    moved = ResNetRegressor(**FAST_PARAMS).fit(X, 1000 * y + 5e6)
+    # The network learns the same standardised targets, so predictions are the
+    # same function mapped back to each scale.
+    np.testing.assert_allclose(moved.predict(X), 1000 * reg.predict(X) + 5e6, rtol=1e-4)
+    np.testing.assert_allclose(moved._y_mean, 1000 * y.mean() + 5e6)
+
+
+# ---- classification loss --------------------------------------------------------------------
+def test_label_smoothing_changes_the_loss():
+    X, y = make_classification(200, 5, n_classes=3, n_informative=3, random_state=0)
+    plain = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    smooth = ResNetClassifier(label_smoothing=0.3, **FAST_PARAMS).fit(X, y)
+    logits = torch.tensor([[4.0, 0.0, 0.0]])
+    target = torch.tensor([0])
+    hard = plain.net_.get_loss(logits, (target, None)).item()
+    soft = smooth.net_.get_loss(logits, (target, None)).item()
+    log_p = torch.log_softmax(logits, dim=1)[0]
+    assert hard == pytest.approx(-log_p[0].item(), rel=1e-6)
+    expected = -(0.8 * log_p[0] + 0.1 * log_p[1] + 0.1 * log_p[2]).item()
+    assert soft == pytest.approx(expected, rel=1e-6)
+    # Smoothed targets keep the predicted probabilities away from 0 and 1.
+    assert smooth.predict_proba(X).max() < plain.predict_proba(X).max()
+
+
+def test_class_weights_change_the_loss_and_balanced_weights_on_balanced_data_do_not():
+    X, y = make_classification(200, 5, flip_y=0, random_state=0)
+    assert np.bincount(y).tolist() == [100, 100]
+    plain = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    balanced = ResNetClassifier(class_weight="balanced", **FAST_PARAMS).fit(X, y)
+    np.testing.assert_array_equal(balanced.predict_proba(X), plain.predict_proba(X))
+    heavy = ResNetClassifier(class_weight={0: 1.0, 1: 10.0}, **FAST_PARAMS).fit(X, y)
+    assert heavy.loss_curve_ != plain.loss_curve_
+    assert heavy.predict(X).mean() > plain.predict(X).mean()
+
+
+# ---- augmentation -----------------------------------------------------------------------------
+def test_shift_moves_samples_with_zero_fill_and_flip_mirrors_them():
+    x = torch.arange(1, 9, dtype=torch.float32).view(1, 1, 8).repeat(64, 1, 1)
+    generator = torch.Generator().manual_seed(0)
+    shifted = augment_batch(x, "shift", generator)
+    for row in shifted[:, 0]:
+        kept = row[row != 0]
+        # A contiguous run of the original values, moved by at most 8 // 8 = 1.
+        assert len(kept) >= 7
+        assert torch.equal(kept, torch.arange(kept[0], kept[0] + len(kept)))
+    assert len({tuple(r.tolist()) for r in shifted[:, 0]}) == 3
+    flipped = augment_batch(x, "flip", generator)
+    mirrored = torch.all(flipped == x.flip(-1), dim=(1, 2))
+    assert torch.all(mirrored | torch.all(flipped == x, dim=(1, 2)))
+    assert 10 < int(mirrored.sum()) < 54
+    images = torch.randn(16, 3, 16, 16)
+    assert augment_batch(images, "shift+flip", generator).shape == images.shape
+
+
+def test_augmentation_only_touches_training_batches(monkeypatch):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300], y[:300]
+    seen = []
+    original = data_module.augment_batch
+
+    def spy(x, kind, generator):
+        seen.append(len(x))
+        return original(x, kind, generator)
+
+    monkeypatch.setattr(data_module, "augment_batch", spy)
+    params = {**FAST_CNN_PARAMS, "max_epochs": 2, "batch_size": 50}
+    clf = ResNetClassifier(
+        input_shape=(1, 8, 8), augment="shift", early_stopping=True, validation_fraction=0.5
+    )
+    clf.set_params(**params).fit(X, y)
+    assert sum(seen) == 2 * 150  # two epochs of the 150 training rows, never validation
+    seen.clear()
+    first = clf.predict_proba(X)
+    np.testing.assert_array_equal(clf.predict_proba(X), first)
+    assert seen == []
+
+
+def test_augment_needs_the_cnn_backbone():
+    X, y = make_classification(100, 5, random_state=0)
+    clf = ResNetClassifier(augment="shift", **FAST_PARAMS)
+    with pytest.raises(ValueError, match="augment='shift'.*needs the CNN backbone"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+
+
+def test_augmentation_is_reproducible():
+    X, y = load_digits(return_X_y=True)
+    params = {**FAST_CNN_PARAMS, "input_shape": (1, 8, 8), "augment": "shift+flip"}
+    a = ResNetClassifier(**params).fit(X[:200], y[:200]).predict_proba(X[:50])
+    b = ResNetClassifier(**params).fit(X[:200], y[:200]).predict_proba(X[:50])
+    np.testing.assert_array_equal(a, b)
