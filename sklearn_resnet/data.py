@@ -102,8 +102,9 @@ def tensor_data(
 ) -> TensorData:
     """Training data as tensors: float32 inputs, int64 classes or float32 targets.
 
-    The tensors move to ``device`` once, when they fit there for the whole fit;
-    otherwise they stay in host memory and every batch is moved on its own.
+    The tensors move to ``device`` once, when they take at most half of its free
+    memory; otherwise they stay in host memory and :class:`SliceBatches` gathers each
+    batch there, pins it and copies it to the GPU without blocking.
     """
     data = TensorData(
         as_tensor(X, torch.float32),
@@ -134,6 +135,8 @@ class SliceBatches:
     augment : {"shift", "flip", "shift+flip"} or None, default=None
         Random augmentation of each input batch (see :func:`augment_batch`); the
         training iterator only.
+    memory_format : torch.memory_format, default=torch.contiguous_format
+        Layout of the input batches (``torch.channels_last`` for images on CUDA).
 
     Notes
     -----
@@ -149,6 +152,7 @@ class SliceBatches:
         generator: torch.Generator | None = None,
         device: str = "cpu",
         augment: str | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ):
         self.dataset = dataset
         self.batch_size = int(batch_size)
@@ -156,6 +160,7 @@ class SliceBatches:
         self.generator = generator
         self.device = device
         self.augment = augment
+        self.memory_format = memory_format
 
     def _bounds(self) -> list[tuple[int, int]]:
         n = len(self.dataset)
@@ -170,6 +175,9 @@ class SliceBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]]:
         data = self.dataset
+        if data.X.device.type == "cpu" and torch.device(self.device).type == "cuda":
+            yield from self._host_batches()
+            return
         if self.shuffle:
             order = torch.randperm(len(data), generator=self.generator)
             order = order.to(data.X.device, non_blocking=True)
@@ -183,9 +191,39 @@ class SliceBatches:
             xb = X[start:stop].to(device, non_blocking=True)
             if self.augment is not None:
                 xb = augment_batch(xb, self.augment, self.generator)
+            xb = _with_format(xb, self.memory_format)
             yb = y[start:stop].to(device, non_blocking=True)
             wb = None if weight is None else weight[start:stop].to(device, non_blocking=True)
             yield xb, (yb, wb)
+
+    def _host_batches(self):
+        """Batches gathered in host memory, pinned and copied to the GPU asynchronously.
+
+        For data too large for the GPU: each batch is gathered on its own (no shuffled
+        copy of all of X), placed in page-locked memory and moved with
+        ``non_blocking=True``, so the copy overlaps the previous step's computation.
+        """
+        data = self.dataset
+        n = len(data)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        for start, stop in self._bounds():
+            index = torch.arange(start, stop) if order is None else order[start:stop]
+            parts = [data.X, data.y] + ([] if data.weight is None else [data.weight])
+            moved = [
+                t.index_select(0, index).pin_memory().to(self.device, non_blocking=True)
+                for t in parts
+            ]
+            xb = moved[0]
+            if self.augment is not None:
+                xb = augment_batch(xb, self.augment, self.generator)
+            xb = _with_format(xb, self.memory_format)
+            yield xb, (moved[1], moved[2] if len(moved) > 2 else None)
+
+
+def _with_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    if memory_format is torch.contiguous_format or x.ndim != 4:
+        return x
+    return x.contiguous(memory_format=memory_format)
 
 
 def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
@@ -234,6 +272,7 @@ def batched_inference(
     autocast: Callable[[], object] | None = None,
     in_shape: tuple[int, ...] | None = None,
     convert: Callable[[object], np.ndarray] = np.asarray,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> np.ndarray:
     """Run ``module`` over ``X`` in large batches and return float64 outputs.
 
@@ -252,7 +291,7 @@ def batched_inference(
             xb = as_tensor(convert(_rows(X, start, start + batch_size)), torch.float32, device)
             rows = len(xb)
             if in_shape is not None:
-                xb = xb.reshape(rows, *in_shape)
+                xb = _with_format(xb.reshape(rows, *in_shape), memory_format)
             out = module(_pad_rows(xb))[:rows].float().cpu().numpy()
             if outputs is None:
                 outputs = np.empty((n, *out.shape[1:]), dtype=np.float64)

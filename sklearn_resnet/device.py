@@ -12,6 +12,7 @@ __all__ = [
     "autocast_dtype",
     "available_devices",
     "is_available",
+    "memory_format",
     "resolve_device",
     "resolve_precision",
 ]
@@ -88,6 +89,14 @@ def resolve_precision(precision: str, device: str) -> str:
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype for a resolved precision (``None`` for fp32)."""
     return _PRECISIONS[precision]
+
+
+def memory_format(device: str, in_shape: tuple[int, ...]) -> torch.memory_format:
+    """``channels_last`` for images on CUDA, where cuDNN's convolutions run fastest in
+    NHWC layout (most of all under bf16/fp16 autocast); the default layout elsewhere."""
+    if device_type(device) == "cuda" and len(in_shape) == 3:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def device_type(device: str) -> str:

@@ -294,6 +294,7 @@ class TrainingPlan:
     shuffle_seed: int
     verbose: int = 0
     augment: str | None = None
+    memory_format: torch.memory_format = torch.contiguous_format
     label_smoothing: float = 0.0
     callbacks: list = field(default_factory=list)
 
@@ -349,6 +350,8 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
         iterator_train__shuffle=True,
         iterator_train__generator=generator,
         iterator_train__augment=plan.augment,
+        iterator_train__memory_format=plan.memory_format,
+        iterator_valid__memory_format=plan.memory_format,
         iterator_train__device=plan.device,
         iterator_valid=SliceBatches,
         iterator_valid__device=plan.device,

@@ -1,0 +1,97 @@
+"""Speed paths give the same results as the plain ones: few-row prediction,
+channels_last layout, host-memory batches."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS
+from sklearn.datasets import load_digits, make_classification
+
+import sklearn_resnet.base as base_module
+import sklearn_resnet.inputs as inputs_module
+from sklearn_resnet import ResNetClassifier, ResNetRegressor
+from sklearn_resnet.device import memory_format
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = make_classification(300, 8, random_state=0)
+    return ResNetClassifier(**FAST_PARAMS).fit(X, y), X
+
+
+def test_few_rows_take_the_fast_path_with_identical_results(fitted, monkeypatch):
+    clf, X = fitted
+    fast = []
+    original = inputs_module.small_float32
+
+    def spy(est, X):
+        result = original(est, X)
+        fast.append(result is not None)
+        return result
+
+    monkeypatch.setattr(base_module, "small_float32", spy)
+    full = clf.predict_proba(X)  # 300 rows: the general path
+    one = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(5)])
+    np.testing.assert_array_equal(one, full[:5])
+    # int and bool arrays are numbers too, converted like sklearn converts them
+    np.testing.assert_array_equal(
+        clf.predict_proba(X[:3].astype(np.int64)), clf.predict_proba(X[:3].astype(int))
+    )
+    assert fast == [False] + [True] * 7
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (lambda X: np.full((1, 8), np.nan), ValueError, "Input X contains NaN"),
+        (lambda X: X[:1, :5], ValueError, "X has 5 features"),
+        (lambda X: X[:1].astype(complex), ValueError, "Complex data not supported"),
+        (lambda X: np.array([["word"] * 8], dtype=object), ValueError, "could not convert"),
+    ],
+)
+def test_bad_few_row_input_gets_the_usual_errors(fitted, bad, error, message):
+    clf, X = fitted
+    with pytest.raises(error, match=message):
+        clf.predict(bad(X))
+
+
+def test_feature_names_are_still_checked_for_few_rows():
+    X, y = make_classification(200, 4, random_state=0)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    reg = ResNetRegressor(**FAST_PARAMS).fit(frame, y.astype(float))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        reg.predict(X[:1])
+
+
+def test_channels_last_is_chosen_for_images_on_cuda_only():
+    assert memory_format("cuda", (3, 32, 32)) is torch.channels_last
+    assert memory_format("cuda:1", (3, 32, 32)) is torch.channels_last
+    assert memory_format("cuda", (1, 40)) is torch.contiguous_format
+    assert memory_format("cpu", (3, 32, 32)) is torch.contiguous_format
+
+
+def test_channels_last_training_and_prediction_match_the_default_layout(monkeypatch):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200], y[:200]
+    # Width 8: torch's CPU kernels for NHWC batch norm corrupt memory with fewer
+    # channels (the estimator itself only uses channels_last on CUDA).
+    params = {**FAST_CNN_PARAMS, "width": 8, "input_shape": (1, 8, 8)}
+    plain = ResNetClassifier(**params).fit(X, y)
+    monkeypatch.setattr(base_module, "memory_format", lambda device, shape: torch.channels_last)
+    nhwc = ResNetClassifier(**params).fit(X, y)
+    conv = nhwc.module_.stem.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and conv.shape[-1] == 3
+    np.testing.assert_allclose(nhwc.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_host_batches_pinned_and_copied_give_the_same_model(monkeypatch):
+    X, y = load_digits(return_X_y=True)
+    params = {**FAST_CNN_PARAMS, "input_shape": (1, 8, 8), "device": "cuda", "precision": "32"}
+    resident = ResNetClassifier(**params).fit(X, y)
+    import sklearn_resnet.data as data_module
+
+    monkeypatch.setattr(data_module, "device_fits", lambda n_bytes, device: False)
+    streamed = ResNetClassifier(**params).fit(X, y)
+    np.testing.assert_allclose(streamed.predict_proba(X), resident.predict_proba(X), atol=1e-5)
