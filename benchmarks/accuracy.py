@@ -84,7 +84,9 @@ def make_waveforms(n_samples: int = 1500, length: int = 128, seed: int = 0):
 
 DATASETS = [
     Dataset("digits", lambda: load_digits(return_X_y=True), "classification"),
-    Dataset("digits (CNN 1x8x8)", lambda: load_digits(return_X_y=True), "classification", (1, 8, 8)),
+    Dataset(
+        "digits (CNN 1x8x8)", lambda: load_digits(return_X_y=True), "classification", (1, 8, 8)
+    ),
     Dataset("breast_cancer", lambda: load_breast_cancer(return_X_y=True), "classification"),
     Dataset("wine", lambda: load_wine(return_X_y=True), "classification"),
     Dataset(
@@ -123,9 +125,7 @@ def models(dataset: Dataset, seed: int, overrides: dict) -> dict[str, object]:
         ours = ResNetClassifier(input_shape=dataset.input_shape, random_state=seed, **overrides)
         return {
             "ours": ours,
-            "MLP": make_pipeline(
-                StandardScaler(), MLPClassifier(max_iter=2000, random_state=seed)
-            ),
+            "MLP": make_pipeline(StandardScaler(), MLPClassifier(max_iter=2000, random_state=seed)),
             "HGB": HistGradientBoostingClassifier(random_state=seed),
             "linear": make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
         }
@@ -184,8 +184,11 @@ def main() -> None:
     folds = 2 if args.quick else args.folds
     wanted = args.datasets or (QUICK if args.quick else [d.name for d in DATASETS])
     chosen = [d for d in DATASETS if d.name in wanted]
-    header = "| dataset | metric | " + " | ".join(args.models) + " | fit time (s): " + (
-        " / ".join(args.models) + " |"
+    header = (
+        "| dataset | metric | "
+        + " | ".join(args.models)
+        + " | fit time (s): "
+        + (" / ".join(args.models) + " |")
     )
     lines = [header, "|" + "---|" * (len(args.models) + 3)]
     print(header, flush=True)

@@ -14,8 +14,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         56, 110; default 20), ``9n + 2`` for bottleneck blocks (29, 47, 56, 164). A
         depth that fits no formula raises a ``ValueError`` listing valid ones.
     width : int, default=None
-        Width of the MLP's residual stream (default 256) or the CNN's base channels
-        (default 16, as in He et al.; the stages have 1x, 2x and 4x as many).
+        Width of the MLP's residual stream or the CNN's base channels. ``None``: 256
+        for the MLP (64 when fewer than 1,000 rows are left for training, where a wide
+        net overfits), 16 for the CNN (He et al.; the stages have 1x, 2x and 4x as many).
     block : {"basic", "bottleneck", "preact"}, default="basic"
         Residual block. CNN: two 3x3 convolutions, the 1x1-3x3-1x1 bottleneck, or the
         pre-activation block of He et al. (2016). MLP: ``"basic"`` and ``"preact"``
@@ -37,11 +38,12 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         ``"standard"`` subtracts the mean and divides by the standard deviation.
         The CNN scales per channel. ``"auto"``: ``"robust"`` for the MLP,
         ``"standard"`` for the CNN. ``None``: no scaling.
-    augment : {"shift", "flip", "shift+flip"} or None, default=None
+    augment : {"auto", "shift", "flip", "shift+flip"} or None, default="auto"
         CNN only: random augmentation of training batches (never of validation or
         prediction data). ``"shift"`` moves each sample by up to 1/8 of its size with
         zero fill, the padded random crops of He et al. (2015); ``"flip"`` mirrors half
-        the samples along the last axis. Setting it with the MLP raises a ValueError.
+        the samples along the last axis. ``"auto"``: ``"shift"`` for the CNN, nothing
+        for the MLP. Setting an augmentation with the MLP raises a ValueError.
     optimizer : {"adamw", "adam", "sgd"}, default="adamw"
         ``"sgd"`` uses Nesterov momentum 0.9 (He et al.).
     lr : float, default=None
@@ -61,7 +63,7 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         Hold out ``validation_fraction`` of the training data, stop when the validation
         loss has not improved by 0.01 % for ``n_iter_no_change`` epochs, and restore
         the weights of the best epoch. ``"auto"`` turns it on when the held-out part
-        has at least 100 samples (1,000 samples at the default fraction).
+        has at least 20 samples (200 samples at the default fraction).
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified for
         classification where every class has two samples).
@@ -109,6 +111,10 @@ n_features_in_ : int
         Per-sample shape fed to the network.
     scaling_ : str or None
         Resolved input scaling.
+    augment_ : str or None
+        Resolved augmentation.
+    width_ : int
+        Resolved width.
     device_ : str
         Device the model lives on.
     precision_ : str

@@ -30,9 +30,11 @@ from .defaults import (
     EARLY_STOPPING_MIN_VALIDATION,
     PREDICT_BATCH_SIZE,
     auto_batch_size,
+    resolve_augment,
     resolve_scaling,
+    resolve_width,
 )
-from .device import is_available, resolve_device, resolve_precision
+from .device import is_available, memory_format, resolve_device, resolve_precision
 from .inputs import (
     check_input_shape,
     check_predict_X,
@@ -59,7 +61,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "input_shape": [tuple, list, None],
         "scaling": [StrOptions({"auto", *SCALING_METHODS}), None],
-        "augment": [StrOptions(set(AUGMENTATIONS)), None],
+        "augment": [StrOptions({"auto", *AUGMENTATIONS}), None],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left"), None],
@@ -89,7 +91,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         dropout=0.0,
         input_shape=None,
         scaling="auto",
-        augment=None,
+        augment="auto",
         optimizer="adamw",
         lr=None,
         weight_decay=None,
@@ -209,11 +211,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             train, valid = train.subset(train_idx), train.subset(valid_idx)
         with seeded(init_seed, self.device_):
             if not warm:
+                self.width_ = resolve_width(self.width, self.backbone_, len(train))
                 plan = self._plan(len(train), shuffle_seed)
                 module = self._build_module()
                 # Scaling statistics come from the training rows only.
                 module.input_scaler.fit(X, train_idx, seed=split_seed)
-                module.to(self.device_)
+                module.to(self.device_, memory_format=self._memory_format())
                 self.net_ = build_net(plan, module)
             epochs = 1 if incremental else self.net_.max_epochs
             run_epochs(self.net_, train, valid, epochs, schedule=not incremental)
@@ -234,7 +237,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             shape = (1, self.n_features_in_) if self.backbone_ == "cnn" else sample_shape
         if self.backbone_ == "mlp":
             shape = (self.n_features_in_,)
-            if self.augment is not None:
+            if self.augment not in (None, "auto"):
                 raise ValueError(
                     f"augment={self.augment!r} shifts and flips signals and images; it needs "
                     f"the CNN backbone, but {owner} resolved backbone='mlp'. Set augment=None "
@@ -247,6 +250,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             )
         self.input_shape_ = shape
         self.scaling_ = resolve_scaling(self.scaling, self.backbone_)
+        self.augment_ = resolve_augment(self.augment, self.backbone_)
         depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
         try:
             blocks_for_depth(self.backbone_, depth, self.block)
@@ -271,7 +275,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self.input_shape_,
             self._n_network_outputs(),
             depth=self.depth,
-            width=self.width,
+            width=self.width_,
             block=self.block,
             dropout=self.dropout,
             scaling=self.scaling_,
@@ -304,7 +308,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             precision=self.precision_,
             compile=self.compile,
             shuffle_seed=shuffle_seed,
-            augment=self.augment,
+            augment=self.augment_,
+            memory_format=self._memory_format(),
             label_smoothing=self._label_smoothing(),
             verbose=self.verbose,
             callbacks=deepcopy(list(self.callbacks or [])),
@@ -328,7 +333,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             autocast=self.net_.autocast,
             in_shape=self.input_shape_,
             convert=convert,
+            memory_format=self._memory_format(),
         )
+
+    def _memory_format(self):
+        return memory_format(self.device_, self.input_shape_)
 
     def __sklearn_is_fitted__(self) -> bool:
         return "net_" in self.__dict__
@@ -393,3 +402,4 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 self.device_, self.precision_ = "cpu", "32"
                 net.precision = "32"
             move_net(net, target)
+            net.module_.to(memory_format=self._memory_format())

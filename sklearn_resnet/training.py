@@ -23,6 +23,7 @@ from .device import autocast_dtype, device_type
 
 __all__ = [
     "OPTIMIZERS",
+    "Callback",
     "LRSchedule",
     "ResNetNet",
     "TrainingPlan",

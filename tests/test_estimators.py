@@ -65,15 +65,18 @@ def test_regressor_single_and_multi_output_with_target_standardisation():
 def test_fitted_attributes():
     X, y = data_for(ResNetClassifier, n=1200)
     clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}).fit(X, y)
-    assert clf.early_stopping_  # 10 % of 1,200 >= 100 samples
+    assert clf.early_stopping_  # 10 % of 1,200 >= 20 samples
     assert clf.n_features_in_ == 6 and clf.n_outputs_ == 3
     assert clf.n_iter_ == len(clf.history_) == len(clf.loss_curve_) == 4
     assert len(clf.validation_scores_) == 4 and 1 <= clf.best_epoch_ <= 4
     assert clf.best_validation_score_ == clf.validation_scores_[clf.best_epoch_ - 1]
     assert isinstance(clf.module_, torch.nn.Module) and clf.module_ is clf.net_.module_
     assert clf.device_ == "cpu" and clf.backbone_ == "mlp" and clf.precision_ == "32"
-    small = ResNetClassifier(**FAST_PARAMS).fit(X[:200], y[:200])
+    small = ResNetClassifier(**FAST_PARAMS).fit(X[:190], y[:190])
     assert not small.early_stopping_ and small.validation_scores_ is None
+    assert clf.width_ == 32 and clf.scaling_ == "robust" and clf.augment_ is None
+    auto = ResNetClassifier(**{**FAST_PARAMS, "width": None}).fit(X[:200], y[:200])
+    assert auto.width_ == 64  # a narrower MLP below 1,000 training rows
 
 
 # ---- backbones through the estimator ------------------------------------------------------

@@ -140,7 +140,7 @@ def test_augmentation_only_touches_training_batches(monkeypatch):
 def test_augment_needs_the_cnn_backbone():
     X, y = make_classification(100, 5, random_state=0)
     clf = ResNetClassifier(augment="shift", **FAST_PARAMS)
-    with pytest.raises(ValueError, match="augment='shift'.*needs the CNN backbone"):
+    with pytest.raises(ValueError, match=r"augment='shift'.*needs the CNN backbone"):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
 
