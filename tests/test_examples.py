@@ -11,7 +11,13 @@ import pytest
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py"))
-EXPECTED = {"tabular_quickstart.py", "grid_search.py", "cnn_digits.py", "persistence.py"}
+EXPECTED = {
+    "tabular_quickstart.py",
+    "grid_search.py",
+    "cnn_digits.py",
+    "persistence.py",
+    "plot_history.py",
+}
 TIMEOUT_S = 300
 
 

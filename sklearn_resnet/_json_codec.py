@@ -1,0 +1,210 @@
+"""JSON encoding for the safe model format: parameters, fitted attributes, history.
+
+Plain JSON holds None, bool, int, float, str, lists and string-keyed dicts. Tuples,
+dicts with other keys and non-finite floats are written as one-key tagged objects
+(``{"__tuple__": [...]}``, ``{"__dict__": [[key, value], ...]}``, ``{"__float__": "nan"}``),
+so every value comes back with its type. Decoding checks every type and raises
+:class:`FormatError`; nothing here imports or calls code named in the data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from numbers import Integral, Real
+
+import numpy as np
+
+__all__ = [
+    "FormatError",
+    "check_keys",
+    "decode",
+    "decode_fitted",
+    "decode_history",
+    "encode",
+    "encode_fitted",
+    "encode_history",
+    "is_int",
+    "reject_constant",
+]
+
+_TAGS = ("__tuple__", "__dict__", "__float__")
+# numpy dtypes that class labels may have: bool, ints, floats, unicode, object (strings).
+_LABEL_DTYPE = re.compile(r"^[<>|=]?(b1|i[1248]|u[1248]|f[248]|U\d{1,6}|O)$")
+
+
+class FormatError(ValueError):
+    """A problem found in a saved model; the loader adds the path to the message."""
+
+
+# ---- JSON encoding of parameters and history values --------------------------------
+def encode(value, where: str):
+    """Plain JSON for ``value``; tuples, non-string-keyed dicts and NaN/inf are tagged."""
+    if value is None or isinstance(value, bool | np.bool_):
+        return None if value is None else bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        number = float(value)
+        return number if math.isfinite(number) else {"__float__": repr(number)}
+    if isinstance(value, list):
+        return [encode(v, where) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v, where) for v in value]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {str(k): encode(v, where) for k, v in value.items()}
+        return {"__dict__": [[encode(k, where), encode(v, where)] for k, v in value.items()]}
+    raise ValueError(
+        f"{where} holds an object of type {type(value).__name__}, which the safe format cannot "
+        "store (it takes None, bool, int, float, str, and lists, tuples and dicts of "
+        "them). Set it to a plain value before saving, or save with pickle/joblib."
+    )
+
+
+def decode(value, where: str):
+    """Inverse of :func:`encode`; raises :class:`FormatError` for an unknown tag."""
+    if isinstance(value, list):
+        return [decode(v, where) for v in value]
+    if not isinstance(value, dict):
+        return value
+    tags = [key for key in value if key.startswith("__")]
+    if not tags:
+        return {k: decode(v, where) for k, v in value.items()}
+    if len(value) != 1 or tags[0] not in _TAGS:
+        raise FormatError(f"{where} holds an unknown tagged value {sorted(value)}.")
+    tag, inner = tags[0], value[tags[0]]
+    if tag == "__float__":
+        if inner not in ("nan", "inf", "-inf"):
+            raise FormatError(f"{where} holds an invalid float {inner!r}.")
+        return float(inner)
+    if not isinstance(inner, list):
+        raise FormatError(f"{where} holds a {tag} tag whose value is not a list.")
+    if tag == "__tuple__":
+        return tuple(decode(v, where) for v in inner)
+    if not all(isinstance(pair, list) and len(pair) == 2 for pair in inner):
+        raise FormatError(f"{where} holds a __dict__ tag that is not a list of pairs.")
+    try:
+        return {decode(k, where): decode(v, where) for k, v in inner}
+    except TypeError:
+        raise FormatError(f"{where} holds a __dict__ tag with an unhashable key.") from None
+
+
+# ---- fitted attributes ------------------------------------------------------------------
+def encode_fitted(kind: str, value, name: str):
+    """JSON for the fitted attribute ``name`` of the given kind (see ``FITTED_ATTRIBUTES``)."""
+    if kind in ("int", "bool", "str", "str_or_none"):
+        return encode(value, name)
+    if kind == "shape":
+        return [int(v) for v in value]
+    if kind == "names":
+        return [str(v) for v in value]
+    if kind == "floats":
+        return [float(v) for v in np.ravel(value)]
+    array = np.asarray(value)  # "labels"
+    if array.dtype == object and not all(isinstance(v, str) for v in array):
+        raise ValueError(
+            f"{name} holds labels of mixed or non-string Python types, which the safe "
+            "format cannot store; save with pickle/joblib or use string or numeric labels."
+        )
+    return {"dtype": array.dtype.str, "values": array.tolist()}
+
+
+def is_int(value) -> bool:
+    """Whether a decoded JSON value is an int (and not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def decode_fitted(kind: str, value, name: str):
+    """Decode one fitted attribute, checking its JSON type."""
+    bad = FormatError(
+        f"config.json: fitted attribute {name!r} is not a valid {kind}: {value!r:.80}"
+    )
+    if kind == "int":
+        if not is_int(value):
+            raise bad
+        return value
+    if kind in ("bool", "str", "str_or_none"):
+        types = {"bool": bool, "str": str, "str_or_none": str | None}[kind]
+        if not isinstance(value, types):
+            raise bad
+        return value
+    if kind == "shape":
+        if not isinstance(value, list) or not value or not all(is_int(v) and v > 0 for v in value):
+            raise bad
+        return tuple(value)
+    if kind == "names":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad
+        return np.asarray(value, dtype=object)
+    if kind == "floats":
+        if not isinstance(value, list) or not all(_is_number(v) for v in value):
+            raise bad
+        return np.asarray(value, dtype=np.float64)
+    return _decode_labels(value, bad)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _decode_labels(value, bad: FormatError) -> np.ndarray:
+    if not isinstance(value, dict) or sorted(value) != ["dtype", "values"]:
+        raise bad
+    dtype, values = value["dtype"], value["values"]
+    if not isinstance(dtype, str) or not _LABEL_DTYPE.match(dtype) or not isinstance(values, list):
+        raise bad
+    dtype = np.dtype(dtype)
+    expected = {"b": bool, "i": int, "u": int, "f": int | float, "U": str, "O": str}[dtype.kind]
+    if not all(
+        isinstance(v, expected) and (dtype.kind == "b") == isinstance(v, bool) for v in values
+    ):
+        raise bad
+    return np.asarray(values, dtype=dtype)
+
+
+def reject_constant(name: str):
+    """``parse_constant`` hook of :func:`json.loads`: refuse NaN and Infinity literals."""
+    raise FormatError(f"config.json holds the non-standard JSON value {name}.")
+
+
+def check_keys(mapping, expected, where: str, optional=()) -> None:
+    """``mapping`` must be a dict with every key of ``expected`` and no others."""
+    if not isinstance(mapping, dict):
+        raise FormatError(f"{where} is not a JSON object.")
+    missing = [key for key in expected if key not in mapping]
+    unknown = sorted(set(mapping) - set(expected) - set(optional))
+    if missing or unknown:
+        parts = [f"missing keys {missing}"] * bool(missing)
+        parts += [f"unknown keys {unknown}"] * bool(unknown)
+        raise FormatError(f"{where} has {' and '.join(parts)}.")
+
+
+def encode_history(history) -> list[dict]:
+    """Per-epoch records of a skorch history as JSON, without the per-batch records."""
+    return [
+        {key: encode(value, "history_") for key, value in row.items() if key != "batches"}
+        for row in history
+    ]
+
+
+def decode_history(rows) -> list[dict]:
+    """Epoch records from :func:`encode_history`, each with an empty ``batches`` list."""
+    if not isinstance(rows, list) or not rows:
+        raise FormatError("config.json: 'history' must be a non-empty list of epoch records.")
+    history = []
+    for index, row in enumerate(rows, 1):
+        row = decode(row, "history") if isinstance(row, dict) else None
+        if (
+            row is None
+            or not is_int(row.get("epoch"))
+            or not isinstance(row.get("train_loss"), int | float)
+        ):
+            raise FormatError(
+                f"config.json: history entry {index} is not an epoch record with an int "
+                "'epoch' and a numeric 'train_loss'."
+            )
+        history.append({**row, "batches": []})
+    return history

@@ -1,0 +1,189 @@
+"""Export of fitted estimators to ONNX, for inference without Python's ML stack.
+
+The exported graph takes what the estimator's ``predict`` takes, flat rows of
+``n_features_in_`` float32 values, and returns what a user wants from it:
+
+* classifiers: ``probabilities`` of shape ``(batch, n_classes)``, the softmax of the
+  network's logits, equal to ``predict_proba``; the predicted class is the column of
+  the largest probability, labelled by ``classes_`` (stored in the model's metadata);
+* regressors: ``predictions`` in the units of ``y``, equal to ``predict``: float64
+  (the network's float32 output is de-standardised in float64, as ``predict`` does),
+  shape ``(batch,)`` for a one-dimensional target, ``(batch, n_outputs)`` otherwise.
+
+The batch dimension is dynamic. The input scaling, the reshaping into signals or
+images (``input_shape_``) and the target de-standardisation are part of the graph.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .estimators import ResNetClassifier, ResNetRegressor
+
+__all__ = ["to_onnx"]
+
+INPUT_NAME = "input"
+#: Oldest torch whose ONNX exporter (``dynamo=True``) handles dynamic batch sizes.
+MIN_TORCH = (2, 6)
+#: Input scaling methods whose operations ONNX cannot express.
+UNSUPPORTED_SCALING = ("quantile",)
+_EXTRA_HINT = "install sklearn-resnet[onnx] (pip install 'sklearn-resnet[onnx]')"
+
+
+class _InferenceGraph(nn.Module):
+    """The estimator's prediction as one torch module: reshape, network, output map."""
+
+    def __init__(self, estimator):
+        super().__init__()
+        self.network = copy.deepcopy(estimator.module_).to("cpu").float().eval()
+        self.input_shape = tuple(estimator.input_shape_)
+        self.classify = isinstance(estimator, ResNetClassifier)
+        self.flatten = not self.classify and estimator._y_ndim == 1
+        if not self.classify:
+            self.register_buffer("y_mean", torch.as_tensor(estimator._y_mean, dtype=torch.float64))
+            self.register_buffer(
+                "y_scale", torch.as_tensor(estimator._y_scale, dtype=torch.float64)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.network(x.reshape(x.shape[0], *self.input_shape))
+        if self.classify:
+            return torch.softmax(out.float(), dim=1)
+        # De-standardised in float64, as predict does: float32 would round large targets.
+        out = out.double() * self.y_scale + self.y_mean
+        return out[:, 0] if self.flatten else out
+
+
+def _check_exporter() -> None:
+    """Raise ImportError naming what to install when ONNX export cannot run here."""
+    missing = []
+    for name in ("onnx", "onnxscript"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ImportError(f"to_onnx needs the packages {missing}; {_EXTRA_HINT}.") from None
+    version = tuple(int(part) for part in torch.__version__.split(".")[:2])
+    if version < MIN_TORCH:
+        raise ImportError(
+            f"to_onnx needs torch>={'.'.join(map(str, MIN_TORCH))}; found {torch.__version__}."
+        )
+
+
+@contextmanager
+def _quiet_exporter():
+    """Keep the exporter's own log lines and deprecation notices out of user output."""
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        onnx_logger.setLevel(level)
+
+
+def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
+    """Export a fitted MLP or CNN estimator to an ONNX file.
+
+    The graph's input ``"input"`` holds float32 rows of shape ``(batch, n_features_in_)``
+    (flatten signals and images with ``X.reshape(len(X), -1)``); the batch size is
+    dynamic. A classifier's output ``"probabilities"`` (float32) equals
+    ``predict_proba``; a regressor's output ``"predictions"`` (float64) equals
+    ``predict``. The model's metadata (``metadata_props``) records the estimator, the
+    output kind, ``n_features_in_``, ``input_shape_`` and, for classifiers,
+    ``classes_`` as a JSON list.
+
+    Parameters
+    ----------
+    estimator : ResNetClassifier or ResNetRegressor
+        A fitted estimator (either backbone, on any device; the export runs on a CPU
+        copy in float32).
+    path : str or path-like
+        The ``.onnx`` file to write; its folder must exist.
+    opset_version : int, optional
+        ONNX opset; ``None`` uses the exporter's default.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        If onnx or onnxscript is missing (install ``sklearn-resnet[onnx]``).
+    TypeError
+        If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
+    ValueError
+        If it is not fitted, or was fitted with ``scaling="quantile"``, which ONNX
+        cannot express.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np, onnxruntime
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn_resnet import ResNetClassifier, to_onnx
+    >>> X, y = make_classification(100, 5, random_state=0)
+    >>> clf = ResNetClassifier(depth=4, width=16, max_epochs=2, random_state=0).fit(X, y)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     session = onnxruntime.InferenceSession(to_onnx(clf, f"{tmp}/clf.onnx"))
+    >>> proba = session.run(None, {"input": X.astype(np.float32)})[0]
+    >>> bool(np.allclose(proba, clf.predict_proba(X), atol=1e-4))
+    True
+    """
+    if type(estimator) not in (ResNetClassifier, ResNetRegressor):
+        raise TypeError(
+            "to_onnx takes a fitted ResNetClassifier or ResNetRegressor; got "
+            f"{type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+    if getattr(estimator, "scaling_", None) in UNSUPPORTED_SCALING:
+        raise ValueError(
+            f"to_onnx cannot export scaling={estimator.scaling_!r}: ONNX has no operator "
+            "for its sorted search and inverse normal CDF. Refit with scaling='robust' or "
+            "'standard', or put a QuantileTransformer before the estimator in a Pipeline."
+        )
+    _check_exporter()
+    path = Path(path)
+    graph = _InferenceGraph(estimator).eval()
+    output = "probabilities" if graph.classify else "predictions"
+    example = torch.zeros(2, estimator.n_features_in_)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[output],
+            opset_version=opset_version,
+            dynamo=True,
+            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            verbose=False,
+        )
+    from . import __version__  # imported here: the package imports this module
+
+    metadata = {
+        "producer": f"sklearn-resnet {__version__}",
+        "estimator": type(estimator).__name__,
+        "output": output,
+        "n_features_in": str(estimator.n_features_in_),
+        "input_shape": json.dumps(list(estimator.input_shape_)),
+    }
+    if graph.classify:
+        metadata["classes"] = json.dumps(estimator.classes_.tolist())
+    program.model.metadata_props.update(metadata)
+    program.save(str(path))
+    return path

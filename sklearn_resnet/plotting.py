@@ -1,0 +1,277 @@
+"""Figures of a training run and of a hyper-parameter search, drawn with matplotlib.
+
+matplotlib is an optional dependency: install ``sklearn-resnet[plot]``. Every
+function draws into the ``ax`` it is given (or a new figure) and returns the Axes,
+so figures compose with the rest of a user's matplotlib code. Nothing here picks a
+backend or shows a window.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+from sklearn.base import is_classifier
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["plot_history", "plot_optimization_history", "plot_param_importances"]
+
+_INSTALL_HINT = "install sklearn-resnet[plot] (pip install 'sklearn-resnet[plot]')"
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(f"Plotting needs matplotlib; {_INSTALL_HINT}.") from None
+    return plt
+
+
+def _new_axes(ax):
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    return ax
+
+
+def _integer_ticks(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_history(estimator, ax=None):
+    """Plot training and validation loss and the validation score per epoch.
+
+    The losses share the left axis; the validation score (accuracy for a
+    classifier, R² for a regressor) has its own axis on the right. A dotted vertical
+    line marks :attr:`best_epoch_`, the epoch whose weights the model keeps (the
+    lowest validation loss under early stopping, else the last epoch).
+
+    Parameters
+    ----------
+    estimator : ResNetClassifier, ResNetRegressor or Pipeline
+        A fitted estimator, or a fitted Pipeline whose last step is one.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; ``None`` creates a new figure.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The Axes with the losses; the score's twin Axes is ``ax.right_ax``.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If the estimator has no training history (not fitted).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn_resnet import ResNetClassifier, plot_history
+    >>> X, y = make_classification(300, 5, random_state=0)
+    >>> clf = ResNetClassifier(depth=4, width=16, max_epochs=5, random_state=0).fit(X, y)
+    >>> plot_history(clf).get_xlabel()
+    'epoch'
+    """
+    if hasattr(estimator, "steps"):
+        estimator = estimator[-1]
+    if not hasattr(estimator, "history_"):
+        raise ValueError(
+            f"plot_history needs a fitted ResNetClassifier or ResNetRegressor; got "
+            f"{type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+    ax = _new_axes(ax)
+    history = estimator.history_
+    epochs = [int(row["epoch"]) for row in history]
+    ax.plot(epochs, estimator.loss_curve_, marker=".", color="C0", label="training loss")
+    valid = [row.get("valid_loss", math.nan) for row in history]
+    best = estimator.best_epoch_
+    has_valid = any(not math.isnan(v) for v in valid)
+    if has_valid:
+        ax.plot(epochs, valid, marker=".", color="C1", label="validation loss")
+        ax.plot([best], [valid[epochs.index(best)]], marker="o", markersize=9, color="C1")
+    label = f"best epoch ({best})" if has_valid else f"final epoch ({best})"
+    ax.axvline(best, color="0.4", linestyle=":", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Training history")
+    _integer_ticks(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    scores = estimator.validation_scores_
+    if scores is not None:
+        name = "validation accuracy" if is_classifier(estimator) else "validation R²"
+        right = ax.twinx()
+        ax.right_ax = right
+        values = [math.nan if s is None else s for s in scores]
+        right.plot(epochs, values, marker=".", linestyle="--", color="C2", label=name)
+        right.set_ylabel(name)
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+        # Draw the losses and the legend above the twin Axes, so no line crosses it.
+        ax.set_zorder(right.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    # Losses fall and scores rise: the middle of the right side is usually free.
+    ax.legend(handles, labels, loc="center right")
+    return ax
+
+
+def _study(search):
+    """The optuna Study of a fitted search (its ``study_``), or ``search`` itself."""
+    import optuna
+
+    study = search if isinstance(search, optuna.Study) else getattr(search, "study_", None)
+    if not isinstance(study, optuna.Study):
+        raise ValueError(
+            "Expected a fitted search with a study_ attribute (such as OptunaSearchCV "
+            f"after fit) or an optuna Study; got {type(search).__name__}."
+        )
+    if len(study.directions) > 1:
+        raise ValueError("Only single-objective studies can be plotted; this one has several.")
+    return study
+
+
+def _completed_trials(study) -> list:
+    from optuna.trial import TrialState
+
+    trials = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if trial.value is not None and math.isfinite(trial.value)
+    ]
+    if not trials:
+        raise ValueError("The study has no completed trial with a finite value to plot.")
+    return trials
+
+
+def plot_optimization_history(search, ax=None):
+    """Plot every trial's objective value and the best value so far.
+
+    Parameters
+    ----------
+    search : OptunaSearchCV or optuna.Study
+        A fitted search with a ``study_`` attribute, or the study itself. Trials that
+        failed or were pruned, and non-finite values (failed fits scored NaN), are
+        left out.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; ``None`` creates a new figure.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If ``search`` has no study, the study has several objectives, or no trial
+        completed with a finite value.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import optuna
+    >>> from sklearn_resnet import plot_optimization_history
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    >>> study.optimize(lambda trial: trial.suggest_float("x", -1, 1) ** 2, n_trials=5)
+    >>> plot_optimization_history(study).get_xlabel()
+    'trial'
+    """
+    from optuna.study import StudyDirection
+
+    study = _study(search)
+    trials = _completed_trials(study)
+    ax = _new_axes(ax)
+    maximize = study.direction == StudyDirection.MAXIMIZE
+    numbers = [trial.number for trial in trials]
+    values = [trial.value for trial in trials]
+    running, best = [], None
+    for value in values:
+        better = best is None or (value > best if maximize else value < best)
+        best = value if better else best
+        running.append(best)
+    ax.plot(numbers, values, "o", color="C0", alpha=0.7, label="trial value")
+    ax.step(numbers, running, where="post", color="C3", label="best value")
+    top = values.index(max(values) if maximize else min(values))
+    ax.plot([numbers[top]], [values[top]], "*", markersize=14, color="C3")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective value (higher is better)" if maximize else "objective value")
+    ax.set_title("Optimization history")
+    _integer_ticks(ax)
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_param_importances(search, ax=None, *, evaluator=None):
+    """Plot how much each hyper-parameter explains the objective, as horizontal bars.
+
+    Parameters
+    ----------
+    search : OptunaSearchCV or optuna.Study
+        A fitted search with a ``study_`` attribute, or the study itself; it needs at
+        least two completed trials.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; ``None`` creates a new figure.
+    evaluator : optuna.importance.BaseImportanceEvaluator, optional
+        How importances are computed; ``None`` uses fANOVA with a fixed seed, so the
+        figure is reproducible.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If ``search`` has no study, the study has several objectives, fewer than two
+        completed trials, or no parameters.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import optuna
+    >>> from sklearn_resnet import plot_param_importances
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    >>> study.optimize(
+    ...     lambda t: t.suggest_float("x", -1, 1) ** 2 + 0.01 * t.suggest_float("y", -1, 1),
+    ...     n_trials=10,
+    ... )
+    >>> [bar.get_text() for bar in plot_param_importances(study).get_yticklabels()]
+    ['y', 'x']
+    """
+    import optuna
+
+    study = _study(search)
+    trials = _completed_trials(study)
+    if len(trials) < 2 or not any(trial.params for trial in trials):
+        raise ValueError(
+            "Parameter importances need at least two completed trials with parameters; "
+            f"the study has {len(trials)} completed trial(s)."
+        )
+    if evaluator is None:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    ax = _new_axes(ax)
+    # Least important first, so the most important bar is drawn at the top.
+    names = list(importances)[::-1]
+    values = [importances[name] for name in names]
+    bars = ax.barh(names, values, color="C0")
+    ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3)
+    ax.set_xlabel(f"importance ({type(evaluator).__name__.removesuffix('ImportanceEvaluator')})")
+    ax.set_xlim(0, max([*values, 1e-12]) * 1.15)
+    ax.set_title("Hyperparameter importances")
+    return ax

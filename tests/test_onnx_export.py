@@ -1,0 +1,116 @@
+"""ONNX export: onnxruntime gives the estimator's own outputs, for any batch size."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS
+from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_resnet import ResNetClassifier, ResNetRegressor, to_onnx
+from sklearn_resnet.onnx_export import _InferenceGraph
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+ATOL = 1e-4
+PARAMS = {**FAST_PARAMS, "max_epochs": 3}
+
+
+def _session(path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # parallel test workers share the cores
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _run(session, X):
+    return session.run(None, {"input": np.asarray(X, dtype=np.float32)})[0]
+
+
+def _metadata(path):
+    return {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}
+
+
+def _check_batches(session, estimator, X, method):
+    """Equal outputs for one row, an odd batch and the whole set: the batch is dynamic."""
+    for rows in (1, 7, len(X)):
+        got, expected = _run(session, X[:rows]), getattr(estimator, method)(X[:rows])
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
+
+
+def test_mlp_classifier_exports_probabilities(tmp_path):
+    X, y = make_classification(200, 8, n_informative=5, n_classes=3, random_state=0)
+    labels = np.array(["ant", "bee", "cow"])[y]
+    clf = ResNetClassifier(**PARAMS).fit(X, labels)
+    path = to_onnx(clf, tmp_path / "clf.onnx")
+    session = _session(path)
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    assert session.get_inputs()[0].shape[1] == 8
+    _check_batches(session, clf, X, "predict_proba")
+    metadata = _metadata(path)
+    classes = np.array(json.loads(metadata["classes"]))
+    np.testing.assert_array_equal(classes[_run(session, X).argmax(axis=1)], clf.predict(X))
+    assert metadata["output"] == "probabilities"
+    assert metadata["estimator"] == "ResNetClassifier"
+
+
+def test_cnn_2d_classifier_on_flat_rows(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    clf = ResNetClassifier(**FAST_CNN_PARAMS, input_shape=(1, 8, 8)).fit(X, y)
+    session = _session(to_onnx(clf, tmp_path / "cnn.onnx"))
+    _check_batches(session, clf, X, "predict_proba")
+    np.testing.assert_array_equal(_run(session, X).argmax(axis=1), clf.predict(X))
+    assert json.loads(_metadata(tmp_path / "cnn.onnx")["input_shape"]) == [1, 8, 8]
+
+
+def test_cnn_1d_multi_output_regressor(tmp_path):
+    X, y = make_regression(200, 16, n_targets=2, noise=0.5, random_state=0)
+    reg = ResNetRegressor(**FAST_CNN_PARAMS, input_shape=(2, 8)).fit(X, y / 10)
+    assert reg.backbone_ == "cnn"
+    session = _session(to_onnx(reg, tmp_path / "reg.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["predictions"]
+    _check_batches(session, reg, X, "predict")
+
+
+def test_single_output_regressor_graph_returns_one_dimension():
+    # The graph that to_onnx exports, run in torch: exporting takes seconds, and the
+    # multi-output test above already checks the exported de-standardisation.
+    X, y = make_regression(100, 5, noise=0.5, random_state=1)
+    reg = ResNetRegressor(**PARAMS).fit(X, y * 50 + 3)
+    with torch.inference_mode():
+        out = _InferenceGraph(reg).eval()(torch.as_tensor(X, dtype=torch.float32)).numpy()
+    assert out.shape == (100,) and out.dtype == np.float64
+    np.testing.assert_allclose(out, reg.predict(X), rtol=0, atol=ATOL)
+
+
+@pytest.fixture(scope="module")
+def small_classifier():
+    X, y = make_classification(60, 4, random_state=0)
+    return ResNetClassifier(**{**PARAMS, "max_epochs": 1}).fit(X, y)
+
+
+def test_missing_onnx_gives_an_install_hint(small_classifier, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"\['onnx'\].*sklearn-resnet\[onnx\]"):
+        to_onnx(small_classifier, tmp_path / "clf.onnx")
+    assert not (tmp_path / "clf.onnx").exists()
+
+
+def test_quantile_scaling_is_refused_before_export(tmp_path):
+    X, y = make_classification(60, 4, random_state=0)
+    clf = ResNetClassifier(**{**PARAMS, "max_epochs": 1}, scaling="quantile").fit(X, y)
+    with pytest.raises(ValueError, match="scaling='quantile'"):
+        to_onnx(clf, tmp_path / "clf.onnx")
+
+
+def test_other_objects_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="got StandardScaler"):
+        to_onnx(StandardScaler(), tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="not fitted"):
+        to_onnx(ResNetRegressor(), tmp_path / "x.onnx")

@@ -1,0 +1,152 @@
+"""Figures: what each plot draws, from a fitted estimator or an Optuna study."""
+
+import math
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import optuna
+import pytest
+from conftest import FAST_PARAMS
+from sklearn.datasets import make_classification, make_regression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_resnet import (
+    ResNetClassifier,
+    ResNetRegressor,
+    plot_history,
+    plot_optimization_history,
+    plot_param_importances,
+)
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+plt = pytest.importorskip("matplotlib.pyplot")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def early_stopped():
+    X, y = make_classification(200, 5, n_informative=3, random_state=0)
+    clf = ResNetClassifier(
+        **{**FAST_PARAMS, "max_epochs": 6}, early_stopping=True, validation_fraction=0.3
+    )
+    return clf.fit(X, y), X, y
+
+
+def _lines(ax):
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def test_history_draws_losses_score_and_best_epoch(early_stopped):
+    clf = early_stopped[0]
+    ax = plot_history(clf)
+    lines = _lines(ax)
+    epochs = list(range(1, clf.n_iter_ + 1))
+    np.testing.assert_array_equal(lines["training loss"].get_xdata(), epochs)
+    np.testing.assert_allclose(lines["training loss"].get_ydata(), clf.loss_curve_)
+    valid = [row["valid_loss"] for row in clf.history_]
+    np.testing.assert_allclose(lines["validation loss"].get_ydata(), valid)
+    best = lines[f"best epoch ({clf.best_epoch_})"]
+    assert list(best.get_xdata()) == [clf.best_epoch_] * 2
+    score = _lines(ax.right_ax)["validation accuracy"]
+    np.testing.assert_allclose(score.get_ydata(), clf.validation_scores_)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "validation accuracy" in legend and "training loss" in legend
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "loss")
+
+
+def test_history_without_validation_marks_the_final_epoch():
+    X, y = make_regression(100, 4, random_state=0)
+    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 3}).fit(X, y)
+    ax = plot_history(reg)
+    assert set(_lines(ax)) == {"training loss", "final epoch (3)"}
+    assert not hasattr(ax, "right_ax")
+
+
+def test_history_draws_into_the_given_axes_and_accepts_a_pipeline(early_stopped):
+    clf, X, y = early_stopped
+    pipeline = make_pipeline(StandardScaler(), ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 2}))
+    pipeline.fit(X, y)
+    _, (left, right) = plt.subplots(1, 2)
+    assert plot_history(clf, ax=left) is left
+    assert plot_history(pipeline, ax=right) is right
+    assert len(_lines(right)["training loss"].get_xdata()) == 2
+
+
+def test_history_needs_a_fitted_estimator():
+    with pytest.raises(ValueError, match="needs a fitted ResNetClassifier"):
+        plot_history(ResNetClassifier())
+    with pytest.raises(ValueError, match="got StandardScaler"):
+        plot_history(StandardScaler())
+
+
+@pytest.fixture(scope="module")
+def study():
+    """Twelve trials where ``x`` matters far more than ``y``, plus a failed one."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial):
+        x, y = trial.suggest_float("x", -2, 2), trial.suggest_float("y", -1, 1)
+        if trial.number == 3:
+            return math.nan  # a failed fit scored NaN: Optuna marks the trial failed
+        return -(x**2) + 0.01 * y
+
+    study.optimize(objective, n_trials=13)
+    return study
+
+
+def test_optimization_history_draws_trials_and_running_best(study):
+    ax = plot_optimization_history(SimpleNamespace(study_=study))
+    lines = _lines(ax)
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(completed) == 12
+    np.testing.assert_array_equal(lines["trial value"].get_xdata(), [t.number for t in completed])
+    running = lines["best value"].get_ydata()
+    assert np.all(np.diff(running) >= 0)
+    assert running[-1] == study.best_value
+    assert ax.get_xlabel() == "trial"
+
+
+def test_param_importances_rank_the_parameters(study):
+    ax = plot_param_importances(study)
+    names = [label.get_text() for label in ax.get_yticklabels()]
+    widths = [bar.get_width() for bar in ax.patches]
+    assert names == ["y", "x"]  # most important at the top
+    assert widths[1] > widths[0]
+    assert sum(widths) == pytest.approx(1.0)
+    assert ax.get_xlabel() == "importance (Fanova)"
+
+
+def test_search_plots_refuse_what_they_cannot_draw(study):
+    with pytest.raises(ValueError, match="study_ attribute"):
+        plot_optimization_history(StandardScaler())
+    multi = optuna.create_study(directions=["minimize", "maximize"])
+    with pytest.raises(ValueError, match="single-objective"):
+        plot_optimization_history(SimpleNamespace(study_=multi))
+    with pytest.raises(ValueError, match="no completed trial"):
+        plot_optimization_history(optuna.create_study())
+    single = optuna.create_study()
+    single.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(ValueError, match="at least two completed trials"):
+        plot_param_importances(single)
+
+
+@pytest.mark.parametrize(
+    ("plot", "argument"),
+    [(plot_history, "early_stopped"), (plot_optimization_history, "study")],
+)
+def test_missing_matplotlib_gives_an_install_hint(plot, argument, request, monkeypatch):
+    target = request.getfixturevalue(argument)
+    target = target[0] if isinstance(target, tuple) else target
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"install sklearn-resnet\[plot\]"):
+        plot(target)
