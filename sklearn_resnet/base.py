@@ -403,3 +403,37 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 net.precision = "32"
             move_net(net, target)
             net.module_.to(memory_format=self._memory_format())
+
+    # ---- hyper-parameter search ---------------------------------------------------------
+    @classmethod
+    def default_search_space(cls, backbone="mlp", block="basic", optimizer="adamw"):
+        """The default Optuna search space, used by ``OptunaSearchCV(param_distributions=None)``.
+
+        Depth, width, dropout, learning rate, weight decay and batch size (plus
+        ``label_smoothing`` for classifiers), with log scales for the learning rate,
+        the weight decay and the MLP width. The table is
+        :data:`sklearn_resnet.search_space.SPACE`.
+
+        Parameters
+        ----------
+        backbone : {"mlp", "cnn"}, default="mlp"
+            Backbone whose valid depths and widths to search.
+        block : {"basic", "bottleneck", "preact"}, default="basic"
+            Residual block (bottleneck CNNs have other depths).
+        optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+            The learning-rate and weight-decay ranges surround its defaults.
+
+        Returns
+        -------
+        space : dict of str to optuna distribution
+            Parameter name to distribution.
+
+        Examples
+        --------
+        >>> from sklearn_resnet import ResNetRegressor
+        >>> ResNetRegressor.default_search_space()["lr"]
+        FloatDistribution(high=0.01, log=True, low=0.0001, step=None)
+        """
+        from .search_space import default_search_space
+
+        return default_search_space(cls, backbone=backbone, block=block, optimizer=optimizer)

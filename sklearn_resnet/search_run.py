@@ -1,0 +1,334 @@
+"""One ``fit`` of :class:`~sklearn_resnet.OptunaSearchCV`: its settings, checked before any
+work, and the ask / cross-validate / tell loop that scikit-learn's ``_run_search`` drives.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from contextlib import ExitStack, contextmanager
+from numbers import Integral
+
+import numpy as np
+import optuna
+from joblib import effective_n_jobs
+from optuna.pruners import BasePruner, MedianPruner, NopPruner
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.trial import TrialState
+from sklearn.exceptions import FitFailedWarning
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.utils import check_random_state
+
+from .base import _BaseResNet
+from .pruning import PRUNED_ATTR, EpochReporter, StudyHandle, live_study
+from .search_space import SearchSpace, final_step
+from .search_study import (
+    RECORD_ATTR,
+    copy_to_memory,
+    create_study,
+    failed_record,
+    in_memory,
+    journal_storage,
+    quiet_format,
+    resolve_storage,
+    results_rows,
+    split_record,
+)
+
+__all__ = ["DEFAULT_PRUNER", "SearchRun"]
+
+#: ``pruner=None`` on an estimator that reports every epoch: judge a fold from the 5th
+#: epoch on, once 5 trials have completed.
+DEFAULT_PRUNER = {"n_startup_trials": 5, "n_warmup_steps": 5}
+
+
+class SearchRun:
+    """Everything one ``fit`` of the search needs, checked before any work.
+
+    Parameters
+    ----------
+    search : OptunaSearchCV
+        The search being fitted (its parameters are read, and its fitted attributes
+        ``study_``, ``n_trials_`` and ``trial_numbers_`` set, here).
+    X : array-like
+        The training data, whose dimensions choose the default space's backbone.
+    """
+
+    def __init__(self, search, X):
+        self.search = search
+        self.owner = type(search).__name__
+        self.verbose = search.verbose
+        self.metric_names = None
+        self.prefix, final = final_step(search.estimator)
+        self.space = SearchSpace(
+            self._param_distributions(final, X),
+            set(search.estimator.get_params(deep=True)),
+            self.owner,
+        )
+        # The final step reports epochs, unless the search replaces that step itself.
+        steps = self.prefix.split("__")[:-1]
+        replaced = {"__".join(steps[: k + 1]) for k in range(len(steps))}
+        self.reports = isinstance(final, _BaseResNet) and not replaced & set(
+            self.space.distributions
+        )
+        self.base_callbacks = final.get_params().get("callbacks") if self.reports else None
+        self.sampler = self._sampler()
+        self.pruner = self._pruner()
+        self.prunes = self.reports and not isinstance(self.pruner, NopPruner)
+        if search.n_trials is None and search.timeout is None:
+            raise ValueError(
+                f"{self.owner} needs n_trials or timeout to know when to stop; both are None."
+            )
+        self.storage = resolve_storage(search.storage, self.owner)
+        parallel = effective_n_jobs(search.n_jobs) != 1
+        if self.prunes and parallel and search.storage is not None and in_memory(self.storage):
+            raise ValueError(
+                f"An in-memory optuna storage object cannot be shared with the worker "
+                f"processes of {self.owner}(n_jobs={search.n_jobs}) that report for pruning. "
+                f"Pass storage=None, a database URL or a journal file path instead."
+            )
+        # Without a storage, parallel pruning goes through a temporary journal file.
+        self.tmpdir = None
+        if self.prunes and parallel and self.storage is None:
+            self.tmpdir = tempfile.mkdtemp(prefix="sklearn-resnet-search-")
+            self.storage = journal_storage(os.path.join(self.tmpdir, "study.log"))
+        self.batch = None
+        self.batch_outs = None
+
+    def _param_distributions(self, final, X):
+        search = self.search
+        if search.param_distributions is not None:
+            return search.param_distributions
+        if not hasattr(final, "default_search_space"):
+            raise ValueError(
+                f"param_distributions=None uses the estimator's default search space, but "
+                f"{type(final).__name__} has no default_search_space(); pass "
+                f"param_distributions to {self.owner}."
+            )
+        if not isinstance(final, _BaseResNet):
+            space = final.default_search_space()
+        else:
+            backbone = final.backbone
+            if backbone == "auto":
+                ndim = getattr(X, "ndim", None) or np.ndim(X)
+                cnn = final.input_shape is not None or (ndim >= 3 and not self.prefix)
+                backbone = "cnn" if cnn else "mlp"
+            space = final.default_search_space(backbone, final.block, final.optimizer)
+        return {self.prefix + name: dist for name, dist in space.items()}
+
+    def _sampler(self) -> BaseSampler:
+        search = self.search
+        if search.sampler is not None:
+            if search.random_state is not None:
+                raise ValueError(
+                    f"random_state of {self.owner} seeds the default TPESampler; with a "
+                    f"sampler, seed the sampler instead (e.g. TPESampler(seed=0)) and leave "
+                    f"random_state=None."
+                )
+            return copy.deepcopy(search.sampler)
+        seed = search.random_state
+        if seed is not None and not isinstance(seed, Integral):
+            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+        return TPESampler(seed=seed)
+
+    def _pruner(self) -> BasePruner:
+        pruner = self.search.pruner
+        if pruner is None:
+            return MedianPruner(**DEFAULT_PRUNER) if self.reports else NopPruner()
+        if not self.reports and not isinstance(pruner, NopPruner):
+            raise ValueError(
+                f"pruner={type(pruner).__name__}() needs an estimator that reports a "
+                f"validation score every epoch (ResNetClassifier, ResNetRegressor, or a "
+                f"Pipeline ending in one); {type(final_step(self.search.estimator)[1]).__name__}"
+                f" does not. Leave pruner=None."
+            )
+        return copy.deepcopy(pruner)
+
+    @contextmanager
+    def active(self):
+        """Quiet Optuna at verbose=0 and map verbose to scikit-learn's levels (≥2: fits)."""
+        search = self.search
+        level = optuna.logging.get_verbosity()
+        if self.verbose == 0:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        search.verbose = max(0, self.verbose - 1)
+        try:
+            yield
+        finally:
+            search.verbose = self.verbose
+            optuna.logging.set_verbosity(level)
+            if self.tmpdir is not None:
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    # ---- the search loop ----------------------------------------------------------------
+    def run(self, evaluate_candidates) -> None:
+        search = self.search
+        study = create_study(
+            self.storage,
+            search.study_name,
+            search.load_if_exists,
+            self.sampler,
+            self.pruner,
+            self.owner,
+        )
+        token = uuid.uuid4().hex
+        shared = None if in_memory(self.storage) else self.storage
+        handle = StudyHandle(token, study.study_name, shared, self.pruner)
+        width = effective_n_jobs(search.n_jobs)
+        start = time.monotonic()
+        numbers, results = [], None
+        with ExitStack() as stack:
+            stack.enter_context(live_study(token, study))
+            bar = stack.enter_context(self._progress())
+            while self._wants_more(len(numbers), start):
+                size = (
+                    width if search.n_trials is None else min(width, search.n_trials - len(numbers))
+                )
+                trials = [study.ask(self.space.distributions) for _ in range(size)]
+                numbers.extend(t.number for t in trials)
+                outcome = self._evaluate(evaluate_candidates, study, trials, handle)
+                if outcome is not None:
+                    results = outcome
+                if bar is not None:
+                    bar.update(len(trials))
+                    if any(t.state == TrialState.COMPLETE for t in study.get_trials(False)):
+                        bar.set_postfix(best=f"{study.best_value:.4g}", refresh=False)
+        if results is None:
+            raise ValueError(
+                f"All the {len(numbers)} trials of {self.owner} failed: every fit raised an "
+                f"error. See the warnings above for the errors; set error_score='raise' to "
+                f"raise the first one."
+            )
+        if self.tmpdir is not None:
+            study = copy_to_memory(study)
+        search.study_ = study
+        search.n_trials_ = len(numbers)
+        search.trial_numbers_ = numbers
+        results.clear()
+        results.update(self._format(study, set(numbers)))
+
+    def _wants_more(self, done: int, start: float) -> bool:
+        search = self.search
+        if search.n_trials is not None and done >= search.n_trials:
+            return False
+        return search.timeout is None or time.monotonic() - start < search.timeout
+
+    def _progress(self):
+        if self.verbose < 1:
+            return _nothing()
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.search.n_trials, desc=self.owner, unit="trial")
+
+    def _evaluate(self, evaluate_candidates, study, trials, handle):
+        """Cross-validate one batch of trials and tell Optuna; return the results dict."""
+        search = self.search
+        candidates = []
+        for trial in trials:
+            params = self.space.decode(trial.params)
+            if self.prunes:
+                key = self.prefix + "callbacks"
+                callbacks = list(params.get(key, self.base_callbacks) or [])
+                params = {**params, key: [*callbacks, EpochReporter(handle, trial._trial_id)]}
+            candidates.append(params)
+        self.batch, self.batch_outs = trials, None
+        started = time.monotonic()
+        try:
+            results = evaluate_candidates(candidates)
+            outs = self.batch_outs
+        except ValueError as exc:
+            if search.error_score == "raise" or "fits failed" not in str(exc):
+                self._fail(study, trials)
+                raise
+            results, outs = None, None
+            seconds = (time.monotonic() - started) / (len(trials) * search.n_splits_)
+            self._warn_failed(trials, exc)
+        except BaseException:
+            self._fail(study, trials)
+            raise
+        finally:
+            self.batch = None
+        for i, trial in enumerate(trials):
+            if outs is not None:
+                record = split_record(outs[i], search.return_train_score)
+                self.metric_names = self.metric_names or list(record["test"])
+            else:
+                record = failed_record(
+                    search.n_splits_,
+                    self._metrics(),
+                    search.error_score,
+                    seconds,
+                    search.return_train_score,
+                )
+            self._tell(study, trial, record)
+        return results
+
+    def _tell(self, study, trial, record) -> None:
+        trial.set_user_attr(RECORD_ATTR, record)
+        attrs = study._storage.get_trial(trial._trial_id).system_attrs
+        if PRUNED_ATTR in attrs:
+            study.tell(trial, state=TrialState.PRUNED)
+            return
+        scores = record["test"].get(self._objective(record), [math.nan])
+        value = math.fsum(scores) / len(scores)
+        if any(record["failed"]) or not math.isfinite(value):
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+
+    def _fail(self, study, trials) -> None:
+        for trial in trials:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+    def _warn_failed(self, trials, exc) -> None:
+        numbers = ", ".join(str(t.number) for t in trials)
+        warnings.warn(
+            f"Every fit of trial(s) {numbers} failed; recorded with "
+            f"error_score={self.search.error_score!r}.{exc}",
+            FitFailedWarning,
+            stacklevel=2,
+        )
+
+    def _metrics(self) -> list[str]:
+        """Names of the scores: "score" for one metric, else the scorer names."""
+        if self.metric_names is not None:
+            return self.metric_names
+        scoring = self.search.scoring
+        if isinstance(scoring, dict):
+            return list(scoring)
+        if isinstance(scoring, (list, tuple, set)):
+            return list(scoring)
+        return ["score"]
+
+    def _objective(self, record) -> str:
+        """The metric Optuna optimises: ``refit``'s when it names one, else the first."""
+        names = list(record["test"])
+        refit = self.search.refit
+        return refit if isinstance(refit, str) and refit in names else names[0]
+
+    def _format(self, study, own) -> dict:
+        search = self.search
+        params, outs, more, only_pruned_nan = results_rows(
+            study,
+            self.space.decode,
+            search.n_splits_,
+            self._metrics(),
+            search.return_train_score,
+            own,
+            search.error_score,
+        )
+        return quiet_format(
+            lambda: BaseSearchCV._format_results(search, params, search.n_splits_, outs, more),
+            only_pruned_nan,
+        )
+
+
+@contextmanager
+def _nothing():
+    yield None

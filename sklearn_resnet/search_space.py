@@ -1,0 +1,197 @@
+"""Search spaces for :class:`~sklearn_resnet.OptunaSearchCV`.
+
+Two concerns: the estimators' default spaces (one table, :data:`SPACE`) and the
+conversion of a user's ``param_distributions`` into Optuna distributions, with the
+way back from a trial's parameters to the values given to ``set_params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from .training import OPTIMIZERS
+
+__all__ = ["SPACE", "SearchSpace", "default_search_space", "final_step"]
+
+#: The default search space: one row per parameter, one distribution per backbone
+#: (``"any"``: every backbone; ``"cnn-bottleneck"``: CNN with bottleneck blocks, whose
+#: depths are 9n+2). ``lr`` and ``weight_decay`` are factors applied to the optimizer's
+#: default, so the range suits AdamW and SGD alike. A parameter the estimator class does
+#: not have (``label_smoothing`` on a regressor) is left out. New parameters get a row here.
+SPACE: dict[str, dict[str, tuple]] = {
+    "depth": {
+        "mlp": ("int", 4, 10, 2),
+        "cnn": ("int", 8, 32, 6),
+        "cnn-bottleneck": ("int", 11, 29, 9),
+    },
+    "width": {"mlp": ("int", 32, 512, "log"), "cnn": ("choice", [8, 16, 32])},
+    "dropout": {"mlp": ("float", 0.0, 0.5), "cnn": ("float", 0.0, 0.3)},
+    "lr": {"any": ("factor", 0.1, 10.0)},
+    "weight_decay": {"any": ("factor", 1e-3, 10.0)},
+    "batch_size": {"any": ("choice", [32, 64, 128, 256])},
+    "label_smoothing": {"any": ("float", 0.0, 0.2)},
+    "scaling": {"mlp": ("choice", ["robust", "quantile", "standard"])},
+    "augment": {"cnn": ("choice", ["shift", None])},
+}
+
+_OPTUNA_CHOICE_TYPES = (type(None), bool, int, float, str)
+
+
+def _distribution(row: tuple, default: float | None) -> BaseDistribution:
+    kind, *args = row
+    if kind == "int":
+        low, high, step = args
+        if step == "log":
+            return IntDistribution(low, high, log=True)
+        return IntDistribution(low, high, step=step)
+    if kind == "float":
+        return FloatDistribution(*args)
+    if kind == "factor":
+        low, high = args
+        if default == 0:  # e.g. Adam's weight decay: search around AdamW's instead
+            default = OPTIMIZERS["adamw"][1]["weight_decay"]
+        return FloatDistribution(default * low, default * high, log=True)
+    return CategoricalDistribution(list(args[0]))
+
+
+def default_search_space(
+    estimator_class, backbone: str = "mlp", block: str = "basic", optimizer: str = "adamw"
+) -> dict[str, BaseDistribution]:
+    """The default search space of ``estimator_class`` for one backbone.
+
+    Parameters
+    ----------
+    estimator_class : type
+        ``ResNetClassifier`` or ``ResNetRegressor`` (or a subclass); rows of
+        :data:`SPACE` for parameters the class does not have are left out.
+    backbone : {"mlp", "cnn"}, default="mlp"
+        Backbone whose depths and widths to search.
+    block : {"basic", "bottleneck", "preact"}, default="basic"
+        Residual block; bottleneck CNNs take other depths (9n+2).
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+        The searched ``lr`` and ``weight_decay`` ranges are factors of this
+        optimizer's defaults: AdamW searches lr in [1e-4, 1e-2] and weight decay in
+        [1e-5, 1e-1]; SGD lr in [1e-2, 1].
+
+    Returns
+    -------
+    space : dict of str to optuna distribution
+        Parameter name to distribution, ready for ``OptunaSearchCV``.
+
+    Examples
+    --------
+    >>> from sklearn_resnet import ResNetRegressor
+    >>> from sklearn_resnet.search_space import default_search_space
+    >>> sorted(default_search_space(ResNetRegressor, "cnn"))
+    ['batch_size', 'depth', 'dropout', 'lr', 'weight_decay', 'width']
+    """
+    if backbone not in ("mlp", "cnn"):
+        raise ValueError(f"backbone must be 'mlp' or 'cnn'; got {backbone!r}.")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {optimizer!r}.")
+    defaults = OPTIMIZERS[optimizer][1]
+    keys = [f"{backbone}-{block}", backbone, "any"]
+    names = set(estimator_class._get_param_names())
+    space = {}
+    for name, rows in SPACE.items():
+        row = next((rows[key] for key in keys if key in rows), None)
+        if name in names and row is not None:
+            space[name] = _distribution(row, defaults.get(name))
+    return space
+
+
+def final_step(estimator) -> tuple[str, object]:
+    """The parameter prefix and the estimator at the end of (nested) Pipelines.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> final_step(make_pipeline(StandardScaler(), LogisticRegression()))[0]
+    'logisticregression__'
+    """
+    prefix = ""
+    while hasattr(estimator, "steps") and estimator.steps:
+        name, estimator = estimator.steps[-1]
+        prefix += f"{name}__"
+    return prefix, estimator
+
+
+def _as_choice(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class SearchSpace:
+    """Optuna distributions for ``param_distributions``, and back to parameter values.
+
+    Lists (and tuples) become categorical distributions. Choices Optuna cannot store
+    (estimators, tuples, arrays, ...) are stored as their position in the list and
+    decoded when the parameters are handed to the estimator.
+
+    Parameters
+    ----------
+    param_distributions : dict
+        Parameter name to a list of values or an Optuna distribution.
+    valid_names : collection of str
+        The estimator's parameters (``get_params(deep=True)``); others are rejected.
+    owner : str
+        Class name used in error messages.
+
+    Examples
+    --------
+    >>> space = SearchSpace({"C": [0.1, 1.0], "penalty": [None, "l2"]}, {"C", "penalty"})
+    >>> space.decode({"C": 1.0, "penalty": "l2"})
+    {'C': 1.0, 'penalty': 'l2'}
+    """
+
+    def __init__(self, param_distributions, valid_names, owner: str = "OptunaSearchCV"):
+        self.distributions: dict[str, BaseDistribution] = {}
+        self._choices: dict[str, list] = {}
+        for name, value in param_distributions.items():
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"The keys of param_distributions of {owner} must be parameter names "
+                    f"(str); got {name!r}."
+                )
+            if name not in valid_names:
+                raise ValueError(
+                    f"Invalid parameter {name!r} in param_distributions of {owner}. "
+                    f"Valid parameters are: {sorted(valid_names)!r}."
+                )
+            self.distributions[name] = self._convert(name, value, owner)
+
+    def _convert(self, name, value, owner) -> BaseDistribution:
+        if isinstance(value, BaseDistribution):
+            return value
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(
+                f"param_distributions[{name!r}] of {owner} must be a list of values or an "
+                f"optuna distribution (FloatDistribution, IntDistribution, "
+                f"CategoricalDistribution); got {type(value).__name__}."
+            )
+        if len(value) == 0:
+            raise ValueError(f"param_distributions[{name!r}] of {owner} is an empty list.")
+        choices = [_as_choice(v) for v in value]
+        if all(isinstance(c, _OPTUNA_CHOICE_TYPES) for c in choices):
+            return CategoricalDistribution(choices)
+        self._choices[name] = list(value)
+        return CategoricalDistribution(list(range(len(value))))
+
+    def decode(self, params: Mapping) -> dict:
+        """Parameter values for ``set_params`` from a trial's parameters."""
+        decoded = {}
+        for name, value in params.items():
+            choices = self._choices.get(name)
+            if choices is not None and isinstance(value, int) and 0 <= value < len(choices):
+                value = choices[value]
+            decoded[name] = value
+        return decoded

@@ -1,0 +1,264 @@
+"""The study behind :class:`~sklearn_resnet.OptunaSearchCV`: storage and trial records.
+
+``storage`` accepts what Optuna accepts (``None`` for memory, database URLs such as
+``sqlite:///search.db`` or ``postgresql://user@host/db``, storage objects) plus a file
+path ending in ``.log`` or ``.jsonl``, which means a ``JournalFileBackend`` journal.
+
+Every trial the search evaluates records its per-split results in the user attribute
+``"cv_results"``: test (and train) scores per metric, fit and score times. A later
+search on the same study, in this process or another, rebuilds ``cv_results_`` rows
+from these records, so a resumed or shared search ranks every trial of the study.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+
+import numpy as np
+import optuna
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+__all__ = [
+    "RECORD_ATTR",
+    "copy_to_memory",
+    "create_study",
+    "failed_record",
+    "in_memory",
+    "journal_storage",
+    "open_storage",
+    "quiet_format",
+    "resolve_storage",
+    "results_rows",
+    "split_record",
+]
+
+#: User attribute holding a trial's per-split cross-validation results.
+RECORD_ATTR = "cv_results"
+_JOURNAL_SUFFIXES = (".log", ".jsonl")
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_SCHEMA_ATTEMPTS = 6
+
+
+def journal_storage(path) -> JournalStorage:
+    """A journal storage in the file ``path`` (created when missing)."""
+    return JournalStorage(JournalFileBackend(os.fspath(path)))
+
+
+def resolve_storage(storage, owner: str = "OptunaSearchCV"):
+    """What ``optuna.create_study`` takes for the ``storage`` parameter.
+
+    Parameters
+    ----------
+    storage : None, str, path-like or optuna storage
+        ``None`` (memory), a database URL, a ``.log``/``.jsonl`` journal path, or a
+        storage object.
+    owner : str
+        Class name used in error messages.
+
+    Returns
+    -------
+    storage : None, str or optuna storage
+        ``None``, the URL, or a storage object.
+
+    Examples
+    --------
+    >>> resolve_storage("sqlite:///search.db")
+    'sqlite:///search.db'
+    """
+    if storage is None or isinstance(storage, BaseStorage):
+        return storage
+    text = os.fspath(storage)
+    if "://" in text:
+        return text
+    if text.endswith(_JOURNAL_SUFFIXES):
+        return journal_storage(text)
+    raise ValueError(
+        f"The 'storage' parameter of {owner} must be a database URL (sqlite:///file.db, "
+        f"postgresql://user@host/db), a journal file path ending in .log or .jsonl, or an "
+        f"optuna storage. Got {text!r} instead."
+    )
+
+
+def open_storage(storage):
+    """Open a database URL as an ``RDBStorage``; other storages are returned as is.
+
+    Workers started together on a fresh database all create Optuna's tables at once;
+    the losers of that race get an integrity or "already exists" error and retry
+    (with back-off) once the winner's tables are there.
+    """
+    if not isinstance(storage, str):
+        return storage
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    attempt = 0
+    while True:
+        try:
+            return optuna.storages.RDBStorage(storage)
+        except (IntegrityError, ProgrammingError):
+            attempt += 1
+            if attempt == _SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.1 * 2**attempt)
+
+
+def in_memory(storage) -> bool:
+    """Whether a resolved storage lives only in this process."""
+    return storage is None or isinstance(storage, InMemoryStorage)
+
+
+def create_study(storage, study_name, load_if_exists, sampler, pruner, owner="OptunaSearchCV"):
+    """Create (or, with ``load_if_exists``, resume) the maximising study of a search."""
+    try:
+        return optuna.create_study(
+            storage=open_storage(storage),
+            sampler=sampler,
+            pruner=pruner,
+            study_name=study_name,
+            direction="maximize",
+            load_if_exists=load_if_exists,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        raise ValueError(
+            f"A study named {study_name!r} already exists in the storage of {owner}. Pass "
+            f"load_if_exists=True to resume it, or choose another study_name."
+        ) from None
+
+
+def copy_to_memory(study: optuna.Study) -> optuna.Study:
+    """A copy of ``study`` in a fresh in-memory storage, with the same sampler and pruner."""
+    memory = InMemoryStorage()
+    optuna.copy_study(
+        from_study_name=study.study_name, from_storage=study._storage, to_storage=memory
+    )
+    return optuna.load_study(
+        study_name=study.study_name, storage=memory, sampler=study.sampler, pruner=study.pruner
+    )
+
+
+def _scores(value) -> dict[str, float]:
+    if isinstance(value, dict):
+        return {name: float(v) for name, v in value.items()}
+    return {"score": float(value)}
+
+
+def split_record(outs: list[dict], return_train_score: bool) -> dict:
+    """The record of one trial from scikit-learn's per-split results (``_fit_and_score``)."""
+    test = [_scores(out["test_scores"]) for out in outs]
+    record = {
+        "n_splits": len(outs),
+        "test": {name: [split[name] for split in test] for name in test[0]},
+        "fit_time": [float(out["fit_time"]) for out in outs],
+        "score_time": [float(out["score_time"]) for out in outs],
+        "failed": [out.get("fit_error") is not None for out in outs],
+    }
+    if return_train_score:
+        train = [_scores(out["train_scores"]) for out in outs]
+        record["train"] = {name: [split[name] for split in train] for name in train[0]}
+    return record
+
+
+def failed_record(n_splits, metrics, error_score, fit_time, return_train_score) -> dict:
+    """The record of a trial whose fits all failed."""
+    scores = {name: [float(error_score)] * n_splits for name in metrics}
+    record = {
+        "n_splits": n_splits,
+        "test": scores,
+        "fit_time": [float(fit_time)] * n_splits,
+        "score_time": [0.0] * n_splits,
+        "failed": [True] * n_splits,
+    }
+    if return_train_score:
+        record["train"] = scores
+    return record
+
+
+def _row_outs(record, state, metrics, return_train_score, fill):
+    """Per-split entries in the form scikit-learn's ``_format_results`` takes."""
+    n_splits = record["n_splits"]
+    masked = state == TrialState.PRUNED
+
+    def scores(part, split):
+        values = {}
+        for name in metrics:
+            column = record.get(part, {}).get(name)
+            value = fill if column is None else column[split]
+            values[name] = math.nan if masked else value
+        return values if metrics != ["score"] else values["score"]
+
+    outs = []
+    for split in range(n_splits):
+        out = {
+            "fit_error": None,
+            "test_scores": scores("test", split),
+            "n_test_samples": 0,
+            "fit_time": record["fit_time"][split],
+            "score_time": record["score_time"][split],
+        }
+        if return_train_score:
+            out["train_scores"] = scores("train", split)
+        outs.append(out)
+    return outs
+
+
+def results_rows(study, decode, n_splits, metrics, return_train_score, own, error_score):
+    """Parameters, per-split entries and extra columns of every finished trial.
+
+    A trial is included when it carries a record for ``n_splits`` splits and the
+    ``metrics`` (trials of this fit, numbers in ``own``, are always included; metrics
+    they lack hold ``error_score``). Rows are in trial-number order.
+
+    Returns
+    -------
+    params, outs, more, all_pruned_nan : list, list, dict, bool
+        Candidate parameters, per-split entries (candidate-major), the extra
+        ``trial_number`` and ``status`` columns, and whether every non-finite score
+        belongs to a pruned trial.
+    """
+    params, outs, numbers, states = [], [], [], []
+    only_pruned_nan = True
+    for trial in sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=_number):
+        record = trial.user_attrs.get(RECORD_ATTR)
+        if not record or record.get("n_splits") != n_splits:
+            continue
+        mine = trial.number in own
+        if not mine and not set(metrics) <= set(record.get("test", {})):
+            continue
+        fill = error_score if mine else math.nan
+        rows = _row_outs(record, trial.state, metrics, return_train_score, fill)
+        if trial.state != TrialState.PRUNED and not _all_finite(rows):
+            only_pruned_nan = False
+        params.append(decode(trial.params))
+        outs.extend(rows)
+        numbers.append(trial.number)
+        states.append(trial.state.name)
+    more = {"trial_number": numbers, "status": np.array(states, dtype=object)}
+    return params, outs, more, only_pruned_nan
+
+
+def _number(trial) -> int:
+    return trial.number
+
+
+def _all_finite(rows) -> bool:
+    for out in rows:
+        for key in ("test_scores", "train_scores"):
+            value = out.get(key, 0.0)
+            values = value.values() if isinstance(value, dict) else [value]
+            if not all(math.isfinite(v) for v in values):
+                return False
+    return True
+
+
+def quiet_format(format_results, only_pruned_nan: bool):
+    """Call ``format_results``, without scikit-learn's non-finite warning when only
+    pruned trials (whose scores are NaN by design) are non-finite."""
+    if not only_pruned_nan:
+        return format_results()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more of the .* scores are non-finite")
+        return format_results()

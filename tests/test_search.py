@@ -1,0 +1,384 @@
+"""OptunaSearchCV: a scikit-learn search driven by Optuna, with epoch-wise pruning."""
+
+import pickle
+import re
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import sklearn.datasets
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_resnet import OptunaSearchCV, ResNetClassifier, ResNetRegressor
+from sklearn_resnet.backbones import blocks_for_depth
+from sklearn_resnet.search_space import default_search_space
+
+#: A tiny network with a validation set (needed for per-epoch reports).
+NET = {
+    "depth": 4,
+    "width": 16,
+    "max_epochs": 5,
+    "batch_size": 32,
+    "early_stopping": True,
+    "validation_fraction": 0.25,
+    "random_state": 0,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_classification(n_samples=240, n_features=6, class_sep=2.0, random_state=0)
+
+
+def _logreg():
+    return make_pipeline(StandardScaler(), LogisticRegression())
+
+
+C_SPACE = {"logisticregression__C": FloatDistribution(1e-3, 1e2, log=True)}
+
+
+def test_full_cv_results_best_attributes_and_refit(data):
+    X, y = data
+    search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=4, cv=3, random_state=0).fit(X, y)
+    results = search.cv_results_
+    for key in (
+        "params",
+        "param_logisticregression__C",
+        "split0_test_score",
+        "split2_test_score",
+        "mean_test_score",
+        "std_test_score",
+        "rank_test_score",
+        "mean_fit_time",
+        "std_score_time",
+        "trial_number",
+        "status",
+    ):
+        assert len(results[key]) == 4, key
+    assert list(results["trial_number"]) == [0, 1, 2, 3] == search.trial_numbers_
+    assert list(results["status"]) == ["COMPLETE"] * 4
+    splits = np.column_stack([results[f"split{i}_test_score"] for i in range(3)])
+    np.testing.assert_allclose(results["mean_test_score"], splits.mean(axis=1))
+    assert search.best_index_ == int(np.argmin(results["rank_test_score"]))
+    assert search.best_score_ == results["mean_test_score"][search.best_index_]
+    assert search.best_params_ == results["params"][search.best_index_]
+    assert set(search.best_params_) == set(C_SPACE)
+    refit = search.best_estimator_.get_params()["logisticregression__C"]
+    assert refit == search.best_params_["logisticregression__C"]
+    assert search.score(X, y) == search.best_estimator_.score(X, y)
+    # Optuna was told each trial's fold-mean score.
+    values = [t.value for t in search.study_.trials]
+    np.testing.assert_allclose(values, results["mean_test_score"])
+    assert search.n_trials_ == 4 and search.n_splits_ == 3
+
+
+def test_seeded_runs_give_the_same_trial_sequence(data):
+    X, y = data
+
+    def sequence(**kwargs):
+        search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=4, cv=2, **kwargs).fit(X, y)
+        return [p["logisticregression__C"] for p in search.cv_results_["params"]]
+
+    first = sequence(random_state=3)
+    assert sequence(random_state=3) == first
+    assert sequence(random_state=4) != first
+    sampler = optuna.samplers.RandomSampler(seed=5)
+    assert sequence(sampler=sampler) == sequence(sampler=sampler)  # the sampler is copied
+
+
+def test_multi_metric_scoring_optimises_the_refit_metric(data):
+    X, y = data
+    search = OptunaSearchCV(
+        _logreg(),
+        C_SPACE,
+        n_trials=3,
+        cv=2,
+        scoring=["accuracy", "neg_log_loss"],
+        refit="neg_log_loss",
+        random_state=0,
+        return_train_score=True,
+    ).fit(X, y)
+    results = search.cv_results_
+    assert search.multimetric_
+    assert {"rank_test_accuracy", "rank_test_neg_log_loss", "mean_train_accuracy"} <= set(results)
+    np.testing.assert_allclose(
+        [t.value for t in search.study_.trials], results["mean_test_neg_log_loss"]
+    )
+    assert search.best_score_ == np.max(results["mean_test_neg_log_loss"])
+
+
+def test_lists_become_categorical_and_any_value_round_trips(data):
+    X, y = data
+    weights = {0: 1.0, 1: 3.0}
+    space = {
+        "logisticregression__class_weight": [None, weights],
+        "logisticregression__fit_intercept": [True, False],
+        "logisticregression__C": [0.1, 10.0],
+    }
+    search = OptunaSearchCV(_logreg(), space, n_trials=6, cv=2, random_state=0).fit(X, y)
+    used = [p["logisticregression__class_weight"] for p in search.cv_results_["params"]]
+    assert all(w is None or w == weights for w in used)
+    assert any(w == weights for w in used)
+    assert search.best_estimator_.get_params()["logisticregression__class_weight"] in (
+        None,
+        weights,
+    )
+    dists = search.study_.trials[0].distributions
+    assert dists["logisticregression__class_weight"] == CategoricalDistribution([0, 1])
+    assert dists["logisticregression__C"] == CategoricalDistribution([0.1, 10.0])
+
+
+def test_default_spaces_hold_valid_values():
+    for backbone, block in [("mlp", "basic"), ("cnn", "basic"), ("cnn", "bottleneck")]:
+        space = ResNetClassifier.default_search_space(backbone, block)
+        depth = space["depth"]
+        for value in range(depth.low, depth.high + 1, depth.step):
+            assert blocks_for_depth(backbone, value, block) >= 1
+        assert space["lr"].log and space["weight_decay"].log
+        assert set(space) >= {"depth", "width", "dropout", "lr", "weight_decay", "batch_size"}
+    assert "label_smoothing" not in ResNetRegressor.default_search_space()
+    sgd = default_search_space(ResNetRegressor, optimizer="sgd")["lr"]
+    assert (sgd.low, sgd.high) == pytest.approx((0.01, 1.0))
+    with pytest.raises(ValueError, match="backbone must be 'mlp' or 'cnn'"):
+        default_search_space(ResNetRegressor, backbone="rnn")
+
+
+def _assert_in_space(params, space, prefix=""):
+    assert set(params) == {prefix + name for name in space}
+    for name, dist in space.items():
+        assert dist._contains(dist.to_internal_repr(params[prefix + name])), name
+
+
+def test_default_space_is_found_through_a_pipeline(data):
+    X, y = data
+    net = ResNetClassifier(**{**NET, "max_epochs": 1})
+    pipe = Pipeline([("scale", StandardScaler()), ("net", net)])
+    search = OptunaSearchCV(pipe, n_trials=2, cv=2, refit=False, random_state=0).fit(X, y)
+    for params in search.cv_results_["params"]:
+        _assert_in_space(params, ResNetClassifier.default_search_space("mlp"), "net__")
+    assert list(search.cv_results_["status"]) == ["COMPLETE", "COMPLETE"]
+
+
+def test_default_space_follows_the_backbone_of_the_data(data):
+    X, y = data
+    images = X.reshape(len(X), 1, 2, 3)  # 3-D samples: backbone="auto" picks the CNN
+    net = ResNetClassifier(**{**NET, "max_epochs": 1})
+    search = OptunaSearchCV(net, n_trials=1, cv=2, refit=False, random_state=0).fit(images, y)
+    params = search.cv_results_["params"][0]
+    _assert_in_space(params, ResNetClassifier.default_search_space("cnn"))
+    assert (params["depth"] - 2) % 6 == 0
+
+
+def test_pruning_stops_an_obviously_bad_region_in_a_pipeline(data):
+    X, y = data
+    pipe = Pipeline([("scale", StandardScaler()), ("net", ResNetClassifier(**NET))])
+    lr = [1e-2, 80.0]  # 80 diverges: validation accuracy stays at chance level
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no FitFailedWarning, no non-finite score warning
+        search = OptunaSearchCV(
+            pipe, {"net__lr": lr}, n_trials=8, cv=2, pruner=pruner, random_state=0
+        ).fit(X, y)
+    results = search.cv_results_
+    status = np.asarray(results["status"])
+    chosen = np.array([p["net__lr"] for p in results["params"]])
+    assert (status == "PRUNED").any()
+    assert set(chosen[status == "PRUNED"]) == {80.0}
+    assert (status[chosen == 1e-2] == "COMPLETE").all()
+    assert np.isnan(results["mean_test_score"][status == "PRUNED"]).all()
+    assert np.isnan(results["split0_test_score"][status == "PRUNED"]).all()
+    assert results["rank_test_score"][status == "PRUNED"].min() > np.sum(status == "COMPLETE") - 1
+    assert search.best_params_ == {"net__lr": 1e-2}
+    assert all(key == "net__lr" for p in results["params"] for key in p)  # no callbacks leak
+    assert search.best_estimator_[-1].callbacks is None
+    for trial in search.study_.trials:
+        steps = sorted(trial.intermediate_values)
+        assert steps[0] == 1  # steps are epochs
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            assert steps[-1] < NET["max_epochs"]
+
+
+def test_pruning_with_parallel_workers_and_no_storage(data):
+    X, y = data
+    pipe = Pipeline([("scale", StandardScaler()), ("net", ResNetClassifier(**NET))])
+    pruner = optuna.pruners.ThresholdPruner(lower=0.7, n_warmup_steps=2)
+    search = OptunaSearchCV(
+        pipe,
+        {"net__lr": [1e-2, 80.0]},
+        n_trials=4,
+        cv=2,
+        n_jobs=2,
+        pruner=pruner,
+        random_state=1,
+    ).fit(X, y)
+    status = np.asarray(search.cv_results_["status"])
+    chosen = np.array([p["net__lr"] for p in search.cv_results_["params"]])
+    assert set(chosen[status == "PRUNED"]) == {80.0}
+    assert (status[chosen == 1e-2] == "COMPLETE").all()
+    assert isinstance(search.study_._storage, optuna.storages.InMemoryStorage)
+
+
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(data):
+    X, y = data
+    space = {"logisticregression__C": [1.0, -1.0]}  # C=-1 fails in fit
+    with pytest.warns(FitFailedWarning, match="Every fit of trial"):
+        search = OptunaSearchCV(_logreg(), space, n_trials=6, cv=2, random_state=0).fit(X, y)
+    results = search.cv_results_
+    bad = np.array([p["logisticregression__C"] == -1.0 for p in results["params"]])
+    assert bad.any() and not bad.all() and len(bad) == 6
+    assert set(np.asarray(results["status"])[bad]) == {"FAIL"}
+    assert np.isnan(results["mean_test_score"][bad]).all()
+    assert search.best_params_ == {"logisticregression__C": 1.0}
+    with pytest.raises(ValueError, match="C"):
+        OptunaSearchCV(_logreg(), space, n_trials=6, cv=2, error_score="raise").fit(X, y)
+    assert all(t.state.is_finished() for t in search.study_.trials)
+    with pytest.warns(FitFailedWarning), pytest.raises(ValueError, match="All the 2 trials"):
+        OptunaSearchCV(_logreg(), {"logisticregression__C": [-1.0]}, n_trials=2, cv=2).fit(X, y)
+
+
+def test_nested_cross_validation_clone_and_pickle(data):
+    X, y = data
+    search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=2, cv=2, random_state=0)
+    scores = cross_val_score(search, X, y, cv=2)
+    assert scores.shape == (2,) and np.all(scores > 0.5)
+    twin = clone(search)
+    assert twin.get_params()["param_distributions"] == C_SPACE and twin is not search
+    search.fit(X, y)
+    loaded = pickle.loads(pickle.dumps(search))
+    np.testing.assert_array_equal(loaded.predict(X), search.predict(X))
+    assert [t.params for t in loaded.study_.trials] == [t.params for t in search.study_.trials]
+    assert not hasattr(loaded, "_run")
+    assert loaded.trials_dataframe()["state"].tolist() == ["COMPLETE", "COMPLETE"]
+
+
+def test_verbose_zero_is_silent_and_restores_optuna_logging(data, capfd):
+    X, y = data
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        OptunaSearchCV(_logreg(), C_SPACE, n_trials=2, cv=2).fit(X, y)
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+        out, err = capfd.readouterr()
+        assert out == "" and err == ""
+        OptunaSearchCV(_logreg(), C_SPACE, n_trials=2, cv=2, verbose=1).fit(X, y)
+        out, err = capfd.readouterr()
+        assert out == "" and "OptunaSearchCV: 100%" in err and "2/2" in err
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_timeout_without_n_trials(data):
+    X, y = data
+    search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=None, timeout=0.5, cv=2).fit(X, y)
+    assert search.n_trials_ >= 1
+    assert len(search.cv_results_["params"]) == search.n_trials_
+
+
+def test_regressor_and_plain_estimators(data):
+    X, y = data
+    search = OptunaSearchCV(
+        Ridge(), {"alpha": FloatDistribution(1e-2, 10.0, log=True)}, n_trials=2, cv=2
+    ).fit(X, y.astype(float))
+    assert search.best_estimator_.alpha == search.best_params_["alpha"]
+    net = ResNetRegressor(**{**NET, "max_epochs": 2})
+    space = {"width": IntDistribution(8, 16, log=True)}
+    search = OptunaSearchCV(net, space, n_trials=2, cv=2, random_state=0).fit(X, y.astype(float))
+    assert search.predict(X).shape == (len(X),)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"param_distributions": {"nope": [1]}}, ValueError, "Invalid parameter 'nope'"),
+        ({"param_distributions": {"logisticregression__C": 1.0}}, TypeError, "list of values"),
+        ({"param_distributions": {"logisticregression__C": []}}, ValueError, "empty list"),
+        ({"param_distributions": None}, ValueError, "no default_search_space"),
+        ({"n_trials": None}, ValueError, "n_trials or timeout"),
+        ({"n_trials": 0}, ValueError, "'n_trials' parameter"),
+        ({"sampler": optuna.samplers.RandomSampler(), "random_state": 0}, ValueError, "seed"),
+        ({"pruner": optuna.pruners.MedianPruner()}, ValueError, "reports a validation score"),
+        ({"storage": "search.db"}, ValueError, "'storage' parameter"),
+    ],
+)
+def test_invalid_settings_are_rejected_before_any_work(data, kwargs, error, match):
+    X, y = data
+    params = {"param_distributions": C_SPACE, "n_trials": 2, "cv": 2, **kwargs}
+    search = OptunaSearchCV(_logreg(), **params)
+    with pytest.raises(error, match=match):
+        search.fit(X, y)
+    assert not hasattr(search, "study_")
+
+
+def test_in_memory_storage_object_cannot_serve_parallel_pruning(data):
+    search = OptunaSearchCV(
+        ResNetClassifier(**NET),
+        {"lr": [1e-2]},
+        storage=optuna.storages.InMemoryStorage(),
+        n_jobs=2,
+        n_trials=1,
+    )
+    with pytest.raises(ValueError, match="in-memory optuna storage object"):
+        search.fit(*data)
+
+
+# ---- the user guide page ----------------------------------------------------------------------
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "search.md"
+PYTHON_BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
+
+
+def _capped_fit(monkeypatch, cls, **caps):
+    """Make ``cls.fit`` run with these parameters lowered to at most ``caps``."""
+    original = cls.fit
+
+    def fit(self, X, y=None, **params):
+        saved = self.get_params(deep=False)
+        self.set_params(**{key: min(cap, saved[key] or cap) for key, cap in caps.items()})
+        try:
+            return original(self, X, y, **params)
+        finally:
+            self.set_params(**{key: saved[key] for key in caps})
+
+    monkeypatch.setattr(cls, "fit", fit)
+
+
+def test_search_page_code_runs(tmp_path, monkeypatch):
+    """docs/search.md's Python blocks run in order, on 200 digits, one trial of 2 folds per
+    search and one-epoch fits: the code is checked for running, not for accuracy."""
+    load_digits = sklearn.datasets.load_digits
+    monkeypatch.setattr(
+        sklearn.datasets, "load_digits", lambda **kw: tuple(a[:200] for a in load_digits(**kw))
+    )
+    _capped_fit(monkeypatch, ResNetClassifier, max_epochs=1, width=8)
+    _capped_fit(monkeypatch, OptunaSearchCV, n_trials=1, cv=2)
+    monkeypatch.setenv("SEARCH_STORAGE", f"sqlite:///{tmp_path / 'shared.db'}")
+    monkeypatch.chdir(tmp_path)
+    blocks = [textwrap.dedent(code) for _, code in PYTHON_BLOCK.findall(PAGE.read_text("utf-8"))]
+    assert len(blocks) == 4
+    namespace = {"__name__": "__docs__"}
+    for index, code in enumerate(blocks, 1):
+        exec(compile(code, f"search.md[python block {index}]", "exec"), namespace)
+    assert len(namespace["search"].cv_results_["params"]) == 1
+    assert len(list(tmp_path.glob("best-*.joblib"))) == 1
+
+
+def test_searching_over_the_final_step_itself(data):
+    X, y = data
+    steps = [LogisticRegression(), ResNetClassifier(**{**NET, "max_epochs": 2})]
+    pipe = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])
+    search = OptunaSearchCV(pipe, {"model": steps}, n_trials=3, cv=2, random_state=0).fit(X, y)
+    assert list(search.cv_results_["status"]) == ["COMPLETE"] * 3
+    used = [type(p["model"]).__name__ for p in search.cv_results_["params"]]
+    assert used == ["ResNetClassifier", "LogisticRegression", "ResNetClassifier"]
+    assert all(p["model"] in steps for p in search.cv_results_["params"])
+    assert type(search.best_estimator_[-1]) is type(search.best_params_["model"])

@@ -1,0 +1,237 @@
+"""OptunaSearchCV on persistent storages: resuming from SQLite and journal files, and
+one study shared by two worker processes on a throw-away PostgreSQL server.
+
+The PostgreSQL test starts its own cluster (``initdb``/``pg_ctl`` from Debian's
+``postgresql`` package) in a temporary directory, listening on 127.0.0.1 only. It skips
+when the server or the ``psycopg2`` driver is missing, unless the environment sets
+``SKLEARN_RESNET_REQUIRE_POSTGRESQL=1`` (as the CI script does): then it fails.
+"""
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_resnet import OptunaSearchCV
+from sklearn_resnet.search_study import RECORD_ATTR
+
+C_SPACE = {"logisticregression__C": FloatDistribution(1e-3, 1e2, log=True)}
+REQUIRE_POSTGRESQL = os.environ.get("SKLEARN_RESNET_REQUIRE_POSTGRESQL") == "1"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_classification(n_samples=200, n_features=6, class_sep=2.0, random_state=0)
+
+
+def _search(**kwargs):
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    return OptunaSearchCV(pipe, C_SPACE, cv=2, **kwargs)
+
+
+def _assert_same_rows(resumed, first, n):
+    for key in ("split0_test_score", "split1_test_score", "mean_test_score", "mean_fit_time"):
+        np.testing.assert_array_equal(resumed.cv_results_[key][:n], first.cv_results_[key])
+    assert resumed.cv_results_["params"][:n] == first.cv_results_["params"]
+
+
+def test_sqlite_resume_adds_exactly_the_new_trials(tmp_path, data):
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    first = _search(n_trials=3, storage=url, study_name="s", random_state=0).fit(X, y)
+    resumed = _search(
+        n_trials=2, storage=url, study_name="s", load_if_exists=True, random_state=1
+    ).fit(X, y)
+    study = optuna.load_study(study_name="s", storage=url)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert resumed.trial_numbers_ == [3, 4] and first.trial_numbers_ == [0, 1, 2]
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1, 2, 3, 4]
+    _assert_same_rows(resumed, first, 3)
+    assert resumed.best_score_ == np.max(resumed.cv_results_["mean_test_score"])
+
+    # Without study_name, a fit starts a fresh study in the same storage.
+    fresh = _search(n_trials=1, storage=url).fit(X, y)
+    assert fresh.study_.study_name != "s" and len(fresh.cv_results_["params"]) == 1
+    assert len(optuna.get_all_study_names(url)) == 2
+    # The same name without load_if_exists is refused, and adds nothing.
+    with pytest.raises(ValueError, match="load_if_exists=True"):
+        _search(n_trials=1, storage=url, study_name="s").fit(X, y)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 5
+
+
+def test_journal_file_resume(tmp_path, data):
+    X, y = data
+    path = tmp_path / "search.jsonl"
+    first = _search(n_trials=2, storage=path, study_name="j", random_state=0).fit(X, y)
+    resumed = _search(n_trials=1, storage=str(path), study_name="j", load_if_exists=True)
+    resumed.fit(X, y)
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1, 2]
+    _assert_same_rows(resumed, first, 2)
+    assert isinstance(resumed.study_._storage, optuna.storages.JournalStorage)
+
+
+# ---- PostgreSQL: one study, two worker processes ------------------------------------------
+WORKER = """
+import json, sys
+from optuna.distributions import FloatDistribution
+from sklearn.datasets import make_classification
+from sklearn_resnet import OptunaSearchCV, ResNetClassifier
+
+url, name, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+X, y = make_classification(n_samples=200, n_features=6, class_sep=2.0, random_state=0)
+net = ResNetClassifier(depth=4, width=16, max_epochs=3, early_stopping=True,
+                       validation_fraction=0.25, random_state=0, device="cpu")
+search = OptunaSearchCV(net, {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
+                        n_trials=n_trials, cv=2, storage=url, study_name=name,
+                        load_if_exists=True)
+search.fit(X, y)
+rows = [int(n) for n in search.cv_results_["trial_number"]]
+print(json.dumps({"mine": search.trial_numbers_, "rows": rows}))
+"""
+
+
+def _unavailable(reason):
+    if REQUIRE_POSTGRESQL:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _postgres_bindir():
+    on_path = shutil.which("initdb")
+    candidates = [os.path.dirname(on_path)] if on_path else []
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for directory in candidates:
+        tools = [os.path.join(directory, tool) for tool in ("initdb", "pg_ctl")]
+        if all(os.access(tool, os.X_OK) for tool in tools):
+            return directory
+    return None
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgresql_url():
+    """A throw-away PostgreSQL cluster on 127.0.0.1; yields a SQLAlchemy URL."""
+    bindir = _postgres_bindir()
+    if bindir is None:
+        _unavailable("PostgreSQL server not found (initdb, pg_ctl); apt-get install postgresql")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        _unavailable("the psycopg2 driver is missing; pip install psycopg2-binary")
+    run_as = []
+    root = tempfile.mkdtemp(prefix="sklearn-resnet-pg-")
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as another user
+        import pwd
+
+        user = next((u for u in ("postgres", "nobody") if _has_user(pwd, u)), None)
+        if user is None:
+            _unavailable("running as root without a 'postgres' or 'nobody' user for the server")
+        os.chown(root, pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
+        run_as = ["runuser", "-u", user, "--"]
+    data_dir, port = os.path.join(root, "data"), _free_port()
+    pg_ctl = [*run_as, os.path.join(bindir, "pg_ctl"), "-D", data_dir]
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            *run_as,
+            os.path.join(bindir, "initdb"),
+            "-D",
+            data_dir,
+            "-U",
+            "search",
+            "--no-sync",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    log = os.path.join(root, "server.log")
+    subprocess.run(
+        [*pg_ctl, "-o", options, "-l", log, "-w", "start"], check=True, capture_output=True
+    )
+    try:
+        yield f"postgresql+psycopg2://search@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _has_user(pwd, name):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def test_two_processes_share_one_postgresql_study(postgresql_url, data):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", WORKER, postgresql_url, "shared", "3"]
+    workers = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        )
+        for _ in range(2)
+    ]
+    reports = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    mine = [set(report["mine"]) for report in reports]
+    assert len(mine[0]) == len(mine[1]) == 3
+    assert mine[0].isdisjoint(mine[1]) and mine[0] | mine[1] == set(range(6))
+    for report in reports:
+        assert len(report["rows"]) == len(set(report["rows"]))  # no row twice
+        assert set(report["mine"]) <= set(report["rows"])
+
+    study = optuna.load_study(study_name="shared", storage=postgresql_url)
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert len({t._trial_id for t in study.trials}) == 6
+    assert all(t.state.is_finished() and RECORD_ATTR in t.user_attrs for t in study.trials)
+
+    # A later search on the study sees every trial once, and adds its own.
+    X, y = data
+    from sklearn_resnet import ResNetClassifier
+
+    net = ResNetClassifier(
+        depth=4,
+        width=16,
+        max_epochs=3,
+        early_stopping=True,
+        validation_fraction=0.25,
+        random_state=0,
+        device="cpu",
+    )
+    search = OptunaSearchCV(
+        net,
+        {"lr": FloatDistribution(1e-3, 1e-1, log=True)},
+        n_trials=1,
+        cv=2,
+        storage=postgresql_url,
+        study_name="shared",
+        load_if_exists=True,
+    ).fit(X, y)
+    assert list(search.cv_results_["trial_number"]) == list(range(7))
