@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch>=2.2
 TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),$(TORCH_GPU),$(TORCH_CPU))
-EXTRAS ?= dev,plot,docs
+EXTRAS ?= dev,plot,docs,parquet,onnx
 PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test lint format docs bench clean
@@ -37,6 +37,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format sklearn_resnet tests examples benchmarks
 	$(BIN)/ruff check --fix sklearn_resnet tests examples benchmarks
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py

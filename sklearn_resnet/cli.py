@@ -2,21 +2,185 @@
 
 Sub-commands:
 
+``fit DATA --target COL -o MODEL``
+    Train a Pipeline (column preprocessing + :class:`~sklearn_resnet.ResNetClassifier`
+    or :class:`~sklearn_resnet.ResNetRegressor`) on a CSV or Parquet table and save it
+    with joblib.
+``predict MODEL DATA [-o FILE] [--proba]``
+    Predict with a saved model; writes CSV (or Parquet) to a file or standard output.
+``evaluate MODEL DATA --target COL``
+    Print the model's scores on labelled data.
+``tune DATA --target COL --n-trials N``
+    Search hyper-parameters with :class:`~sklearn_resnet.OptunaSearchCV`, optionally in
+    a shared Optuna storage that several workers fill at once.
 ``demo``
-    Cross-validate, fit, save, reload and score a Pipeline with a
-    :class:`~sklearn_resnet.ResNetClassifier` on scikit-learn's bundled digits.
+    Cross-validate, fit, save, reload and score a Pipeline on scikit-learn's digits.
 ``info``
     Versions of the package and its dependencies, and the available devices.
+
+Errors in the input (a missing file or column, an unknown ``--set`` key, an invalid
+parameter value) are reported in one line on standard error with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["main"]
+from .cli_data import (
+    ESTIMATOR_STEP,
+    CommandLineError,
+    build_pipeline,
+    evaluation_scores,
+    infer_task,
+    parse_settings,
+    read_table,
+    split_target,
+    write_table,
+)
+
+__all__ = ["build_parser", "main"]
+
+_PROG = "sklearn-resnet"
+
+
+def _verbosity(args: argparse.Namespace) -> int:
+    """Progress bars on a terminal: 1 when standard error is a TTY, unless ``--quiet``."""
+    return 0 if args.quiet else int(sys.stderr.isatty())
+
+
+def _estimator(task: str, args: argparse.Namespace, *, verbose: int):
+    from . import ResNetClassifier, ResNetRegressor
+
+    estimator = ResNetClassifier() if task == "classification" else ResNetRegressor()
+    estimator.set_params(random_state=args.random_state, verbose=verbose)
+    return estimator.set_params(**parse_settings(args.set, estimator))
+
+
+def _check_output(path: str | None) -> None:
+    """Refuse an output path whose folder does not exist, before any training."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise CommandLineError(f"cannot write {path!r}: its folder does not exist.")
+
+
+def _training_data(args: argparse.Namespace):
+    _check_output(args.output)
+    X, y = split_target(read_table(args.data), args.target)
+    task = infer_task(y) if args.task == "auto" else args.task
+    return X, y, task
+
+
+def _load_model(path: str):
+    import joblib
+
+    if not Path(path).is_file():
+        raise CommandLineError(f"model file {path!r} does not exist.")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling can fail in many ways; all mean "not a model"
+        raise CommandLineError(f"cannot load a model from {path!r}: {exc}") from exc
+    if not hasattr(model, "predict"):
+        raise CommandLineError(f"{path!r} holds a {type(model).__name__}, not a model.")
+    return model
+
+
+def _describe(model) -> str:
+    resnet = model[-1]
+    kind = "CNN" if resnet.backbone_ == "cnn" else "MLP"
+    plural = "s" if resnet.n_iter_ != 1 else ""
+    epochs = f"{resnet.n_iter_} epoch{plural} (best epoch {resnet.best_epoch_})"
+    return f"{type(resnet).__name__} (residual {kind}) on {resnet.device_}, {epochs}"
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import joblib
+
+    X, y, task = _training_data(args)
+    model = build_pipeline(X, _estimator(task, args, verbose=_verbosity(args)))
+    model.fit(X, y)
+    joblib.dump(model, args.output)
+    print(f"Fitted {_describe(model)} for {task} on {len(X)} rows x {X.shape[1]} columns.")
+    print(f"Saved the Pipeline to {args.output}.")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    _check_output(args.output)
+    model = _load_model(args.model)
+    X = read_table(args.data)
+    import pandas as pd  # read_table has checked that pandas is there
+
+    if args.proba and not hasattr(model, "predict_proba"):
+        raise CommandLineError("--proba needs a classifier; this model is a regressor.")
+    result = pd.DataFrame({"prediction": model.predict(X)})
+    if args.proba:
+        proba = model.predict_proba(X)
+        for index, label in enumerate(model.classes_):
+            result[f"proba_{label}"] = proba[:, index]
+    if args.output is None:
+        result.to_csv(sys.stdout, index=False)
+    else:
+        write_table(result, args.output)
+        print(f"Wrote {len(result)} predictions to {args.output}.")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    X, y = split_target(read_table(args.data), args.target)
+    for name, value in evaluation_scores(model, X, y).items():
+        print(f"{name}: {value:.4f}")
+    return 0
+
+
+def _search_space(estimator, fixed: dict) -> dict:
+    """The estimator's default search space without the parameters fixed by ``--set``."""
+    uses_cnn = estimator.backbone == "cnn" or (
+        estimator.backbone == "auto" and estimator.input_shape is not None
+    )
+    space = estimator.default_search_space(
+        "cnn" if uses_cnn else "mlp", estimator.block, estimator.optimizer
+    )
+    return {f"{ESTIMATOR_STEP}__{k}": v for k, v in space.items() if k not in fixed}
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import joblib
+
+    try:
+        from .search import OptunaSearchCV
+    except ImportError as exc:
+        raise CommandLineError(f"tune needs sklearn_resnet.search: {exc}") from exc
+
+    X, y, task = _training_data(args)
+    estimator = _estimator(task, args, verbose=0)
+    model = build_pipeline(X, estimator)
+    search = OptunaSearchCV(
+        model,
+        param_distributions=_search_space(estimator, fixed=parse_settings(args.set, estimator)),
+        n_trials=args.n_trials,
+        cv=args.cv,
+        scoring=args.scoring,
+        n_jobs=args.n_jobs,
+        storage=args.storage,
+        study_name=args.study_name,
+        load_if_exists=True,
+        random_state=args.random_state,
+        verbose=_verbosity(args),
+    )
+    search.fit(X, y)
+    n_trials = len(search.study_.trials)
+    print(f"Best cross-validated score: {search.best_score_:.4f} ({n_trials} trials in the study)")
+    for name, value in search.best_params_.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else repr(value)
+        print(f"  {name.removeprefix(ESTIMATOR_STEP + '__')} = {shown}")
+    if args.output is not None:
+        joblib.dump(search.best_estimator_, args.output)
+        print(f"Saved the best Pipeline, refitted on all {len(X)} rows, to {args.output}.")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -61,7 +225,8 @@ def _info(args: argparse.Namespace) -> int:
 
     from .device import available_devices
 
-    for name in ("sklearn-resnet", "torch", "skorch", "scikit-learn", "numpy", "optuna"):
+    packages = ("sklearn-resnet", "torch", "skorch", "scikit-learn", "numpy", "optuna")
+    for name in (*packages, "pandas", "pyarrow", "matplotlib"):
         try:
             print(f"{name:>14}: {version(name)}")
         except PackageNotFoundError:
@@ -71,27 +236,121 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="training table: .csv, .tsv or .parquet")
+    parser.add_argument("--target", required=True, help="name of the target column")
+    parser.add_argument(
+        "--task",
+        choices=["auto", "classification", "regression"],
+        default="auto",
+        help="auto (default): classification for a non-numeric target or an integer one "
+        "with at most 20 distinct values, regression otherwise",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="estimator parameter, e.g. --set depth=20 --set lr=0.003 (repeatable); "
+        "values are Python literals, else strings",
+    )
+    parser.add_argument("--random-state", type=int, default=None, help="seed (default: none)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``sklearn-resnet`` command."""
+    """The argument parser of the ``sklearn-resnet`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        One sub-command per task; each sets ``run``, the function that executes it.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["fit", "rows.csv", "--target", "y", "-o", "m.joblib"])
+    >>> args.command, args.task, args.set
+    ('fit', 'auto', [])
+    """
     parser = argparse.ArgumentParser(
-        prog="sklearn-resnet", description="Residual networks as scikit-learn estimators."
+        prog=_PROG, description="Residual networks as scikit-learn estimators."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="train a model on a table and save it")
+    _add_training_options(fit)
+    fit.add_argument("-o", "--output", required=True, help="model file to write (joblib)")
+    fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser("predict", help="predict with a saved model")
+    predict.add_argument("model", help="model file written by fit or tune")
+    predict.add_argument("data", help="table to predict: .csv, .tsv or .parquet")
+    predict.add_argument("-o", "--output", help="predictions file (default: standard output)")
+    predict.add_argument("--proba", action="store_true", help="add class probabilities")
+    predict.set_defaults(run=_predict)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved model on labelled data")
+    evaluate.add_argument("model", help="model file written by fit or tune")
+    evaluate.add_argument("data", help="labelled table: .csv, .tsv or .parquet")
+    evaluate.add_argument("--target", required=True, help="name of the target column")
+    evaluate.set_defaults(run=_evaluate)
+
+    tune = commands.add_parser("tune", help="search hyper-parameters with Optuna")
+    _add_training_options(tune)
+    tune.add_argument("--n-trials", type=int, required=True, help="trials to run here")
+    tune.add_argument("--cv", type=int, default=5, help="cross-validation folds (default 5)")
+    tune.add_argument("--scoring", help="scikit-learn scoring name (default: model's score)")
+    tune.add_argument("--n-jobs", type=int, default=None, help="parallel trials in this process")
+    tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
+    tune.add_argument("--study-name", help="study to create or continue in the storage")
+    tune.add_argument("-o", "--output", help="write the best refitted model here (joblib)")
+    tune.set_defaults(run=_tune)
+
     demo = commands.add_parser("demo", help="train, save and reload a model on digits")
     demo.add_argument("--cv", type=int, default=3, help="cross-validation folds (default 3)")
     demo.add_argument("--max-epochs", type=int, default=40, help="epochs per fit (default 40)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     demo.add_argument("-o", "--output", help="where to save the model (default: a temp dir)")
     demo.set_defaults(run=_demo)
+
     info = commands.add_parser("info", help="versions and available devices")
     info.set_defaults(run=_info)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the ``sklearn-resnet`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments after the program name; ``None`` reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    code : int
+        0 on success; 2 for bad input (missing file or column, unknown ``--set`` key,
+        invalid parameter value), reported in one line on standard error.
+
+    Examples
+    --------
+    >>> main(["evaluate", "missing.joblib", "rows.csv", "--target", "y"])
+    2
+    """
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"{_PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `sklearn-resnet predict ... | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141
+    except (CommandLineError, OSError, ValueError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{_PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,383 @@
+"""Tables and pipelines for the command line: reading CSV and Parquet files, choosing the
+task, parsing ``--set key=value`` and building the preprocessing + estimator Pipeline.
+
+Everything here is plain Python that the ``sklearn-resnet`` command calls; using it from
+Python gives exactly the model the command line trains.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils._param_validation import StrOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "MAX_CLASSIFICATION_LEVELS",
+    "CommandLineError",
+    "build_pipeline",
+    "evaluation_scores",
+    "infer_task",
+    "parse_settings",
+    "read_table",
+    "split_target",
+    "write_table",
+]
+
+#: ``--task auto`` treats an integer target with at most this many distinct values as labels.
+MAX_CLASSIFICATION_LEVELS = 20
+#: File endings :func:`read_table` reads (compressed CSV included: pandas infers it).
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
+_TSV_SUFFIXES = (".tsv", ".tsv.gz", ".txt")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Name of the estimator's step in the Pipeline, so search spaces read ``resnet__lr``.
+ESTIMATOR_STEP = "resnet"
+
+
+class CommandLineError(ValueError):
+    """A problem with the command line's input: reported in one line, exit code 2."""
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError as exc:  # pandas is not a dependency of the estimators
+        raise CommandLineError(
+            "the command line reads tables with pandas: pip install pandas."
+        ) from exc
+    return pandas
+
+
+def read_table(path) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file into a DataFrame.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.csv`` (also ``.csv.gz`` and other compressed CSV), ``.tsv``/``.txt``
+        (tab-separated) or ``.parquet``/``.pq``. Parquet needs ``pyarrow``
+        (``pip install "sklearn-resnet[parquet]"``).
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        The table, with at least one row and one column.
+
+    Raises
+    ------
+    CommandLineError
+        When the file is missing, of an unknown type, unreadable or empty.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "rows.csv"
+    >>> _ = path.write_text("x,label\\n1.5,a\\n2.0,b\\n")
+    >>> read_table(path).shape
+    (2, 2)
+    """
+    pd = _pandas()
+    path = Path(path)
+    name = path.name.lower()
+    if not path.is_file():
+        raise CommandLineError(f"data file {str(path)!r} does not exist.")
+    try:
+        if name.endswith(_CSV_SUFFIXES):
+            frame = pd.read_csv(path)
+        elif name.endswith(_TSV_SUFFIXES):
+            frame = pd.read_csv(path, sep="\t")
+        elif name.endswith(_PARQUET_SUFFIXES):
+            frame = pd.read_parquet(path)
+        else:
+            raise CommandLineError(
+                f"cannot read {path.name!r}: unknown file type; use .csv, .tsv or .parquet."
+            )
+    except ImportError as exc:
+        raise CommandLineError(
+            f"reading {path.name!r} needs pyarrow: pip install 'sklearn-resnet[parquet]' ({exc})."
+        ) from exc
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, CommandLineError):
+            raise
+        message = " ".join(str(exc).split())
+        raise CommandLineError(f"cannot read {path.name!r}: {message}") from exc
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise CommandLineError(f"{path.name!r} holds no data rows.")
+    return frame
+
+
+def write_table(frame, path) -> None:
+    """Write a DataFrame as CSV, TSV or Parquet, chosen by the file ending.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table, written without its index.
+    path : str or path-like
+        ``.parquet``/``.pq`` for Parquet, ``.tsv``/``.txt`` for tab-separated text,
+        CSV for anything else.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import pandas as pd
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.csv"
+    >>> write_table(pd.DataFrame({"prediction": ["a", "b"]}), path)
+    >>> path.read_text().splitlines()
+    ['prediction', 'a', 'b']
+    """
+    name = Path(path).name.lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        try:
+            frame.to_parquet(path, index=False)
+        except ImportError as exc:
+            raise CommandLineError(
+                f"writing {Path(path).name!r} needs pyarrow: pip install 'sklearn-resnet[parquet]'."
+            ) from exc
+    elif name.endswith(_TSV_SUFFIXES):
+        frame.to_csv(path, sep="\t", index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def split_target(frame, target: str):
+    """Split a table into its feature columns and its target column.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    target : str
+        Name of the target column.
+
+    Returns
+    -------
+    X : pandas.DataFrame
+        Every other column.
+    y : pandas.Series
+        The target column.
+
+    Raises
+    ------
+    CommandLineError
+        When the column is missing, has missing values, or is the only column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X, y = split_target(pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}), "y")
+    >>> list(X.columns), y.tolist()
+    (['x'], ['a', 'b'])
+    """
+    if target not in frame.columns:
+        columns = ", ".join(map(str, frame.columns[:20]))
+        raise CommandLineError(f"no target column {target!r}; the columns are: {columns}.")
+    y = frame[target]
+    if y.isna().any():
+        raise CommandLineError(
+            f"target column {target!r} has {int(y.isna().sum())} missing values; "
+            "drop those rows first."
+        )
+    X = frame.drop(columns=[target])
+    if X.shape[1] == 0:
+        raise CommandLineError(f"the data has no feature columns besides {target!r}.")
+    return X, y
+
+
+def infer_task(y) -> str:
+    """``--task auto``: ``"classification"`` or ``"regression"`` from the target column.
+
+    Classification when the target is not numeric (strings, categories, booleans) or is
+    of an integer type with at most :data:`MAX_CLASSIFICATION_LEVELS` (20) distinct
+    values; regression otherwise (floats, and integers with more distinct values).
+
+    Parameters
+    ----------
+    y : pandas.Series
+        The target column.
+
+    Returns
+    -------
+    task : {"classification", "regression"}
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> infer_task(pd.Series(["cat", "dog"])), infer_task(pd.Series([0, 1, 1]))
+    ('classification', 'classification')
+    >>> infer_task(pd.Series([0.5, 1.25])), infer_task(pd.Series(range(100)))
+    ('regression', 'regression')
+    """
+    from pandas.api import types
+
+    if types.is_bool_dtype(y) or not types.is_numeric_dtype(y):
+        return "classification"
+    if types.is_integer_dtype(y) and y.nunique() <= MAX_CLASSIFICATION_LEVELS:
+        return "classification"
+    return "regression"
+
+
+def _parse_value(key: str, text: str, estimator):
+    constraints = getattr(estimator, "_parameter_constraints", {}).get(key, [])
+    strings_only = bool(constraints) and all(
+        isinstance(c, StrOptions) or c is str for c in constraints
+    )
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    if strings_only and not isinstance(value, str):  # "precision=32" means "32"
+        return text
+    return value
+
+
+def parse_settings(settings, estimator) -> dict:
+    """Parse ``--set key=value`` strings into parameters of ``estimator``.
+
+    Values are read as Python literals (``20``, ``0.003``, ``1e-3``, ``None``,
+    ``True``, ``(1, 8, 8)``, ``'quoted'``) and kept as plain strings otherwise
+    (``device=cpu``). Parameters that accept only strings (``precision``,
+    ``device``) keep the text as written, so ``precision=32`` means ``"32"``.
+
+    Parameters
+    ----------
+    settings : list of str
+        ``key=value`` strings.
+    estimator : estimator
+        The estimator whose ``get_params()`` names the valid keys.
+
+    Returns
+    -------
+    params : dict
+        Keyword arguments for ``estimator.set_params``.
+
+    Raises
+    ------
+    CommandLineError
+        For a string without ``=`` or an unknown key (the message lists the valid ones).
+
+    Examples
+    --------
+    >>> from sklearn_resnet import ResNetClassifier
+    >>> parse_settings(["depth=4", "lr=3e-3", "device=cpu", "input_shape=(1, 8, 8)"],
+    ...                ResNetClassifier())
+    {'depth': 4, 'lr': 0.003, 'device': 'cpu', 'input_shape': (1, 8, 8)}
+    """
+    valid = estimator.get_params(deep=False)
+    params = {}
+    for item in settings or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CommandLineError(f"--set expects key=value, got {item!r}.")
+        if key not in valid:
+            raise CommandLineError(
+                f"unknown --set key {key!r} for {type(estimator).__name__}; "
+                f"valid keys: {', '.join(sorted(valid))}."
+            )
+        params[key] = _parse_value(key, text.strip(), estimator)
+    return params
+
+
+def build_pipeline(X, estimator) -> Pipeline:
+    """The Pipeline the command line trains: column preprocessing, then ``estimator``.
+
+    Numeric columns get median imputation and standard scaling; every other column
+    (strings, categories, booleans) is one-hot encoded, with missing values as a
+    category of their own and categories unseen in training encoded as all zeros.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        The feature columns; their names and types choose the preprocessing.
+    estimator : estimator
+        The final step, named ``"resnet"`` (search spaces read ``resnet__lr``).
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        ``Pipeline([("preprocess", ColumnTransformer(...)), ("resnet", estimator)])``,
+        not fitted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_resnet import ResNetClassifier
+    >>> X = pd.DataFrame({"size": [1.0, 2.5], "colour": ["red", "blue"]})
+    >>> pipe = build_pipeline(X, ResNetClassifier())
+    >>> [name for name, _ in pipe.steps]
+    ['preprocess', 'resnet']
+    """
+    from pandas.api import types
+
+    numeric = [
+        col
+        for col in X.columns
+        if types.is_numeric_dtype(X[col]) and not types.is_bool_dtype(X[col])
+    ]
+    categorical = [col for col in X.columns if col not in numeric]
+    transformers = []
+    if numeric:
+        scale = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        transformers.append(("numeric", scale, numeric))
+    if categorical:
+        encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        transformers.append(("categorical", encode, categorical))
+    preprocess = ColumnTransformer(transformers, sparse_threshold=0.0)
+    return Pipeline([("preprocess", preprocess), (ESTIMATOR_STEP, estimator)])
+
+
+def evaluation_scores(model, X, y) -> dict[str, float]:
+    """Scores of a fitted model on labelled data, as the ``evaluate`` command prints them.
+
+    Classifiers: accuracy, balanced accuracy and (with ``predict_proba``) log loss.
+    Regressors: R², mean absolute error and root mean squared error.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted classifier or regressor (or a Pipeline ending in one).
+    X : pandas.DataFrame
+        Feature columns.
+    y : pandas.Series
+        True targets.
+
+    Returns
+    -------
+    scores : dict of str to float
+        Metric name to value, in the order above.
+
+    Examples
+    --------
+    >>> from sklearn.dummy import DummyClassifier
+    >>> model = DummyClassifier().fit([[0], [1], [2]], ["a", "a", "b"])
+    >>> round(evaluation_scores(model, [[0], [1], [2]], ["a", "a", "b"])["accuracy"], 3)
+    0.667
+    """
+    from sklearn import metrics
+    from sklearn.base import is_classifier
+
+    predictions = model.predict(X)
+    if is_classifier(model):
+        scores = {
+            "accuracy": metrics.accuracy_score(y, predictions),
+            "balanced_accuracy": metrics.balanced_accuracy_score(y, predictions),
+        }
+        if hasattr(model, "predict_proba"):
+            proba = model.predict_proba(X)
+            scores["log_loss"] = metrics.log_loss(y, proba, labels=model.classes_)
+    else:
+        scores = {
+            "r2": metrics.r2_score(y, predictions),
+            "mae": metrics.mean_absolute_error(y, predictions),
+            "rmse": metrics.root_mean_squared_error(y, predictions),
+        }
+    return {name: float(value) for name, value in scores.items()}

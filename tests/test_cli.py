@@ -1,0 +1,386 @@
+"""The ``sklearn-resnet`` command line: fit → predict → evaluate round trips on CSV and
+Parquet tables, the rules for ``--task auto`` and ``--set``, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import is_classifier
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from sklearn_resnet import ResNetClassifier, ResNetRegressor
+from sklearn_resnet.cli import main
+from sklearn_resnet.cli_data import (
+    MAX_CLASSIFICATION_LEVELS,
+    CommandLineError,
+    infer_task,
+    parse_settings,
+    read_table,
+)
+
+#: Tiny networks, few epochs and a seed, as options; ``FAST`` adds ``--quiet``.
+SETTINGS = ["--set", "depth=4", "--set", "width=32", "--set", "max_epochs=3", "--set", "device=cpu"]
+SETTINGS += ["--random-state", "0"]
+FAST = [*SETTINGS, "--quiet"]
+FAST_PARAMS = {"depth": 4, "width": 32, "max_epochs": 3, "device": "cpu", "random_state": 0}
+
+
+def _table(n_rows: int = 160, seed: int = 0) -> pd.DataFrame:
+    """Two numeric columns (one with a gap), a string category and string labels."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=n_rows),
+            "weight": rng.normal(2.0, 0.5, size=n_rows),
+            "colour": rng.choice(["red", "green", "blue"], size=n_rows),
+        }
+    )
+    signal = frame["size"] + 1.5 * (frame["colour"] == "red")
+    frame["label"] = np.where(signal > 0.5, "yes", "no")
+    frame["price"] = 3.0 * frame["size"] - frame["weight"] + rng.normal(0, 0.1, size=n_rows)
+    frame.loc[3, "weight"] = np.nan
+    return frame
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    _table().drop(columns="price").to_csv(folder / "train.csv", index=False)
+    _table(40, seed=1).drop(columns="price").to_csv(folder / "test.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fitted(data_dir):
+    """A classifier fitted through ``sklearn-resnet fit`` (once for the module)."""
+    model = data_dir / "model.joblib"
+    assert (
+        main(["fit", str(data_dir / "train.csv"), "--target", "label", *FAST, "-o", str(model)])
+        == 0
+    )
+    return model
+
+
+def _python_pipeline() -> Pipeline:
+    """The pipeline the command line builds, written out by hand."""
+    preprocess = ColumnTransformer(
+        [
+            (
+                "numeric",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                ["size", "weight"],
+            ),
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ["colour"],
+            ),
+        ],
+        sparse_threshold=0.0,
+    )
+    return Pipeline([("preprocess", preprocess), ("resnet", ResNetClassifier(**FAST_PARAMS))])
+
+
+def test_fit_then_predict_matches_the_python_api(data_dir, fitted, capsys):
+    train = pd.read_csv(data_dir / "train.csv")
+    test = pd.read_csv(data_dir / "test.csv")
+    expected = _python_pipeline().fit(train.drop(columns="label"), train["label"])
+
+    out = data_dir / "predictions.csv"
+    assert (
+        main(["predict", str(fitted), str(data_dir / "test.csv"), "-o", str(out), "--proba"]) == 0
+    )
+    assert "Wrote 40 predictions" in capsys.readouterr().out
+    predicted = pd.read_csv(out)
+    assert list(predicted.columns) == ["prediction", "proba_no", "proba_yes"]
+    np.testing.assert_array_equal(predicted["prediction"], expected.predict(test))
+    np.testing.assert_allclose(
+        predicted[["proba_no", "proba_yes"]], expected.predict_proba(test), rtol=1e-6, atol=1e-9
+    )
+    # The model file is the fitted Pipeline itself.
+    loaded = joblib.load(fitted)
+    assert isinstance(loaded, Pipeline) and isinstance(loaded[-1], ResNetClassifier)
+    np.testing.assert_array_equal(loaded.predict(test), predicted["prediction"])
+
+
+def test_evaluate_prints_the_scores(data_dir, fitted, capsys):
+    test = pd.read_csv(data_dir / "test.csv")
+    accuracy = joblib.load(fitted).score(test.drop(columns="label"), test["label"])
+    assert main(["evaluate", str(fitted), str(data_dir / "test.csv"), "--target", "label"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["accuracy", "balanced_accuracy", "log_loss"]
+    assert lines[0] == f"accuracy: {accuracy:.4f}"
+
+
+def test_predict_writes_csv_to_standard_output(data_dir, fitted, capsys):
+    assert main(["predict", str(fitted), str(data_dir / "test.csv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "prediction"
+    assert len(lines) == 41 and set(lines[1:]) <= {"yes", "no"}
+
+
+def test_regression_from_parquet_with_the_task_inferred(tmp_path, capsys):
+    pytest.importorskip("pyarrow", reason="Parquet needs the optional pyarrow")
+    _table().drop(columns="label").to_parquet(tmp_path / "rows.parquet")
+    model = tmp_path / "price.joblib"
+    args = ["fit", str(tmp_path / "rows.parquet"), "--target", "price", *FAST, "-o", str(model)]
+    assert main(args) == 0
+    assert "for regression" in capsys.readouterr().out
+    assert isinstance(joblib.load(model)[-1], ResNetRegressor)
+    out = tmp_path / "predictions.parquet"
+    assert main(["predict", str(model), str(tmp_path / "rows.parquet"), "-o", str(out)]) == 0
+    assert pd.read_parquet(out)["prediction"].dtype == np.float64
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(tmp_path / "rows.parquet"), "--target", "price"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "r2",
+        "mae",
+        "rmse",
+    ]
+
+
+def test_task_can_be_forced(tmp_path):
+    frame = _table(80).drop(columns="label")
+    frame["grade"] = np.arange(80) % 3 + 1  # integers with 3 levels: classification by default
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    model = tmp_path / "grade.joblib"
+    args = ["fit", str(tmp_path / "rows.csv"), "--target", "grade", *FAST, "-o", str(model)]
+    assert main(args) == 0
+    assert is_classifier(joblib.load(model))
+    assert main([*args, "--task", "regression"]) == 0
+    assert not is_classifier(joblib.load(model))
+
+
+def test_progress_bar_only_on_a_terminal(data_dir, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "m.joblib"
+    args = ["fit", str(data_dir / "train.csv"), "--target", "label", *SETTINGS, "-o", str(model)]
+    assert main(args) == 0  # standard error is captured here: not a terminal
+    assert joblib.load(model)[-1].verbose == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(args) == 0
+    assert joblib.load(model)[-1].verbose == 1
+    assert "3/3" in capsys.readouterr().err  # tqdm's bar over the 3 epochs
+    assert main([*args, "--quiet"]) == 0
+    assert joblib.load(model)[-1].verbose == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (["cat", "dog", "cat"], "classification"),
+        ([True, False, True], "classification"),
+        (pd.Categorical(["a", "b", "a"]), "classification"),
+        ([0, 1, 2, 1], "classification"),
+        (list(range(MAX_CLASSIFICATION_LEVELS)), "classification"),
+        (list(range(MAX_CLASSIFICATION_LEVELS + 1)), "regression"),
+        ([0.0, 1.0, 0.0], "regression"),
+        ([0.5, 1.25, 3.0], "regression"),
+    ],
+)
+def test_infer_task_rule(values, task):
+    assert infer_task(pd.Series(values)) == task
+
+
+def test_set_values_are_python_literals_else_strings():
+    params = parse_settings(
+        [
+            "depth=20",
+            "lr=3e-3",
+            "width=None",
+            "early_stopping=False",
+            "input_shape=(1, 8, 8)",
+            "device=cpu",
+            "precision=32",
+            "optimizer='sgd'",
+        ],
+        ResNetClassifier(),
+    )
+    assert params == {
+        "depth": 20,
+        "lr": 0.003,
+        "width": None,
+        "early_stopping": False,
+        "input_shape": (1, 8, 8),
+        "device": "cpu",
+        "precision": "32",
+        "optimizer": "sgd",
+    }
+    ResNetClassifier().set_params(**params)  # all accepted
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("colour=blue", "unknown --set key 'colour'"), ("depth", "--set expects key=value")],
+)
+def test_parse_settings_refuses(setting, message):
+    with pytest.raises(CommandLineError, match=message):
+        parse_settings([setting], ResNetRegressor())
+
+
+def test_read_table_refuses_unknown_file_types(tmp_path):
+    path = tmp_path / "rows.xlsx"
+    path.write_bytes(b"PK")
+    with pytest.raises(CommandLineError, match="unknown file type"):
+        read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["fit", "{dir}/train.csv", "--target", "nope", "-o", "{tmp}/m.joblib"],
+            "no target column 'nope'",
+        ),
+        (
+            [
+                "fit",
+                "{dir}/train.csv",
+                "--target",
+                "label",
+                "--set",
+                "deepness=3",
+                "-o",
+                "{tmp}/m.joblib",
+            ],
+            "unknown --set key 'deepness'",
+        ),
+        (
+            ["fit", "{dir}/missing.csv", "--target", "label", "-o", "{tmp}/m.joblib"],
+            "does not exist",
+        ),
+        (
+            ["fit", "{tmp}/broken.csv", "--target", "label", "-o", "{tmp}/m.joblib"],
+            "cannot read 'broken.csv'",
+        ),
+        (
+            [
+                "fit",
+                "{dir}/train.csv",
+                "--target",
+                "label",
+                "--set",
+                "depth=5",
+                "-o",
+                "{tmp}/m.joblib",
+            ],
+            "'depth' parameter",
+        ),
+        (
+            ["fit", "{dir}/train.csv", "--target", "label", "-o", "{tmp}/no/such/dir/m.joblib"],
+            "folder does not exist",
+        ),
+        (["predict", "{dir}/train.csv", "{dir}/test.csv"], "cannot load a model"),
+        (["predict", "{dir}/model.joblib", "{dir}/missing.csv"], "does not exist"),
+        (["predict", "{dir}/model.joblib", "{tmp}/other.csv"], "weight"),
+        (
+            ["evaluate", "{dir}/model.joblib", "{dir}/test.csv", "--target", "nope"],
+            "no target column",
+        ),
+    ],
+    ids=[
+        "target",
+        "set-key",
+        "no-file",
+        "bad-file",
+        "bad-value",
+        "out-dir",
+        "not-model",
+        "no-data",
+        "no-column",
+        "eval-target",
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, data_dir, fitted, tmp_path, capsys):
+    (tmp_path / "broken.csv").write_bytes(b'a,b\n1,"2\n')  # an unterminated quote
+    (tmp_path / "other.csv").write_text("size,colour\n0.5,red\n")  # no "weight" column
+    argv = [arg.format(dir=data_dir, tmp=tmp_path) for arg in args]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"sklearn-resnet {args[0]}: error: ")
+    assert message in lines[0]
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_proba_on_a_regressor_is_refused(tmp_path, capsys):
+    model = tmp_path / "r.joblib"
+    frame = _table(40).drop(columns="label")
+    joblib.dump(
+        _python_pipeline()
+        .set_params(resnet=ResNetRegressor(**FAST_PARAMS))
+        .fit(frame, frame["price"]),
+        model,
+    )
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["predict", str(model), str(tmp_path / "rows.csv"), "--proba"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "sklearn-resnet predict: error: --proba needs a classifier; this model is a regressor."
+    )
+
+
+def test_info_lists_versions_and_devices(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "scikit-learn:" in out and "torch:" in out
+    assert "devices: cpu" in out
+
+
+def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capsys):
+    try:
+        from sklearn_resnet import OptunaSearchCV  # noqa: F401
+    except ImportError:
+        pytest.skip("sklearn_resnet.OptunaSearchCV is not available yet")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    model = tmp_path / "best.joblib"
+    base = ["tune", str(data_dir / "train.csv"), "--target", "label", *FAST, "--cv", "2"]
+    base += ["--storage", storage, "--study-name", "cli"]
+    assert main([*base, "--n-trials", "2"]) == 0
+    assert "(2 trials in the study)" in capsys.readouterr().out
+    assert main([*base, "--n-trials", "1", "-o", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "(3 trials in the study)" in out and "Best cross-validated score" in out
+    searched = [line.split("=")[0].strip() for line in out.splitlines() if line.startswith("  ")]
+    assert "lr" in searched
+    assert not {"depth", "width", "max_epochs"} & set(searched)  # fixed with --set
+    best = joblib.load(model)
+    assert isinstance(best, Pipeline)
+    assert (best[-1].depth, best[-1].width, best[-1].max_epochs) == (4, 32, 3)
+    test = pd.read_csv(data_dir / "test.csv")
+    assert set(best.predict(test)) <= {"yes", "no"}
+
+
+def test_entry_point_runs_as_a_module(data_dir, fitted, tmp_path):
+    """One real process: ``python -m sklearn_resnet predict`` gives what main() gives."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sklearn_resnet",
+            "predict",
+            str(fitted),
+            str(data_dir / "test.csv"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    test = pd.read_csv(data_dir / "test.csv")
+    expected = joblib.load(fitted).predict(test)
+    assert result.stdout.splitlines() == ["prediction", *expected]
+    assert list(tmp_path.iterdir()) == []
