@@ -401,6 +401,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if target == "cpu" and self.device_ != "cpu":
                 self.device_, self.precision_ = "cpu", "32"
                 net.precision = "32"
+                net.grad_scaler_ = None
             move_net(net, target)
             net.module_.to(memory_format=self._memory_format())
 

@@ -412,7 +412,6 @@ def move_net(net: ResNetNet, device: str) -> None:
     net.iterator_valid__device = device
     net.module_.to(device)
     net.criterion_.to(device)
-    for state in net.optimizer_.state.values():
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.ndim > 0:
-                state[key] = value.to(device)
+    # A state-dict round trip puts every optimizer tensor where torch wants it for
+    # the parameters' new device, the 0-dim step counters of fused optimizers included.
+    net.optimizer_.load_state_dict(net.optimizer_.state_dict())
