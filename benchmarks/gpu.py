@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import gc
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -58,10 +57,10 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import sklearn
 import skorch
 import torch
 import torch.nn.functional as F
+from _report import footer, versions
 from skorch.callbacks import Callback
 
 from sklearn_resnet import ResNetClassifier
@@ -332,12 +331,7 @@ def machine_facts(device: str) -> list[str]:
         )
     else:
         hardware = f"- device: CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    return [
-        hardware,
-        f"- torch {torch.__version__}, skorch {skorch.__version__}, "
-        f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
-        f"Python {platform.python_version()}",
-    ]
+    return [hardware, versions()]
 
 
 def render(args, n_images: int, n_rows: int, cnn: list, mlp: list) -> str:
@@ -363,13 +357,7 @@ def render(args, n_images: int, n_rows: int, cnn: list, mlp: list) -> str:
         "plain loops use torch.optim.AdamW at its defaults; sklearn_resnet uses the fused "
         "AdamW kernel. Stock skorch batches through its default DataLoader.",
         "",
-        "Machine:",
-        *machine_facts(args.device),
-        "",
-        "Command:",
-        "",
-        f"    {shlex.join(['python', 'benchmarks/gpu.py', *sys.argv[1:]])}",
-        "",
+        *footer("gpu.py", machine_facts(args.device)),
     ]
     return "\n".join(lines)
 

@@ -52,17 +52,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
 
 import numpy as np
-import sklearn
 import skorch
 import torch
 import torch.nn.functional as F
+from _report import footer, versions
 from sklearn.datasets import make_classification
 from sklearn.neural_network import MLPClassifier
 
@@ -281,15 +279,9 @@ def latency_report(X: np.ndarray, y: np.ndarray) -> list[str]:
 
 
 # ---- report ---------------------------------------------------------------------------
-def command_line() -> str:
-    return shlex.join(["python", "benchmarks/overhead.py", *sys.argv[1:]])
-
-
 def machine_facts() -> list[str]:
     return [
-        f"- torch {torch.__version__}, skorch {skorch.__version__}, "
-        f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
-        f"Python {platform.python_version()}",
+        versions(),
         f"- torch.get_num_threads(): {torch.get_num_threads()}; os.cpu_count(): {os.cpu_count()}",
         f"- machine: {platform.system()} {platform.machine()}",
     ]
@@ -322,13 +314,7 @@ def render(
         "",
         *latency,
         "",
-        "Machine:",
-        *machine_facts(),
-        "",
-        "Command:",
-        "",
-        f"    {command_line()}",
-        "",
+        *footer("overhead.py", machine_facts()),
     ]
     return "\n".join(lines)
 

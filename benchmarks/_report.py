@@ -1,0 +1,28 @@
+"""Report pieces shared by the benchmark scripts: library versions and the footer that
+says where a table was measured and how to measure it again."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import sys
+
+import numpy as np
+import sklearn
+import skorch
+import torch
+
+
+def versions() -> str:
+    """One markdown bullet with the versions of everything the timings depend on."""
+    return (
+        f"- torch {torch.__version__}, skorch {skorch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def footer(script: str, machine: list[str]) -> list[str]:
+    """The ``Machine:`` and ``Command:`` sections closing a report of ``script``."""
+    command = shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]])
+    return ["Machine:", *machine, "", "Command:", "", f"    {command}", ""]
