@@ -16,8 +16,10 @@ from numbers import Integral, Real
 import numpy as np
 
 __all__ = [
+    "MAX_NESTING",
     "FormatError",
     "check_keys",
+    "check_nesting",
     "decode",
     "decode_fitted",
     "decode_history",
@@ -25,12 +27,15 @@ __all__ = [
     "encode_fitted",
     "encode_history",
     "is_int",
+    "parse_float",
     "reject_constant",
 ]
 
 _TAGS = ("__tuple__", "__dict__", "__float__")
 # numpy dtypes that class labels may have: bool, ints, floats, unicode, object (strings).
 _LABEL_DTYPE = re.compile(r"^[<>|=]?(b1|i[1248]|u[1248]|f[248]|U\d{1,6}|O)$")
+#: Deepest nesting of lists and objects accepted in config.json (a saved one uses 6).
+MAX_NESTING = 32
 
 
 class FormatError(ValueError):
@@ -95,7 +100,7 @@ def decode(value, where: str):
 # ---- fitted attributes ------------------------------------------------------------------
 def encode_fitted(kind: str, value, name: str):
     """JSON for the fitted attribute ``name`` of the given kind (see ``FITTED_ATTRIBUTES``)."""
-    if kind in ("int", "bool", "str", "str_or_none"):
+    if kind in ("positive_int", "bool", "str", "str_or_none"):
         return encode(value, name)
     if kind == "shape":
         return [int(v) for v in value]
@@ -120,10 +125,11 @@ def is_int(value) -> bool:
 def decode_fitted(kind: str, value, name: str):
     """Decode one fitted attribute, checking its JSON type."""
     bad = FormatError(
-        f"config.json: fitted attribute {name!r} is not a valid {kind}: {value!r:.80}"
+        f"config.json: fitted attribute {name!r} is not a valid {kind.replace('_', ' ')}: "
+        f"{value!r:.80}"
     )
-    if kind == "int":
-        if not is_int(value):
+    if kind == "positive_int":
+        if not is_int(value) or value < 1:
             raise bad
         return value
     if kind in ("bool", "str", "str_or_none"):
@@ -162,12 +168,41 @@ def _decode_labels(value, bad: FormatError) -> np.ndarray:
         isinstance(v, expected) and (dtype.kind == "b") == isinstance(v, bool) for v in values
     ):
         raise bad
-    return np.asarray(values, dtype=dtype)
+    try:
+        with np.errstate(all="ignore"):
+            labels = np.asarray(values, dtype=dtype)
+    except (OverflowError, ValueError):  # an int out of the dtype's range
+        raise bad from None
+    if labels.tolist() != values:  # truncated strings, floats rounded or overflowed
+        raise bad
+    return labels
 
 
 def reject_constant(name: str):
     """``parse_constant`` hook of :func:`json.loads`: refuse NaN and Infinity literals."""
     raise FormatError(f"config.json holds the non-standard JSON value {name}.")
+
+
+def parse_float(text: str) -> float:
+    """``parse_float`` hook of :func:`json.loads`: refuse numbers too large for a float."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise FormatError(f"config.json holds the number {text:.40}, which is out of range.")
+    return value
+
+
+def check_nesting(value, limit: int = MAX_NESTING) -> None:
+    """Refuse lists and objects nested deeper than ``limit`` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level > limit:
+                raise FormatError(
+                    f"config.json nests lists and objects more than {limit} levels deep."
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
 
 
 def check_keys(mapping, expected, where: str, optional=()) -> None:
@@ -197,14 +232,36 @@ def decode_history(rows) -> list[dict]:
     history = []
     for index, row in enumerate(rows, 1):
         row = decode(row, "history") if isinstance(row, dict) else None
-        if (
-            row is None
-            or not is_int(row.get("epoch"))
-            or not isinstance(row.get("train_loss"), int | float)
-        ):
+        if not _is_epoch_record(row, index):
             raise FormatError(
-                f"config.json: history entry {index} is not an epoch record with an int "
-                "'epoch' and a numeric 'train_loss'."
+                f"config.json: history entry {index} is not an epoch record: it needs "
+                f"'epoch': {index} and a numeric 'train_loss'; 'valid_loss' and "
+                "'valid_score' must be numbers, the '..._best' entries true or false and "
+                "'weights_epoch' no later than 'epoch'."
             )
         history.append({**row, "batches": []})
     return history
+
+
+_LOSSES = ("train_loss", "valid_loss", "valid_score")
+_FLAGS = ("train_loss_best", "valid_loss_best")
+
+
+def _is_epoch_record(row, index: int) -> bool:
+    """Whether ``row`` is a plausible record of epoch ``index``, as skorch writes them."""
+    if not isinstance(row, dict) or not is_int(row.get("epoch")) or row["epoch"] != index:
+        return False
+    kept = row.get("weights_epoch", index)  # the epoch whose weights the network holds
+    return (
+        all(_is_float(row.get(key), key != "train_loss") for key in _LOSSES)
+        and all(isinstance(row.get(key, False), bool) for key in _FLAGS)
+        and is_int(kept)
+        and 1 <= kept <= index
+    )
+
+
+def _is_float(value, optional: bool) -> bool:
+    """A number (NaN included: a diverged epoch records one), or absent when optional."""
+    if value is None:
+        return optional
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -13,7 +13,8 @@
 
 :func:`load_model` reads both without unpickling anything: JSON and safetensors hold
 data only, so a tampered or foreign file fails with a ``ValueError`` and can never
-run code. Pickle and joblib keep working too, for files you trust.
+run code; it is safe for files from anyone. Pickle and joblib keep working too, but
+load those only from sources you trust: unpickling runs code from the file.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
+import re
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._json_codec import (
     FormatError,
     check_keys,
+    check_nesting,
     decode,
     decode_fitted,
     decode_history,
@@ -41,7 +42,17 @@ from ._json_codec import (
     encode_fitted,
     encode_history,
     is_int,
+    parse_float,
     reject_constant,
+)
+from ._load_checks import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    check_fitted,
+    check_weights,
+    not_a_directory,
+    read_bytes,
+    unparsable,
 )
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
@@ -53,8 +64,6 @@ __all__ = ["FITTED_ATTRIBUTES", "FORMAT_VERSION", "load_model", "save_model"]
 FORMAT_NAME = "sklearn-resnet"
 #: Version of the saved format; a file with a higher version needs a newer sklearn-resnet.
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 _BOTH = ("classification", "regression")
 #: The fitted attributes stored in ``config.json``: (name, kind, tasks that require it).
@@ -62,20 +71,20 @@ _BOTH = ("classification", "regression")
 #: listed: it is rebuilt from the parameters, these attributes and the weights.
 FITTED_ATTRIBUTES = (
     ("classes_", "labels", ("classification",)),
-    ("n_features_in_", "int", _BOTH),
+    ("n_features_in_", "positive_int", _BOTH),
     ("feature_names_in_", "names", ()),
-    ("n_outputs_", "int", _BOTH),
+    ("n_outputs_", "positive_int", _BOTH),
     ("backbone_", "str", _BOTH),
     ("input_shape_", "shape", _BOTH),
     ("scaling_", "str_or_none", _BOTH),
     ("augment_", "str_or_none", _BOTH),
-    ("width_", "int", _BOTH),
+    ("width_", "positive_int", _BOTH),
     ("device_", "str", _BOTH),
     ("precision_", "str", _BOTH),
     ("early_stopping_", "bool", _BOTH),
     ("_y_mean", "floats", ("regression",)),
     ("_y_scale", "floats", ("regression",)),
-    ("_y_ndim", "int", ("regression",)),
+    ("_y_ndim", "positive_int", ("regression",)),
 )
 #: Fitted attributes rebuilt on load rather than stored.
 REBUILT_ATTRIBUTES = ("net_",)
@@ -98,42 +107,6 @@ def _library_version() -> str:
     from . import __version__  # imported here: the package imports this module
 
     return __version__
-
-
-def _check_fitted(est) -> None:
-    """Consistency of the decoded fitted attributes with each other."""
-    n_outputs, shape = est.n_outputs_, est.input_shape_
-    problems = []
-    if est.backbone_ not in ("mlp", "cnn"):
-        problems.append(f"backbone_ is {est.backbone_!r}, expected 'mlp' or 'cnn'")
-    elif est.backbone_ == "mlp" and shape != (est.n_features_in_,):
-        problems.append(f"input_shape_ {shape} does not match n_features_in_ for the MLP")
-    elif est.backbone_ == "cnn" and (
-        len(shape) not in (2, 3) or math.prod(shape) != est.n_features_in_
-    ):
-        problems.append(
-            f"input_shape_ {shape} is not a (C, L) or (C, H, W) shape of n_features_in_ values"
-        )
-    if est.precision_ not in ("32", "bf16", "16"):
-        problems.append(f"precision_ is {est.precision_!r}, expected '32', 'bf16' or '16'")
-    names = getattr(est, "feature_names_in_", None)
-    if names is not None and len(names) != est.n_features_in_:
-        problems.append("feature_names_in_ does not have n_features_in_ names")
-    if hasattr(est, "classes_"):
-        classes = est.classes_
-        if classes.ndim != 1 or len(classes) != n_outputs or len(classes) < 2:
-            problems.append("classes_ must hold n_outputs_ >= 2 labels")
-        elif not np.array_equal(np.unique(classes), classes):
-            problems.append("classes_ must be sorted and unique")
-    if hasattr(est, "_y_mean"):
-        if est._y_mean.shape != (n_outputs,) or est._y_scale.shape != (n_outputs,):
-            problems.append("_y_mean and _y_scale must hold one value per output")
-        if est._y_ndim not in (1, 2) or (est._y_ndim == 1 and n_outputs != 1):
-            problems.append(f"_y_ndim is {est._y_ndim}, which does not fit n_outputs_")
-    if problems:
-        raise FormatError(
-            "config.json: inconsistent fitted attributes: " + "; ".join(problems) + "."
-        )
 
 
 # ---- saving -------------------------------------------------------------------------------
@@ -246,10 +219,13 @@ def load_model(path):
     Raises
     ------
     ValueError
-        If the directory or a file in it is missing, empty, truncated, corrupted,
-        tampered with or of another format (a pickle included), if it was written by
-        a newer format version, if keys are missing or unknown, or if the weights do
-        not match the network the config describes. The message says which.
+        If the path is not a model directory, or a file in it is missing, unreadable,
+        empty, truncated, corrupted, tampered with or of another format (a pickle or
+        joblib file included, which is never unpickled); if it was written by a newer
+        format version; if keys are missing or unknown, values of the wrong type, out
+        of range or inconsistent with each other; or if the weights do not match the
+        network the config describes or the digest recorded for them. This is the
+        only exception a bad file causes, and its message says what is wrong.
 
     Examples
     --------
@@ -267,16 +243,31 @@ def load_model(path):
     try:
         return _load(path)
     except FormatError as exc:
-        raise ValueError(f"Cannot load a model from {str(path)!r}: {exc}") from None
+        message = f"Cannot load a model from {str(path)!r}: {exc}"
+    except OSError as exc:  # permissions, I/O errors: reported like any unreadable file
+        name = Path(exc.filename).name if isinstance(exc.filename, str) else "it"
+        message = f"Cannot load a model from {str(path)!r}: {name} cannot be read ({exc})."
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 5] + " ..."
+    raise ValueError(message)
+
+
+#: Longest error message: values quoted from a tampered file are cut to keep it readable.
+_MAX_MESSAGE = 2000
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_JSON_TYPES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def _load(path: Path):
     if not path.is_dir():
-        what = "a file" if path.exists() else "missing"
-        raise FormatError(
-            f"the path is {what}; load_model reads the directory that save_model wrote "
-            f"({CONFIG_FILE} + {WEIGHTS_FILE})."
-        )
+        raise FormatError(not_a_directory(path))
     config = _read_config(path / CONFIG_FILE)
     estimator = _ESTIMATORS[config["estimator"]]()
     _set_params(estimator, config["params"])
@@ -287,7 +278,7 @@ def _load(path: Path):
     batch_size = training["batch_size"]
     if not is_int(batch_size) or batch_size < 1:
         raise FormatError(
-            f"{CONFIG_FILE}: training batch_size {batch_size!r} is not a positive int."
+            f"{CONFIG_FILE}: training batch_size {batch_size!r:.40} is not a positive int."
         )
     tensors = _read_weights(path / WEIGHTS_FILE, config["weights_sha256"])
     module = _rebuild_module(estimator, tensors)
@@ -295,44 +286,55 @@ def _load(path: Path):
     return estimator
 
 
-def _looks_like_pickle(data: bytes) -> bool:
-    # Pickle protocols 2 to 5 start with the PROTO opcode; joblib writes the same.
-    return len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
-
-
 def _read_config(file: Path) -> dict:
-    if not file.is_file():
-        raise FormatError(f"{CONFIG_FILE} is missing.")
-    data = file.read_bytes()
+    data = read_bytes(file)
     if not data.strip():
         raise FormatError(f"{CONFIG_FILE} is empty.")
-    if _looks_like_pickle(data):
-        raise FormatError(
-            f"{CONFIG_FILE} is not JSON but looks like a pickle; load_model never unpickles."
-        )
     try:
-        config = json.loads(data.decode("utf-8"), parse_constant=reject_constant)
-    except (ValueError, RecursionError) as exc:
+        text = data.decode("utf-8-sig")  # a byte order mark, as some editors write, is fine
+        config = json.loads(text, parse_constant=reject_constant, parse_float=parse_float)
+    except FormatError:
+        raise
+    except RecursionError:
+        raise FormatError(f"{CONFIG_FILE} nests lists and objects too deeply.") from None
+    except ValueError as exc:
+        raise unparsable(CONFIG_FILE, "valid JSON", data, exc) from None
+    check_nesting(config)
+    if not isinstance(config, dict):
         raise FormatError(
-            f"{CONFIG_FILE} is not valid JSON ({exc}); the file is truncated or corrupted."
-        ) from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise FormatError(f"{CONFIG_FILE} is not an sklearn-resnet model config.")
+            f"{CONFIG_FILE} is not an sklearn-resnet model config: it holds a JSON "
+            f"{_JSON_TYPES.get(type(config), 'value')}, not an object."
+        )
+    if config.get("format") != FORMAT_NAME:
+        raise FormatError(
+            f"{CONFIG_FILE} is not an sklearn-resnet model config: its 'format' is "
+            f"{config.get('format')!r:.40}, expected {FORMAT_NAME!r}."
+        )
     version = config.get("format_version")
     if not is_int(version) or version < 1:
-        raise FormatError(f"{CONFIG_FILE} has an invalid format_version {version!r}.")
+        raise FormatError(f"{CONFIG_FILE} has an invalid format_version {version!r:.40}.")
     if version > FORMAT_VERSION:
+        writer = config.get("library_version")
+        writer = f" {writer:.20}" if isinstance(writer, str) else ""
         raise FormatError(
-            f"it was saved in format_version {version} by a newer sklearn-resnet "
-            f"({config.get('library_version')!s:.20}); this version ({_library_version()}) reads "
-            f"format_version {FORMAT_VERSION} and older. Upgrade sklearn-resnet to load it."
+            f"it was saved in format_version {version} by a newer sklearn-resnet{writer}; "
+            f"this version ({_library_version()}) reads format_version {FORMAT_VERSION} and "
+            "older. Upgrade sklearn-resnet to load it."
         )
     check_keys(config, _CONFIG_KEYS, CONFIG_FILE)
-    if config["estimator"] not in _ESTIMATORS:
+    if not isinstance(config["estimator"], str) or config["estimator"] not in _ESTIMATORS:
         raise FormatError(
             f"{CONFIG_FILE} names the estimator {config['estimator']!r:.40}; expected one "
             f"of {sorted(_ESTIMATORS)}."
         )
+    for key, valid, what in (
+        ("library_version", lambda v: isinstance(v, str), "a string"),
+        ("weights_sha256", lambda v: isinstance(v, str) and _SHA256.match(v), "a SHA-256 digest"),
+    ):
+        if not valid(config[key]):
+            raise FormatError(
+                f"{CONFIG_FILE}: {key!r} is {config[key]!r:.80}, which is not {what}."
+            )
     return config
 
 
@@ -358,27 +360,15 @@ def _set_fitted(estimator, fitted) -> None:
     for name, kind, _ in entries:
         if name in fitted:
             setattr(estimator, name, decode_fitted(kind, fitted[name], name))
-    _check_fitted(estimator)
+    check_fitted(estimator)
 
 
-def _read_weights(file: Path, digest) -> dict[str, torch.Tensor]:
-    if not file.is_file():
-        raise FormatError(f"{WEIGHTS_FILE} is missing.")
-    data = file.read_bytes()
-    if not data:
-        raise FormatError(f"{WEIGHTS_FILE} is empty.")
-    if _looks_like_pickle(data):
-        raise FormatError(
-            f"{WEIGHTS_FILE} is not a safetensors file but looks like a pickle; "
-            "load_model never unpickles."
-        )
+def _read_weights(file: Path, digest: str) -> dict[str, torch.Tensor]:
+    data = read_bytes(file)
     try:
         tensors = load_tensors(data)
     except Exception as exc:  # any failure of the parser on untrusted bytes
-        raise FormatError(
-            f"{WEIGHTS_FILE} is not a valid safetensors file ({exc}); the file is truncated "
-            "or corrupted."
-        ) from None
+        raise unparsable(WEIGHTS_FILE, "a valid safetensors file", data, exc) from None
     if hashlib.sha256(data).hexdigest() != digest:
         raise FormatError(
             f"{WEIGHTS_FILE} does not match the SHA-256 digest recorded in {CONFIG_FILE}: "
@@ -389,30 +379,24 @@ def _read_weights(file: Path, digest) -> dict[str, torch.Tensor]:
 
 def _rebuild_module(estimator, tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
     """The network described by the config, holding the saved weights."""
+    depth = estimator.depth
+    if depth is not None and depth > len(tensors):
+        # Every weight layer has a weight tensor. Checked first: building a network
+        # of a tampered, huge depth would take hours even on the meta device.
+        raise FormatError(
+            f"{CONFIG_FILE} gives depth={depth}, but {WEIGHTS_FILE} holds only "
+            f"{len(tensors)} tensors, fewer than one per weight layer."
+        )
     try:
         # On the meta device first: shapes are compared without allocating memory,
         # however large a tampered config says the network is.
         with torch.device("meta"):
             expected = estimator._build_module().state_dict()
-    except (ValueError, TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
         raise FormatError(
             f"{CONFIG_FILE} describes a network that cannot be built: {exc}"
         ) from None
-    problems = [f"missing {key!r}" for key in expected if key not in tensors]
-    problems += [f"unexpected {key!r}" for key in tensors if key not in expected]
-    problems += [
-        f"{key!r} is {tuple(tensors[key].shape)} {tensors[key].dtype}, "
-        f"expected {tuple(value.shape)} {value.dtype}"
-        for key, value in expected.items()
-        if key in tensors
-        and (tensors[key].shape != value.shape or tensors[key].dtype != value.dtype)
-    ]
-    if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise FormatError(
-            f"the weights in {WEIGHTS_FILE} do not fit the network described by "
-            f"{CONFIG_FILE}: {'; '.join(problems[:3])}{more}."
-        )
+    check_weights(expected, tensors)
     with seeded(0, "cpu"):  # construction draws from torch's RNG; leave it as found
         module = estimator._build_module()
     module.load_state_dict(tensors, strict=True)
