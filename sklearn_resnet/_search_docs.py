@@ -53,7 +53,16 @@ study_name : str, default=None
 load_if_exists : bool, default=False
     With ``study_name``, resume that study when the storage has it: the fit adds
     ``n_trials`` trials and ``cv_results_`` ranks every finished trial of the study.
-    Without it, a study of that name already in the storage is an error.
+    Without it, a study of that name already in the storage is an error. Trials left
+    ``RUNNING`` by a killed worker are marked ``FAIL`` once their heartbeat is older
+    than twice ``heartbeat_interval`` (see Notes).
+heartbeat_interval : float or None, default=30.0
+    Seconds between the heartbeats that each running trial records in a storage given
+    as a database URL or a journal path (Optuna's ``RDBStorage`` heartbeat, or a system
+    attribute of the journal). A ``RUNNING`` trial without a heartbeat for twice this
+    time belongs to a dead worker: every search on the study marks it ``FAIL`` when it
+    starts, before each batch and at its end. ``None`` turns heartbeats off. Storage
+    objects are used as they are (``RDBStorage(heartbeat_interval=...)`` sets theirs).
 random_state : int, RandomState instance or None, default=None
     Seed of the default ``TPESampler``: the same seed gives the same trial sequence.
     Leave ``None`` when passing a ``sampler``.
@@ -75,7 +84,7 @@ Attributes
 cv_results_ : dict of numpy arrays
     As in ``GridSearchCV``, one entry per finished trial of the study in trial order,
     plus ``trial_number`` and ``status`` (``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``).
-    Pruned trials have NaN scores and rank last.
+    Pruned trials, and failed trials of killed workers, have NaN scores and rank last.
 best_estimator_ : estimator
     The estimator refitted with ``best_params_`` (when ``refit``).
 best_score_ : float
@@ -117,6 +126,13 @@ its Optuna trial. Several processes (on one machine or many) can run the same se
 on one study with ``storage="postgresql://..."``, the same ``study_name`` and
 ``load_if_exists=True``; every trial runs once and each process's ``cv_results_``
 ranks every trial finished when it ends.
+
+A worker killed mid-trial (``SIGKILL``, out of memory, a lost machine) loses nothing
+that was finished: run the same search again with ``load_if_exists=True`` at least
+``2 * heartbeat_interval`` seconds later (or let another worker go on). It marks the
+dead worker's ``RUNNING`` trials ``FAIL``, keeps every completed trial, and adds
+``n_trials`` new ones. These failed trials recorded nothing; their rows in
+``cv_results_`` have ``status="FAIL"``, NaN scores and times, and rank last.
 
 Pruning: every fit of a trial (one per fold) reports its validation score after
 each epoch; the trial's intermediate value at an epoch is the mean over the folds

@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from . import _search_docs
+from .search_heartbeat import DEFAULT_HEARTBEAT_INTERVAL
 from .search_run import SearchRun
 
 __all__ = ["OptunaSearchCV"]
@@ -51,6 +52,7 @@ class OptunaSearchCV(BaseSearchCV):
         "storage": [str, os.PathLike, BaseStorage, None],
         "study_name": [str, None],
         "load_if_exists": ["boolean"],
+        "heartbeat_interval": [Interval(Real, 0, None, closed="neither"), None],
         "random_state": ["random_state"],
     }
 
@@ -70,6 +72,7 @@ class OptunaSearchCV(BaseSearchCV):
         storage=None,
         study_name=None,
         load_if_exists=False,
+        heartbeat_interval=DEFAULT_HEARTBEAT_INTERVAL,
         random_state=None,
         verbose=0,
         pre_dispatch="2*n_jobs",
@@ -95,6 +98,7 @@ class OptunaSearchCV(BaseSearchCV):
         self.storage = storage
         self.study_name = study_name
         self.load_if_exists = load_if_exists
+        self.heartbeat_interval = heartbeat_interval
         self.random_state = random_state
 
     def fit(self, X, y=None, **params):

@@ -1,10 +1,15 @@
 """One ``fit`` of :class:`~sklearn_resnet.OptunaSearchCV`: its settings, checked before any
 work, and the ask / cross-validate / tell loop that scikit-learn's ``_run_search`` drives.
+
+On a storage with heartbeats, the trials of a batch beat while they are cross-validated,
+and trials of dead workers are marked ``FAIL`` at the start, before each batch and before
+``cv_results_`` is built (:mod:`sklearn_resnet.search_heartbeat`).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import shutil
@@ -18,6 +23,7 @@ from numbers import Integral
 import numpy as np
 import optuna
 from joblib import effective_n_jobs
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import TrialState
@@ -27,6 +33,7 @@ from sklearn.utils import check_random_state
 
 from .base import _BaseResNet
 from .pruning import PRUNED_ATTR, EpochReporter, StudyHandle, live_study
+from .search_heartbeat import Heartbeat, ask, fail_dead_trials
 from .search_space import SearchSpace, final_step
 from .search_study import (
     RECORD_ATTR,
@@ -42,6 +49,8 @@ from .search_study import (
 )
 
 __all__ = ["DEFAULT_PRUNER", "SearchRun"]
+
+logger = logging.getLogger("sklearn_resnet")
 
 #: ``pruner=None`` on an estimator that reports every epoch: judge a fold from the 5th
 #: epoch on, once 5 trials have completed.
@@ -85,7 +94,8 @@ class SearchRun:
             raise ValueError(
                 f"{self.owner} needs n_trials or timeout to know when to stop; both are None."
             )
-        self.storage = resolve_storage(search.storage, self.owner)
+        self.heartbeat_interval = search.heartbeat_interval
+        self.storage = resolve_storage(search.storage, self.owner, self.heartbeat_interval)
         parallel = effective_n_jobs(search.n_jobs) != 1
         if self.prunes and parallel and search.storage is not None and in_memory(self.storage):
             raise ValueError(
@@ -176,6 +186,7 @@ class SearchRun:
             self.sampler,
             self.pruner,
             self.owner,
+            self.heartbeat_interval,
         )
         token = uuid.uuid4().hex
         shared = None if in_memory(self.storage) else self.storage
@@ -187,10 +198,11 @@ class SearchRun:
             stack.enter_context(live_study(token, study))
             bar = stack.enter_context(self._progress())
             while self._wants_more(len(numbers), start):
+                fail_dead_trials(study)
                 size = (
                     width if search.n_trials is None else min(width, search.n_trials - len(numbers))
                 )
-                trials = [study.ask(self.space.distributions) for _ in range(size)]
+                trials = [ask(study, self.space.distributions) for _ in range(size)]
                 numbers.extend(t.number for t in trials)
                 outcome = self._evaluate(evaluate_candidates, study, trials, handle)
                 if outcome is not None:
@@ -205,6 +217,7 @@ class SearchRun:
                 f"error. See the warnings above for the errors; set error_score='raise' to "
                 f"raise the first one."
             )
+        fail_dead_trials(study)
         if self.tmpdir is not None:
             study = copy_to_memory(study)
         search.study_ = study
@@ -240,7 +253,8 @@ class SearchRun:
         self.batch, self.batch_outs = trials, None
         started = time.monotonic()
         try:
-            results = evaluate_candidates(candidates)
+            with Heartbeat(study._storage, [trial._trial_id for trial in trials]):
+                results = evaluate_candidates(candidates)
             outs = self.batch_outs
         except ValueError as exc:
             if search.error_score == "raise" or "fits failed" not in str(exc):
@@ -270,7 +284,16 @@ class SearchRun:
         return results
 
     def _tell(self, study, trial, record) -> None:
-        trial.set_user_attr(RECORD_ATTR, record)
+        try:
+            trial.set_user_attr(RECORD_ATTR, record)
+        except UpdateFinishedTrialError:
+            # Another worker saw no heartbeat from this process for too long.
+            logger.warning(
+                "Trial %d was marked FAIL by another worker (its heartbeat was late); its "
+                "results are lost.",
+                trial.number,
+            )
+            return
         attrs = study._storage.get_trial(trial._trial_id).system_attrs
         if PRUNED_ATTR in attrs:
             study.tell(trial, state=TrialState.PRUNED)
@@ -314,7 +337,7 @@ class SearchRun:
 
     def _format(self, study, own) -> dict:
         search = self.search
-        params, outs, more, only_pruned_nan = results_rows(
+        params, outs, more, only_expected_nan = results_rows(
             study,
             self.space.decode,
             search.n_splits_,
@@ -322,10 +345,11 @@ class SearchRun:
             search.return_train_score,
             own,
             search.error_score,
+            names=set(self.space.distributions),
         )
         return quiet_format(
             lambda: BaseSearchCV._format_results(search, params, search.n_splits_, outs, more),
-            only_pruned_nan,
+            only_expected_nan,
         )
 
 

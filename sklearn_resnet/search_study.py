@@ -3,11 +3,16 @@
 ``storage`` accepts what Optuna accepts (``None`` for memory, database URLs such as
 ``sqlite:///search.db`` or ``postgresql://user@host/db``, storage objects) plus a file
 path ending in ``.log`` or ``.jsonl``, which means a ``JournalFileBackend`` journal.
+Storages the search opens itself (URLs and journal paths) record the heartbeats of
+running trials (:mod:`sklearn_resnet.search_heartbeat`), so the trials of a killed
+worker are marked ``FAIL`` by the next search on the study.
 
 Every trial the search evaluates records its per-split results in the user attribute
 ``"cv_results"``: test (and train) scores per metric, fit and score times. A later
 search on the same study, in this process or another, rebuilds ``cv_results_`` rows
-from these records, so a resumed or shared search ranks every trial of the study.
+from these records, so a resumed or shared search ranks every trial of the study. A
+failed trial without a record (its worker was killed, or its search interrupted) gets a
+row of NaN scores and times.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ import warnings
 
 import numpy as np
 import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+
+from .search_heartbeat import HeartbeatJournalStorage, grace_period
 
 __all__ = [
     "RECORD_ATTR",
@@ -29,6 +37,7 @@ __all__ = [
     "create_study",
     "failed_record",
     "in_memory",
+    "interrupted_record",
     "journal_storage",
     "open_storage",
     "quiet_format",
@@ -44,12 +53,33 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _SCHEMA_ATTEMPTS = 6
 
 
-def journal_storage(path) -> JournalStorage:
-    """A journal storage in the file ``path`` (created when missing)."""
-    return JournalStorage(JournalFileBackend(os.fspath(path)))
+def journal_storage(path, heartbeat_interval=None) -> JournalStorage:
+    """A journal storage in the file ``path`` (created when missing).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The journal file.
+    heartbeat_interval : float or None, default=None
+        Seconds between heartbeats of running trials; ``None``: no heartbeats.
+
+    Returns
+    -------
+    storage : HeartbeatJournalStorage
+        The storage (a ``JournalStorage``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> storage = journal_storage(os.path.join(tempfile.mkdtemp(), "study.log"), 30)
+    >>> storage.get_heartbeat_interval()
+    30
+    """
+    grace = None if heartbeat_interval is None else grace_period(heartbeat_interval)
+    return HeartbeatJournalStorage(JournalFileBackend(os.fspath(path)), heartbeat_interval, grace)
 
 
-def resolve_storage(storage, owner: str = "OptunaSearchCV"):
+def resolve_storage(storage, owner: str = "OptunaSearchCV", heartbeat_interval=None):
     """What ``optuna.create_study`` takes for the ``storage`` parameter.
 
     Parameters
@@ -59,6 +89,8 @@ def resolve_storage(storage, owner: str = "OptunaSearchCV"):
         storage object.
     owner : str
         Class name used in error messages.
+    heartbeat_interval : float or None, default=None
+        Heartbeats of a journal path's storage (a URL's are set by :func:`open_storage`).
 
     Returns
     -------
@@ -76,7 +108,7 @@ def resolve_storage(storage, owner: str = "OptunaSearchCV"):
     if "://" in text:
         return text
     if text.endswith(_JOURNAL_SUFFIXES):
-        return journal_storage(text)
+        return journal_storage(text, heartbeat_interval)
     raise ValueError(
         f"The 'storage' parameter of {owner} must be a database URL (sqlite:///file.db, "
         f"postgresql://user@host/db), a journal file path ending in .log or .jsonl, or an "
@@ -84,8 +116,11 @@ def resolve_storage(storage, owner: str = "OptunaSearchCV"):
     )
 
 
-def open_storage(storage):
+def open_storage(storage, heartbeat_interval=None):
     """Open a database URL as an ``RDBStorage``; other storages are returned as is.
+
+    With ``heartbeat_interval``, the ``RDBStorage`` records heartbeats of running trials
+    with that interval and a grace period of twice the interval.
 
     Workers started together on a fresh database all create Optuna's tables at once;
     the losers of that race get an integrity or "already exists" error and retry
@@ -95,10 +130,18 @@ def open_storage(storage):
         return storage
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    beats = {}
+    if heartbeat_interval is not None:
+        beats = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period(heartbeat_interval),
+        }
     attempt = 0
     while True:
         try:
-            return optuna.storages.RDBStorage(storage)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return optuna.storages.RDBStorage(storage, **beats)
         except (IntegrityError, ProgrammingError):
             attempt += 1
             if attempt == _SCHEMA_ATTEMPTS:
@@ -111,11 +154,19 @@ def in_memory(storage) -> bool:
     return storage is None or isinstance(storage, InMemoryStorage)
 
 
-def create_study(storage, study_name, load_if_exists, sampler, pruner, owner="OptunaSearchCV"):
+def create_study(
+    storage,
+    study_name,
+    load_if_exists,
+    sampler,
+    pruner,
+    owner="OptunaSearchCV",
+    heartbeat_interval=None,
+):
     """Create (or, with ``load_if_exists``, resume) the maximising study of a search."""
     try:
         return optuna.create_study(
-            storage=open_storage(storage),
+            storage=open_storage(storage, heartbeat_interval),
             sampler=sampler,
             pruner=pruner,
             study_name=study_name,
@@ -177,6 +228,14 @@ def failed_record(n_splits, metrics, error_score, fit_time, return_train_score) 
     return record
 
 
+def interrupted_record(n_splits, metrics, return_train_score) -> dict:
+    """The record of a failed trial that recorded nothing: its worker was killed or its
+    search interrupted. Scores and times are unknown (NaN)."""
+    record = failed_record(n_splits, metrics, math.nan, math.nan, return_train_score)
+    record["score_time"] = [math.nan] * n_splits
+    return record
+
+
 def _row_outs(record, state, metrics, return_train_score, fill):
     """Per-split entries in the form scikit-learn's ``_format_results`` takes."""
     n_splits = record["n_splits"]
@@ -205,39 +264,48 @@ def _row_outs(record, state, metrics, return_train_score, fill):
     return outs
 
 
-def results_rows(study, decode, n_splits, metrics, return_train_score, own, error_score):
+def results_rows(
+    study, decode, n_splits, metrics, return_train_score, own, error_score, names=None
+):
     """Parameters, per-split entries and extra columns of every finished trial.
 
     A trial is included when it carries a record for ``n_splits`` splits and the
     ``metrics`` (trials of this fit, numbers in ``own``, are always included; metrics
-    they lack hold ``error_score``). Rows are in trial-number order.
+    they lack hold ``error_score``), or when it failed without a record and its
+    parameters are exactly ``names`` (the search space): such a trial's worker was
+    killed, and its scores and times are NaN. Rows are in trial-number order.
 
     Returns
     -------
-    params, outs, more, all_pruned_nan : list, list, dict, bool
+    params, outs, more, only_expected_nan : list, list, dict, bool
         Candidate parameters, per-split entries (candidate-major), the extra
         ``trial_number`` and ``status`` columns, and whether every non-finite score
-        belongs to a pruned trial.
+        belongs to a pruned trial or to a failed trial without a record.
     """
     params, outs, numbers, states = [], [], [], []
-    only_pruned_nan = True
+    only_expected_nan = True
     for trial in sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=_number):
         record = trial.user_attrs.get(RECORD_ATTR)
-        if not record or record.get("n_splits") != n_splits:
+        interrupted = not record
+        if interrupted:
+            if trial.state != TrialState.FAIL or names is None or set(trial.params) != names:
+                continue
+            record = interrupted_record(n_splits, metrics, return_train_score)
+        if record.get("n_splits") != n_splits:
             continue
         mine = trial.number in own
         if not mine and not set(metrics) <= set(record.get("test", {})):
             continue
         fill = error_score if mine else math.nan
         rows = _row_outs(record, trial.state, metrics, return_train_score, fill)
-        if trial.state != TrialState.PRUNED and not _all_finite(rows):
-            only_pruned_nan = False
+        if trial.state != TrialState.PRUNED and not interrupted and not _all_finite(rows):
+            only_expected_nan = False
         params.append(decode(trial.params))
         outs.extend(rows)
         numbers.append(trial.number)
         states.append(trial.state.name)
     more = {"trial_number": numbers, "status": np.array(states, dtype=object)}
-    return params, outs, more, only_pruned_nan
+    return params, outs, more, only_expected_nan
 
 
 def _number(trial) -> int:
@@ -254,10 +322,11 @@ def _all_finite(rows) -> bool:
     return True
 
 
-def quiet_format(format_results, only_pruned_nan: bool):
+def quiet_format(format_results, only_expected_nan: bool):
     """Call ``format_results``, without scikit-learn's non-finite warning when only
-    pruned trials (whose scores are NaN by design) are non-finite."""
-    if not only_pruned_nan:
+    pruned trials and failed trials without a record (whose scores are NaN by design)
+    are non-finite."""
+    if not only_expected_nan:
         return format_results()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One or more of the .* scores are non-finite")

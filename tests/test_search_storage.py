@@ -1,5 +1,7 @@
 """OptunaSearchCV on persistent storages: resuming from SQLite and journal files, and
-one study shared by two worker processes on a throw-away PostgreSQL server.
+one study shared by two worker processes on a throw-away PostgreSQL server, where a
+worker killed mid-trial is also resumed (the SQLite and journal cases of that are in
+``test_reliability_search.py``).
 
 The PostgreSQL test starts its own cluster (``initdb``/``pg_ctl`` from Debian's
 ``postgresql`` package) in a temporary directory, listening on 127.0.0.1 only. It skips
@@ -24,6 +26,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from test_reliability_search import INTERVAL, Worker, kill_and_resume
 
 from sklearn_resnet import OptunaSearchCV
 from sklearn_resnet.search_study import RECORD_ATTR
@@ -235,3 +238,14 @@ def test_two_processes_share_one_postgresql_study(postgresql_url, data):
         load_if_exists=True,
     ).fit(X, y)
     assert list(search.cv_results_["trial_number"]) == list(range(7))
+
+
+def test_killed_postgresql_worker_loses_nothing(postgresql_url, tmp_path):
+    """SIGKILL mid-trial: the resumed search marks the dead trial FAIL, keeps the completed
+    ones and adds exactly its own (checked by ``kill_and_resume``)."""
+    worker = Worker(postgresql_url, "killed", str(tmp_path))
+    try:
+        search = kill_and_resume(worker)
+    finally:
+        worker.kill()
+    assert search.study_._storage.get_heartbeat_interval() == INTERVAL
