@@ -34,10 +34,18 @@ from .defaults import (
     resolve_scaling,
     resolve_width,
 )
-from .device import is_available, memory_format, resolve_device, resolve_precision
+from .device import (
+    is_available,
+    is_out_of_memory,
+    memory_format,
+    out_of_memory_error,
+    resolve_device,
+    resolve_precision,
+)
 from .inputs import (
     check_input_shape,
     check_predict_X,
+    finite_outputs,
     float32_batch,
     resolve_seed,
     sample_weights,
@@ -45,6 +53,8 @@ from .inputs import (
     spawn_seeds,
     split_indices,
 )
+from .sparse_rows import dense_rows, is_sparse
+from .stopping import report_stop
 from .training import OPTIMIZERS, TrainingPlan, build_net, move_net, next_seed, run_epochs, seeded
 
 __all__ = ["_BaseResNet"]
@@ -197,29 +207,52 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self._resolve_architecture(X, owner)
             self.device_ = resolve_device(self.device, owner=owner)
             self.precision_ = resolve_precision(self.precision, self.device_)
-        X = X.reshape(len(X), *self.input_shape_)
+        if not is_sparse(X):
+            X = X.reshape(X.shape[0], *self.input_shape_)
+        if self.backbone_ == "cnn" and X.shape[0] < 2:
+            raise ValueError(
+                f"The CNN backbone of {owner} needs at least 2 training samples for batch "
+                "normalisation; got 1 sample."
+            )
         seed = resolve_seed(self.random_state) if not warm else next_seed(self.net_)
-        init_seed, shuffle_seed, split_seed = spawn_seeds(seed, 3)
-        self.early_stopping_ = (not incremental) and self._use_early_stopping(len(X))
+        try:
+            self._train(X, y, weight, incremental, warm, seed)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            batch_size = self.net_.batch_size if warm else self._batch_size_for(X.shape[0])
+            raise out_of_memory_error(
+                exc,
+                self.device_,
+                f"training {owner} with batch_size={batch_size} needs more memory than the "
+                "device has. Use a smaller batch_size, a smaller width or depth, "
+                "precision='bf16', or another device.",
+            ) from exc
+        report_stop(self.net_, owner, self.net_.lr)
+
+    def _train(self, X, y, weight, incremental: bool, warm: bool, seed: int) -> None:
+        """Build (unless ``warm``) and train the network: the part that uses the device."""
+        init_seed, shuffle_seed, split_seed, dropout_seed = spawn_seeds(seed, 4)
+        self.early_stopping_ = (not incremental) and self._use_early_stopping(X.shape[0])
         classify = self._task == "classification"
         train = tensor_data(X, y, weight, classification=classify, device=self.device_)
         valid, train_idx = None, None
         if self.early_stopping_:
             train_idx, valid_idx = split_indices(
-                len(X), self.validation_fraction, split_seed, y if classify else None
+                X.shape[0], self.validation_fraction, split_seed, y if classify else None
             )
             train, valid = train.subset(train_idx), train.subset(valid_idx)
-        with seeded(init_seed, self.device_):
-            if not warm:
-                self.width_ = resolve_width(self.width, self.backbone_, len(train))
-                plan = self._plan(len(train), shuffle_seed)
+        if not warm:
+            self.width_ = resolve_width(self.width, self.backbone_, len(train))
+            plan = self._plan(len(train), shuffle_seed)
+            with seeded(init_seed, self.device_):
                 module = self._build_module()
-                # Scaling statistics come from the training rows only.
-                module.input_scaler.fit(X, train_idx, seed=split_seed)
-                module.to(self.device_, memory_format=self._memory_format())
-                self.net_ = build_net(plan, module)
-            epochs = 1 if incremental else self.net_.max_epochs
-            run_epochs(self.net_, train, valid, epochs, schedule=not incremental)
+            # Scaling statistics come from the training rows only.
+            module.input_scaler.fit(X, train_idx, seed=split_seed)
+            module.to(self.device_, memory_format=self._memory_format())
+            self.net_ = build_net(plan, module)
+        epochs = 1 if incremental else self.net_.max_epochs
+        run_epochs(self.net_, train, valid, epochs, schedule=not incremental, seed=dropout_seed)
 
     def _resolve_architecture(self, X, owner: str) -> None:
         """Set ``backbone_`` and ``input_shape_`` and check ``depth`` before training."""
@@ -235,6 +268,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             shape = tuple(sample_shape)
         else:
             shape = (1, self.n_features_in_) if self.backbone_ == "cnn" else sample_shape
+        if is_sparse(X) and self.backbone_ == "cnn":
+            raise ValueError(
+                f"{owner} takes scipy.sparse X with the MLP backbone only (rows of "
+                "features); convert X to a dense array for backbone='cnn' or input_shape."
+            )
         if self.backbone_ == "mlp":
             shape = (self.n_features_in_,)
             if self.augment not in (None, "auto"):
@@ -286,11 +324,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             return self.validation_fraction * n_samples >= EARLY_STOPPING_MIN_VALIDATION
         return bool(self.early_stopping)
 
+    def _batch_size_for(self, n_train: int) -> int:
+        batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
+        return min(int(batch_size), n_train)
+
     def _plan(self, n_train: int, shuffle_seed: int) -> TrainingPlan:
         defaults = OPTIMIZERS[self.optimizer][1]
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            batch_size = auto_batch_size(n_train)
         max_epochs = self.max_epochs or DEFAULTS[self.backbone_]["max_epochs"]
         return TrainingPlan(
             task=self._task,
@@ -300,7 +339,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if self.weight_decay is None
             else self.weight_decay,
             lr_schedule=self.lr_schedule,
-            batch_size=min(int(batch_size), n_train),
+            batch_size=self._batch_size_for(n_train),
             max_epochs=max_epochs,
             early_stopping=self.early_stopping_,
             n_iter_no_change=self.n_iter_no_change,
@@ -316,13 +355,15 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         )
 
     # ---- prediction -------------------------------------------------------------------
-    def _forward(self, X) -> np.ndarray:
-        """Raw network outputs for X as float64."""
+    def _forward(self, X, reduce=None) -> np.ndarray:
+        """Raw network outputs for X as float64, or ``reduce`` of them batch by batch."""
         check_is_fitted(self)
         small = small_float32(self, X)
         if small is not None:
             # A few plain rows: already checked and converted in one step.
             X, convert = small, np.asarray
+        elif is_sparse(X):
+            X, convert = check_predict_X(self, X), dense_rows
         else:
             X, convert = check_predict_X(self, X), partial(float32_batch, self)
         return batched_inference(
@@ -334,6 +375,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             in_shape=self.input_shape_,
             convert=convert,
             memory_format=self._memory_format(),
+            reduce=finite_outputs(self, reduce),
         )
 
     def _memory_format(self):
@@ -384,9 +426,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         """Epoch (1-based) whose weights the model holds.
 
         The epoch of the lowest validation loss when the last fit used early stopping,
-        else the last one (``partial_fit`` trains on from the current weights).
+        else the last one (``partial_fit`` trains on from the current weights). After a
+        divergence or an interrupt, the epoch of the lowest loss before it.
         """
         history = self.history_
+        if "weights_epoch" in history[-1]:
+            return int(history[-1]["weights_epoch"])
         if "valid_loss" not in history[-1]:
             return self.n_iter_
         best = [row["epoch"] for row in history if row.get("valid_loss_best")]
@@ -404,6 +449,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 net.grad_scaler_ = None
             move_net(net, target)
             net.module_.to(memory_format=self._memory_format())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # scipy.sparse rows train the MLP backbone, densified one batch at a time.
+        tags.input_tags.sparse = True
+        return tags
 
     # ---- hyper-parameter search ---------------------------------------------------------
     @classmethod

@@ -14,7 +14,8 @@ Sub-commands:
     Search hyper-parameters with :class:`~sklearn_resnet.OptunaSearchCV`, optionally in
     a shared Optuna storage that several workers fill at once.
 ``demo``
-    Cross-validate, fit, save, reload and score a Pipeline on scikit-learn's digits.
+    Cross-validate, fit, save, reload and score a Pipeline on scikit-learn's digits,
+    then tune its learning rate and dropout with a short pruned search.
 ``info``
     Versions of the package and its dependencies, and the available devices.
 
@@ -216,7 +217,36 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"Saved to {path.name} ({path.stat().st_size / 1024:.0f} KiB) and reloaded.")
     accuracy = reloaded.score(X_test, y_test)
     print(f"Test accuracy of the reloaded model: {accuracy:.3f}")
+    if args.n_trials > 0:
+        _demo_search(args, model, X_train, X_test, y_train, y_test)
     return 0
+
+
+def _demo_search(args, model, X_train, X_test, y_train, y_test) -> None:
+    """The demo's last step: tune the learning rate and dropout with pruning."""
+    from optuna.distributions import FloatDistribution
+
+    from . import OptunaSearchCV
+
+    space = {
+        "resnetclassifier__lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "resnetclassifier__dropout": FloatDistribution(0.0, 0.3),
+    }
+    print(
+        f"Tuning lr and dropout with OptunaSearchCV: {args.n_trials} trials of "
+        f"{args.cv}-fold CV, median pruning..."
+    )
+    search = OptunaSearchCV(
+        model, space, n_trials=args.n_trials, cv=args.cv, random_state=args.random_state
+    )
+    search.fit(X_train, y_train)
+    status = list(search.cv_results_["status"])
+    best = ", ".join(f"{k.split('__')[-1]}={v:.3g}" for k, v in search.best_params_.items())
+    print(
+        f"Best of {len(status)} trials ({status.count('PRUNED')} pruned): {best}, "
+        f"CV accuracy {search.best_score_:.3f}, test accuracy "
+        f"{search.score(X_test, y_test):.3f}"
+    )
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -310,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cv", type=int, default=3, help="cross-validation folds (default 3)")
     demo.add_argument("--max-epochs", type=int, default=40, help="epochs per fit (default 40)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    demo.add_argument(
+        "--n-trials", type=int, default=8, help="trials of the search step; 0 skips it (default 8)"
+    )
     demo.add_argument("-o", "--output", help="where to save the model (default: a temp dir)")
     demo.set_defaults(run=_demo)
 

@@ -8,11 +8,17 @@ step, which is where stock data loaders spend their time on tabular data.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 
 import numpy as np
 import torch
+
+from .device import is_out_of_memory, release_memory
+from .sparse_rows import SparseRows, is_sparse
+
+logger = logging.getLogger("sklearn_resnet")
 
 #: Values of the estimators' ``augment`` parameter.
 AUGMENTATIONS = ("shift", "flip", "shift+flip")
@@ -64,15 +70,17 @@ class TensorData:
 
     Parameters
     ----------
-    X : torch.Tensor
-        Inputs, first dimension is the sample.
+    X : torch.Tensor or SparseRows
+        Inputs, first dimension is the sample; sparse rows stay in host memory.
     y : torch.Tensor
         Targets (class indices or standardised values).
     weight : torch.Tensor or None
         Per-sample loss weights with mean one, or ``None`` for equal weights.
     """
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None):
+    def __init__(
+        self, X: torch.Tensor | SparseRows, y: torch.Tensor, weight: torch.Tensor | None = None
+    ):
         self.X, self.y, self.weight = X, y, weight
 
     def __len__(self) -> int:
@@ -88,7 +96,10 @@ class TensorData:
 
     @property
     def n_bytes(self) -> int:
-        tensors = [self.X, self.y] + ([] if self.weight is None else [self.weight])
+        tensors = [self.y] + ([] if self.weight is None else [self.weight])
+        if isinstance(self.X, SparseRows):
+            return self.X.n_bytes + sum(t.element_size() * t.nelement() for t in tensors)
+        tensors.append(self.X)
         return sum(t.element_size() * t.nelement() for t in tensors)
 
 
@@ -104,10 +115,11 @@ def tensor_data(
 
     The tensors move to ``device`` once, when they take at most half of its free
     memory; otherwise they stay in host memory and :class:`SliceBatches` gathers each
-    batch there, pins it and copies it to the GPU without blocking.
+    batch there, pins it and copies it to the GPU without blocking. A scipy.sparse X
+    stays sparse in host memory and is densified batch by batch.
     """
     data = TensorData(
-        as_tensor(X, torch.float32),
+        SparseRows(X) if is_sparse(X) else as_tensor(X, torch.float32),
         as_tensor(y, torch.int64 if classification else torch.float32),
         None if weight is None else as_tensor(weight, torch.float32),
     )
@@ -175,7 +187,8 @@ class SliceBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]]:
         data = self.dataset
-        if data.X.device.type == "cpu" and torch.device(self.device).type == "cuda":
+        on_host = data.X.device.type == "cpu" and torch.device(self.device).type == "cuda"
+        if on_host or isinstance(data.X, SparseRows):
             yield from self._host_batches()
             return
         if self.shuffle:
@@ -199,9 +212,10 @@ class SliceBatches:
     def _host_batches(self):
         """Batches gathered in host memory, pinned and copied to the GPU asynchronously.
 
-        For data too large for the GPU: each batch is gathered on its own (no shuffled
-        copy of all of X), placed in page-locked memory and moved with
-        ``non_blocking=True``, so the copy overlaps the previous step's computation.
+        For data too large for the GPU and for sparse inputs: each batch is gathered on
+        its own (no shuffled copy of all of X, sparse rows densified), placed in
+        page-locked memory and moved with ``non_blocking=True``, so the copy overlaps
+        the previous step's computation.
         """
         data = self.dataset
         n = len(data)
@@ -209,15 +223,22 @@ class SliceBatches:
         for start, stop in self._bounds():
             index = torch.arange(start, stop) if order is None else order[start:stop]
             parts = [data.X, data.y] + ([] if data.weight is None else [data.weight])
-            moved = [
-                t.index_select(0, index).pin_memory().to(self.device, non_blocking=True)
-                for t in parts
-            ]
+            moved = [_gather(t, index, self.device) for t in parts]
             xb = moved[0]
             if self.augment is not None:
                 xb = augment_batch(xb, self.augment, self.generator)
             xb = _with_format(xb, self.memory_format)
             yield xb, (moved[1], moved[2] if len(moved) > 2 else None)
+
+
+def _gather(rows: torch.Tensor | SparseRows, index: torch.Tensor, device: str) -> torch.Tensor:
+    """Rows ``index`` of ``rows`` on ``device``, through pinned memory for a GPU."""
+    if isinstance(rows, SparseRows):
+        return rows.dense(index, device)
+    part = rows.index_select(0, index.to(rows.device))
+    if part.device.type == "cpu" and torch.device(device).type == "cuda":
+        part = part.pin_memory()
+    return part.to(device, non_blocking=True)
 
 
 def _with_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
@@ -273,27 +294,54 @@ def batched_inference(
     in_shape: tuple[int, ...] | None = None,
     convert: Callable[[object], np.ndarray] = np.asarray,
     memory_format: torch.memory_format = torch.contiguous_format,
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Run ``module`` over ``X`` in large batches and return float64 outputs.
 
     Runs under ``torch.inference_mode()`` with the module in evaluation mode; each
     batch is sliced from ``X``, passed through ``convert`` (validation and conversion
     to a numpy array), reshaped to ``(-1, *in_shape)`` and moved to ``device`` on its
-    own, so peak memory is bounded by the output plus one batch.
+    own, so peak memory is bounded by the output plus one batch. ``reduce`` maps each
+    batch's outputs to what is kept (the class index, say) before they are stored.
+
+    When the device runs out of memory, the batch is halved and tried again, down to
+    a single sample; the smaller size is kept for the rest of the call.
     """
     if module.training:
         module.eval()
-    n = len(X)
+    n = X.shape[0]
     outputs = None
     context = autocast or nullcontext
+    start = 0
     with torch.inference_mode(), context():
-        for start in range(0, n, batch_size):
-            xb = as_tensor(convert(_rows(X, start, start + batch_size)), torch.float32, device)
-            rows = len(xb)
-            if in_shape is not None:
-                xb = _with_format(xb.reshape(rows, *in_shape), memory_format)
-            out = module(_pad_rows(xb))[:rows].float().cpu().numpy()
+        while start < n:
+            try:
+                out = _infer_batch(
+                    module,
+                    convert(_rows(X, start, start + batch_size)),
+                    device,
+                    in_shape,
+                    memory_format,
+                )
+            except Exception as exc:
+                if not is_out_of_memory(exc) or batch_size == 1:
+                    raise
+                release_memory(device)
+                batch_size //= 2
+                logger.info("Out of memory on %s; predicting in batches of %d.", device, batch_size)
+                continue
+            out = out if reduce is None else reduce(out)
             if outputs is None:
-                outputs = np.empty((n, *out.shape[1:]), dtype=np.float64)
+                outputs = np.empty((n, *out.shape[1:]), dtype=out.dtype)
             outputs[start : start + len(out)] = out
+            start += len(out)
     return outputs
+
+
+def _infer_batch(module, batch, device, in_shape, memory_format) -> np.ndarray:
+    xb = as_tensor(batch, torch.float32, device)
+    rows = len(xb)
+    if in_shape is not None:
+        xb = _with_format(xb.reshape(rows, *in_shape), memory_format)
+    # float64 on the host: MPS has no float64.
+    return module(_pad_rows(xb))[:rows].cpu().double().numpy()

@@ -12,7 +12,10 @@ __all__ = [
     "autocast_dtype",
     "available_devices",
     "is_available",
+    "is_out_of_memory",
     "memory_format",
+    "out_of_memory_error",
+    "release_memory",
     "resolve_device",
     "resolve_precision",
 ]
@@ -102,3 +105,25 @@ def memory_format(device: str, in_shape: tuple[int, ...]) -> torch.memory_format
 def device_type(device: str) -> str:
     """``"cuda:1"`` -> ``"cuda"``."""
     return torch.device(device).type
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that a device ran out of memory (CUDA, MPS or the CPU)."""
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def release_memory(device: str) -> None:
+    """Give the memory cached by the allocator of ``device`` back after a failure."""
+    if device_type(device) == "cuda":
+        torch.cuda.empty_cache()
+    elif device_type(device) == "mps":
+        torch.mps.empty_cache()
+
+
+def out_of_memory_error(exc: BaseException, device: str, advice: str) -> torch.OutOfMemoryError:
+    """A ``torch.OutOfMemoryError`` that names ``device`` and what to change."""
+    release_memory(device)
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return torch.OutOfMemoryError(f"Out of memory on device {device!r}: {advice} ({first_line})")

@@ -6,6 +6,7 @@ methods. Validation, training and persistence live in :class:`~sklearn_resnet.ba
 
 from __future__ import annotations
 
+from functools import partial
 from numbers import Real
 
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import _assert_all_finite, column_or_1d
 
 from . import _docs
 from .base import _BaseResNet
@@ -33,15 +34,40 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     Examples
     --------
     >>> from sklearn_resnet import ResNetClassifier
-    >>> sorted(expected_failed_checks(ResNetClassifier()))
-    ['check_sample_weight_equivalence_on_dense_data']
+    >>> for name in sorted(expected_failed_checks(ResNetClassifier())):
+    ...     print(name)
+    check_sample_weight_equivalence_on_dense_data
+    check_sample_weight_equivalence_on_sparse_data
     """
+    reason = (
+        "Mini-batch training sees a sample of weight k once per epoch with k times the "
+        "loss, not k times per epoch, so weights are not equivalent to repeated rows."
+    )
     return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "Mini-batch training sees a sample of weight k once per epoch with k times the "
-            "loss, not k times per epoch, so weights are not equivalent to repeated rows."
-        )
+        "check_sample_weight_equivalence_on_dense_data": reason,
+        "check_sample_weight_equivalence_on_sparse_data": reason,
     }
+
+
+#: Largest target magnitude the regressor takes: predictions are standardised outputs
+#: times the targets' scale, which must stay far from float64's maximum (1.8e308).
+_MAX_TARGET = 1e304
+#: Largest standardised target (in standard deviations) that continued training takes.
+_MAX_SCALED_TARGET = 1e6
+
+
+def _check_classes(classes) -> np.ndarray:
+    """The sorted unique labels of ``partial_fit``'s ``classes`` argument."""
+    classes = np.asarray(classes)
+    if classes.ndim != 1:
+        raise ValueError(
+            f"classes must be a 1-D array of labels; got an array of shape {classes.shape}."
+        )
+    try:
+        check_classification_targets(classes)
+    except ValueError as error:
+        raise ValueError(f"Invalid classes {classes.tolist()!r}: {error}") from None
+    return np.unique(classes)
 
 
 class ResNetClassifier(ClassifierMixin, _BaseResNet):
@@ -64,7 +90,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         dropout=0.0,
         input_shape=None,
         scaling="auto",
-        augment=None,
+        augment="auto",
         optimizer="adamw",
         lr=None,
         weight_decay=None,
@@ -140,19 +166,26 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
     def _validate_targets(self, X, y, *, reset: bool, classes=None):
         X, y = validate_X(self, X, y, reset=reset)
         y = np.asarray(y)
-        if (y.ndim == 2 and y.shape[1] > 1) or type_of_target(y) == "multilabel-indicator":
+        try:
+            multilabel = type_of_target(y) == "multilabel-indicator"
+            if (y.ndim == 2 and y.shape[1] > 1) or multilabel:
+                raise ValueError(
+                    f"{type(self).__name__} does not support multilabel or multi-output "
+                    f"targets; got y of shape {y.shape}."
+                )
+            y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+        except TypeError as error:
             raise ValueError(
-                f"{type(self).__name__} does not support multilabel or multi-output targets; "
-                f"got y of shape {y.shape}."
-            )
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+                f"y mixes labels that cannot be sorted together ({error}); use labels of one "
+                "type, all strings or all numbers."
+            ) from None
         if reset:
-            labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+            labels = np.unique(y) if classes is None else _check_classes(classes)
             if len(labels) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {labels[0]!r}."
+                    f"but the data contains only one class: {labels.tolist()[0]!r}."
                 )
             self.classes_ = labels
             self.n_outputs_ = len(labels)
@@ -186,16 +219,16 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits), shape (n_samples, n_classes)."""
-        return softmax(self._forward(X), axis=1)
+        return self._forward(X, reduce=partial(softmax, axis=1))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
-        return log_softmax(self._forward(X), axis=1)
+        return self._forward(X, reduce=partial(log_softmax, axis=1))
 
     def predict(self, X):
         """Predicted labels, in the type of the training labels."""
-        logits = self._forward(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        index = self._forward(X, reduce=partial(np.argmax, axis=1))
+        return self.classes_[index]
 
 
 class ResNetRegressor(RegressorMixin, _BaseResNet):
@@ -230,7 +263,15 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
             self, X, y, reset=reset, y_kwargs={"y_numeric": True, "multi_output": True}
         )
         y = np.asarray(y, dtype=np.float64)
+        # Targets given as text ("nan", "inf") are numbers only from here on.
+        _assert_all_finite(y, input_name="y", estimator_name=type(self).__name__)
         y2d = y.reshape(len(y), -1)
+        largest = np.abs(y2d).max()
+        if largest > _MAX_TARGET:
+            raise ValueError(
+                f"y contains a value of magnitude {largest:.3g}; {type(self).__name__} takes "
+                f"targets up to {_MAX_TARGET:.0e}, so that predictions cannot overflow float64."
+            )
         if reset:
             self._y_ndim = y.ndim
             self.n_outputs_ = y2d.shape[1]
@@ -242,19 +283,44 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         return X, y2d, None
 
     def _scale_targets(self, y, weight, *, reset: bool):
-        """Standardise targets with their (weighted) mean and standard deviation."""
+        """Standardise targets with their (weighted) mean and standard deviation.
+
+        The statistics are taken of ``y`` divided by its largest magnitude, so squares
+        cannot overflow for targets near the float64 range.
+        """
         if reset:
-            self._y_mean = np.average(y, axis=0, weights=weight)
-            scale = np.sqrt(np.average((y - self._y_mean) ** 2, axis=0, weights=weight))
+            magnitude = np.abs(y).max(axis=0)
+            magnitude = np.where(magnitude > 0, magnitude, 1.0)
+            unit = y / magnitude
+            mean = np.average(unit, axis=0, weights=weight)
+            scale = np.sqrt(np.average((unit - mean) ** 2, axis=0, weights=weight)) * magnitude
+            self._y_mean = mean * magnitude
             self._y_scale = np.where(scale > 0, scale, 1.0)
-        return (y - self._y_mean) / self._y_scale
+        scaled = (y - self._y_mean) / self._y_scale
+        if not np.all(np.abs(scaled) < _MAX_SCALED_TARGET):
+            hint = (
+                "their (weighted) spread is too small for their range."
+                if reset
+                else "continue with partial_fit only on targets of the first fit's scale."
+            )
+            raise ValueError(
+                f"y lies up to {np.abs(scaled).max():.3g} standard deviations from the "
+                f"targets' mean; {type(self).__name__} trains on at most "
+                f"{_MAX_SCALED_TARGET:.0e}: {hint}"
+            )
+        return scaled
 
     def _n_network_outputs(self) -> int:
         return self.n_outputs_
 
+    def _unscale(self, outputs: np.ndarray) -> np.ndarray:
+        outputs *= self._y_scale
+        outputs += self._y_mean
+        return outputs
+
     def predict(self, X):
         """Predicted targets as float64, shape (n_samples,) or (n_samples, n_outputs)."""
-        out = self._forward(X) * self._y_scale + self._y_mean
+        out = self._forward(X, reduce=self._unscale)
         return out.ravel() if self._y_ndim == 1 else out
 
     def __sklearn_tags__(self):

@@ -6,6 +6,7 @@ estimator untouched.
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Integral
 
@@ -25,6 +26,7 @@ __all__ = [
     "FAST_PATH_ROWS",
     "check_input_shape",
     "check_predict_X",
+    "finite_outputs",
     "float32_batch",
     "resolve_seed",
     "sample_weights",
@@ -38,6 +40,62 @@ __all__ = [
 _N_FEATURES_MESSAGE = "X has {got} features, but {name} is expecting {expected} features as input."
 
 
+def _overflow_as_value_error(function):
+    """Report numbers too large for a float (huge Python ints) as a ``ValueError``."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except OverflowError as error:
+            raise ValueError(f"Input X contains a number too large for float32: {error}.") from None
+
+    return wrapper
+
+
+def _check_dtypes(estimator, X) -> None:
+    """Refuse dates, durations and non-numeric DataFrame columns, naming them.
+
+    Numbers, booleans, and strings or objects that read as numbers pass, as in
+    scikit-learn; anything else raises a ``ValueError`` naming the dtype, or for a
+    DataFrame each column that cannot be read as numbers.
+    """
+    dtype = getattr(X, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind in "mMV":
+        raise ValueError(
+            f"X has dtype {dtype}, which is not numeric; convert it to numbers first "
+            "(dates and durations to seconds, for example)."
+        )
+    dtypes = getattr(X, "dtypes", None)
+    if not hasattr(dtypes, "items"):
+        return
+    if len(dtypes) == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+            f"required by {type(estimator).__name__}."
+        )
+    bad = []
+    for position, (name, column_dtype) in enumerate(dtypes.items()):
+        kind = getattr(column_dtype, "kind", "O")
+        if kind in "biufc":  # numbers; scikit-learn refuses complex ones itself
+            continue
+        if kind not in "mM":
+            try:
+                values = X.iloc[:, position].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                pass
+            else:
+                if np.isnan(values).any():
+                    raise ValueError(f"Input X contains NaN (missing values in column {name!r}).")
+                continue
+        bad.append(f"{name!r} ({column_dtype})")
+    if bad:
+        raise ValueError(
+            f"X has columns that are not numeric: {', '.join(bad)}. Encode them as numbers "
+            "first, for example with OneHotEncoder or OrdinalEncoder in a ColumnTransformer."
+        )
+
+
 def _ndim(X) -> int:
     ndim = getattr(X, "ndim", None)
     if ndim is None:
@@ -45,6 +103,7 @@ def _ndim(X) -> int:
     return ndim
 
 
+@_overflow_as_value_error
 def validate_X(estimator, X, y="no_validation", *, reset: bool, y_kwargs: dict | None = None):
     """Validate X (and y) as float32 and record ``n_features_in_`` when ``reset``.
 
@@ -58,7 +117,9 @@ def validate_X(estimator, X, y="no_validation", *, reset: bool, y_kwargs: dict |
     X : ndarray of float32, shape (n_samples, ...)
     y : ndarray or None
     """
-    kwargs = {"dtype": np.float32, "accept_sparse": False}
+    _check_dtypes(estimator, X)
+    # scipy.sparse rows are accepted (as CSR) and densified one batch at a time.
+    kwargs = {"dtype": np.float32, "accept_sparse": "csr"}
     with_y = not (isinstance(y, str) and y == "no_validation")
     if _ndim(X) < 3:
         if with_y:
@@ -80,20 +141,33 @@ def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
     """Feature names and ``n_features_in_`` for input of three or more dimensions.
 
     ``n_features_in_`` is the number of values per sample; ``reset`` records it,
-    otherwise a mismatch raises scikit-learn's feature-count error.
+    otherwise a mismatch raises scikit-learn's feature-count error. A fitted CNN
+    takes flat rows or samples of exactly its ``input_shape_``, so channels-last
+    images are refused rather than silently misread.
     """
     _check_feature_names(estimator, X, reset=reset)
-    n_values = math.prod(np.shape(X)[1:])
+    name, sample_shape = type(estimator).__name__, tuple(np.shape(X)[1:])
+    n_values = math.prod(sample_shape)
+    if n_values == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={np.shape(X)}) while a minimum of 1 is "
+            f"required by {name}."
+        )
     if reset:
         estimator.n_features_in_ = n_values
     elif n_values != estimator.n_features_in_:
         raise ValueError(
-            _N_FEATURES_MESSAGE.format(
-                got=n_values, name=type(estimator).__name__, expected=estimator.n_features_in_
-            )
+            _N_FEATURES_MESSAGE.format(got=n_values, name=name, expected=estimator.n_features_in_)
+        )
+    elif getattr(estimator, "backbone_", None) == "cnn" and sample_shape != estimator.input_shape_:
+        raise ValueError(
+            f"X has samples shaped {sample_shape}, but {name} was fitted on samples shaped "
+            f"{estimator.input_shape_}; pass X shaped (n_samples, *{estimator.input_shape_}) "
+            f"or flat rows of {n_values} values."
         )
 
 
+@_overflow_as_value_error
 def check_predict_X(estimator, X):
     """Check X's feature count and names for prediction without converting or copying it.
 
@@ -103,6 +177,7 @@ def check_predict_X(estimator, X):
     path; any other input goes through the full validation, which raises
     scikit-learn's usual errors.
     """
+    _check_dtypes(estimator, X)
     sliceable = isinstance(X, np.ndarray) or hasattr(X, "iloc")
     ndim = _ndim(X)
     if not sliceable or ndim < 2 or _num_samples(X) == 0:
@@ -135,10 +210,12 @@ def small_float32(estimator, X) -> np.ndarray | None:
         or hasattr(estimator, "feature_names_in_")
     ):
         return None
-    X = np.ascontiguousarray(X, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 take the full validation
+        X = np.ascontiguousarray(X, dtype=np.float32)
     return X if np.isfinite(X).all() else None
 
 
+@_overflow_as_value_error
 def float32_batch(estimator, X_batch) -> np.ndarray:
     """Validate one batch of prediction input and convert it to float32."""
     return check_array(
@@ -149,6 +226,52 @@ def float32_batch(estimator, X_batch) -> np.ndarray:
         estimator=estimator,
         input_name="X",
     )
+
+
+def finite_outputs(estimator, reduce=None):
+    """Wrap ``reduce`` (identity by default) to refuse non-finite outputs before and after it.
+
+    Inputs far outside the training range (``1e30`` with ``scaling=None``, say) can
+    overflow inside a float32 network; prediction then raises a ``ValueError`` rather
+    than return NaN or infinity.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Named in the error message.
+    reduce : callable, default=None
+        Maps a batch of network outputs to what prediction keeps.
+
+    Returns
+    -------
+    check : callable
+        ``reduce`` with the checks around it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> finite_outputs(None)(np.array([1.0, 2.0]))
+    array([1., 2.])
+    """
+
+    def refuse_non_finite(values: np.ndarray) -> None:
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise ValueError(
+                f"{type(estimator).__name__} produced NaN or infinite outputs: X holds values "
+                "too large for the network (its input scaling is "
+                f"{getattr(estimator, 'scaling_', None)!r}). Bring X to the range of the "
+                "training data, or fit with scaling='auto'."
+            )
+
+    def check(outputs: np.ndarray) -> np.ndarray:
+        refuse_non_finite(outputs)
+        if reduce is None:
+            return outputs
+        reduced = reduce(outputs)
+        refuse_non_finite(reduced)
+        return reduced
+
+    return check
 
 
 def check_input_shape(input_shape, n_features: int, owner: str) -> tuple[int, ...]:
@@ -203,11 +326,14 @@ def sample_weights(sample_weight, X, extra: np.ndarray | None = None) -> np.ndar
         weight = weight * extra
     if not np.all(np.isfinite(weight)):
         raise ValueError("sample_weight contains NaN or infinity.")
+    if np.any(weight < 0):
+        raise ValueError("class_weight must not give any class a negative weight.")
     if not np.any(weight > 0):
         raise ValueError("sample_weight must contain at least one positive value.")
     if np.all(weight == weight[0]):
         return None
-    return weight
+    # Relative to the largest, so that normalising by the mean cannot overflow.
+    return weight / weight.max()
 
 
 def split_indices(n: int, fraction: float, seed: int, stratify=None):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from .stopping import PRUNED, StopTraining
 from .training import Callback
 
 __all__ = [
@@ -218,8 +219,8 @@ def report(study: optuna.Study, trial_id: int, fold: str, scores: list[float]) -
 class EpochReporter(Callback):
     """Callback reporting the validation score of every epoch to a trial.
 
-    Raises ``KeyboardInterrupt`` inside the training loop when the trial is pruned,
-    which the net catches to end training normally (as early stopping does). Fits
+    Raises :class:`~sklearn_resnet.stopping.StopTraining` inside the training loop
+    when the trial is pruned, which ends training normally (as early stopping does). Fits
     without a validation set (no early stopping) have nothing to report.
 
     Parameters
@@ -254,4 +255,4 @@ class EpochReporter(Callback):
         self.scores_.append(float(score))
         if report(study, self.trial_id, self.fold_, self.scores_):
             logger.debug("Trial %s pruned at epoch %d.", self.trial_id, len(self.scores_))
-            raise KeyboardInterrupt
+            raise StopTraining(PRUNED)

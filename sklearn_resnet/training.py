@@ -1,14 +1,16 @@
 """The training engine: a skorch ``NeuralNet`` configured for residual networks.
 
-This is the only module that imports skorch. :func:`build_net` turns a
-:class:`TrainingPlan` into an initialised net; :func:`run_epochs` trains it on
-:class:`~sklearn_resnet.data.TensorData` through sliced batches.
+This module and :mod:`~sklearn_resnet.stopping` are the only ones that import skorch.
+:func:`build_net` turns a :class:`TrainingPlan` into an initialised net;
+:func:`run_epochs` trains it on :class:`~sklearn_resnet.data.TensorData` through
+sliced batches.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,10 +18,12 @@ from functools import partial
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 
+from .backbones.layers import set_dropout_generator
 from .data import SliceBatches, TensorData
 from .device import autocast_dtype, device_type
+from .stopping import INTERRUPTED, ResNetEarlyStopping, StopTraining, TrainingGuard
 
 __all__ = [
     "OPTIMIZERS",
@@ -56,12 +60,21 @@ WARMUP_FRACTION = 0.05
 EARLY_STOPPING_THRESHOLD = 1e-4
 
 
+#: Held while torch's global generators are seeded, so threads never share a seed.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
 @contextmanager
 def seeded(seed: int, device: str):
-    """Seed torch for weight init and dropout, restoring every global RNG afterwards."""
+    """Seed torch's global generators for weight init, restoring them afterwards.
+
+    A process-wide lock is held inside, so networks built in several threads at once
+    each get their own seed's weights. Training itself never uses the global
+    generators (see :func:`run_epochs`).
+    """
     on_cuda = device_type(device) == "cuda"
     devices = [torch.device(device).index or 0] if on_cuda else []
-    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices, device_type="cuda"):
         torch.default_generator.manual_seed(seed)
         if on_cuda:
             with torch.cuda.device(devices[0]):
@@ -245,6 +258,18 @@ class ResNetNet(NeuralNet):
             return loss.mean()
         return (loss * weight).mean()
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # skorch's partial_fit ends training quietly on any KeyboardInterrupt; keep why.
+        self.stop_reason_ = None
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except StopTraining as stop:
+            self.stop_reason_ = stop.reason
+            raise
+        except KeyboardInterrupt:
+            self.stop_reason_ = INTERRUPTED
+            raise
+
     def infer(self, x, **fit_params):
         with self.autocast():
             return self.module_(x)
@@ -316,14 +341,16 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
         ("lr_schedule", LRSchedule(plan.lr_schedule)),
         ("valid_score", ValidationScore(plan.task)),
         ("epoch_log", EpochLog()),
+        ("guard", TrainingGuard()),
     ]
     if plan.early_stopping:
-        stopper = EarlyStopping(
+        # The guard restores the best weights; early stopping only decides when to stop.
+        stopper = ResNetEarlyStopping(
             monitor="valid_loss",
             patience=plan.n_iter_no_change,
             threshold=EARLY_STOPPING_THRESHOLD,
             threshold_mode="rel",
-            load_best=True,
+            load_best=False,
             sink=logger.info,
         )
         callbacks.append(("early_stopping", stopper))
@@ -373,11 +400,14 @@ def run_epochs(
     epochs: int,
     *,
     schedule: bool,
+    seed: int,
 ) -> None:
     """Train ``net`` for up to ``epochs`` epochs on ``train``, validating on ``valid``.
 
     With ``schedule=False`` the learning rate stays at its base value (``partial_fit``).
     Early stopping, if configured, ends training early and restores the best weights.
+    Dropout draws from a generator seeded with ``seed``; shuffling and augmentation
+    from the net's own generator, so torch's global generators are left alone.
     """
     if valid is None:
         # Nothing to monitor: partial_fit trains without a validation set.
@@ -386,14 +416,19 @@ def run_epochs(
     net.schedule_steps_ = epochs * n_batches if schedule else None
     net.planned_epochs_ = epochs
     net.train_split = None if valid is None else partial(_fixed_split, valid=valid)
+    generator = torch.Generator(device=net.device).manual_seed(seed)
+    set_dropout_generator(net.module_, generator)
     try:
         net.partial_fit(train, None, epochs=epochs)
+    except Exception:
+        # An error inside the loop (out of memory, a failing callback): the weights,
+        # optimizer state and history go back to what they were before this call.
+        dict(net.callbacks_)["guard"].rollback(net)
+        raise
     finally:
         # Do not keep references to the data (or pickle them with the model).
         net.train_split = None
-        for _, callback in net.callbacks_:
-            if isinstance(callback, EarlyStopping):
-                callback.best_model_weights_ = None
+        set_dropout_generator(net.module_, None)
 
 
 def next_seed(net: ResNetNet) -> int:

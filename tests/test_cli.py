@@ -384,3 +384,16 @@ def test_entry_point_runs_as_a_module(data_dir, fitted, tmp_path):
     expected = joblib.load(fitted).predict(test)
     assert result.stdout.splitlines() == ["prediction", *expected]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_cross_validates_saves_reloads_and_searches(tmp_path, capsys):
+    """The demo of ``make demo``, shrunk: every step runs and reports its numbers."""
+    model = tmp_path / "demo.joblib"
+    args = ["demo", "--cv", "2", "--max-epochs", "2", "--n-trials", "2", "-o", str(model)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2-fold cross-validated accuracy: 0." in out
+    assert "Test accuracy of the reloaded model: 0." in out
+    assert "Best of 2 trials (" in out and "test accuracy 0." in out
+    reloaded = joblib.load(model)
+    assert reloaded[-1].n_iter_ == 2

@@ -21,7 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: Pages whose Python blocks run here (the search and persistence pages test their own).
 README = ROOT / "README.md"
-PAGES_WITH_CODE = [README, DOCS / "index.md", DOCS / "getting-started.md", DOCS / "user-guide.md"]
+PAGES_WITH_CODE = [
+    README,
+    DOCS / "index.md",
+    DOCS / "getting-started.md",
+    DOCS / "user-guide.md",
+    DOCS / "reliability.md",
+]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
@@ -169,3 +175,17 @@ def test_docs_site_needs_no_network(built_site):
             "cdn.jsdelivr",
         ):
             assert host not in html, f"{page.relative_to(built_site)} loads {host}"
+
+
+def test_reliability_page_names_only_tests_that_exist():
+    """Each guarantee on the reliability page cites tests; every one of them must exist."""
+    text = (DOCS / "reliability.md").read_text()
+    current, cited = None, []
+    for match in re.finditer(r"`(tests/\w+\.py)?(?:::(\w+))?", text):
+        current = match.group(1) or current
+        if match.group(2):
+            cited.append((current, match.group(2)))
+    assert len(cited) >= 60
+    for path, name in cited:
+        source = (ROOT / path).read_text()
+        assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name} is missing"

@@ -79,6 +79,14 @@ def test_fitted_attributes():
     assert auto.width_ == 64  # a narrower MLP below 1,000 training rows
 
 
+@pytest.mark.parametrize("cls", [ResNetClassifier, ResNetRegressor])
+def test_both_estimators_default_to_the_same_auto_recipe(cls):
+    assert cls().get_params()["augment"] == "auto" and cls().get_params()["scaling"] == "auto"
+    X, y = data_for(cls, n=40)
+    cnn = cls(**{**FAST_CNN_PARAMS, "max_epochs": 1}, input_shape=(1, 6)).fit(X, y)
+    assert cnn.augment_ == "shift" and cnn.scaling_ == "standard"
+
+
 # ---- backbones through the estimator ------------------------------------------------------
 def test_depth_20_on_tabular_rows_and_resnet20_cnn_on_flat_digits():
     X, y = load_digits(return_X_y=True)

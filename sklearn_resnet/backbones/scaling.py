@@ -7,7 +7,7 @@ weights (``state_dict``, safe export, ONNX) and is never fitted on prediction da
 Methods
 -------
 ``"standard"``
-    ``(x - mean) / std``.
+    ``(x - mean) / std``, clamped to ±10,000 so far outliers cannot overflow.
 ``"robust"``
     Centre on the median, divide by the interquartile range (half the range, then 1,
     when that is zero), then clip smoothly: ``x / sqrt(1 + (x / 3)^2)``. This is
@@ -35,12 +35,16 @@ __all__ = ["SCALING_METHODS", "InputScaler"]
 SCALING_METHODS = ("standard", "robust", "quantile")
 #: Smooth clipping bound of the robust method.
 _CLIP = 3.0
+#: Standardised values are clamped to this many (robust) standard deviations.
+_BOUND = 1e4
 #: Quantiles kept per feature by the quantile method (QuantileTransformer's default).
 _N_QUANTILES = 1000
 #: Most values per feature (rows times positions) used for medians and quantiles.
 _SUBSAMPLE = 1_000_000
 #: Rows per chunk when accumulating means and variances.
 _CHUNK_ROWS = 65_536
+#: Most values densified at a time for medians and quantiles of flat rows.
+_BLOCK_VALUES = 1 << 24
 #: Probabilities are kept this far from 0 and 1 before the normal quantile function.
 _EPS = 1e-7
 
@@ -88,7 +92,7 @@ class InputScaler(nn.Module):
 
     def _values_per_stat(self, X: np.ndarray) -> np.ndarray:
         """``X`` as a 2-D array with one column per feature or channel."""
-        X = np.asarray(X, dtype=np.float32).reshape(len(X), *self.in_shape)
+        X = _dense(X).reshape(X.shape[0], *self.in_shape)
         if len(self.in_shape) == 1:
             return X
         return np.moveaxis(X, 1, -1).reshape(-1, self.in_shape[0])
@@ -98,7 +102,8 @@ class InputScaler(nn.Module):
 
         Means and standard deviations use every value, accumulated in chunks; medians
         and quantiles use at most about a million values (whole samples drawn with
-        ``seed``), so memory stays bounded for large data.
+        ``seed``), so memory stays bounded for large data. ``X`` may be a scipy.sparse
+        matrix of flat rows; it is densified a block of columns at a time.
 
         Returns
         -------
@@ -106,7 +111,7 @@ class InputScaler(nn.Module):
         """
         if self.method is None:
             return self
-        rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+        rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
         if self.method == "standard":
             mean, std = self._moments(X, rows)
             self._set("shift", mean)
@@ -116,21 +121,27 @@ class InputScaler(nn.Module):
         cap = max(1, _SUBSAMPLE // positions)
         if len(rows) > cap:
             rows = np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
-        values = self._values_per_stat(X[rows])
         if self.method == "robust":
-            low, median, high = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
-            spread = high - low
-            half_range = (values.max(axis=0) - values.min(axis=0)) / 2
-            spread = np.where(spread > 0, spread, np.where(half_range > 0, half_range, 1.0))
-            self._set("shift", median)
-            self._set("scale", spread)
+            stats = self._per_column(X[rows], _robust_statistics)
+            self._set("shift", stats[0])
+            self._set("scale", stats[1])
             return self
         # A fixed number of quantiles (interpolated between samples when there are
         # fewer), so the buffers' shapes depend on the architecture only.
         references = np.linspace(0.0, 1.0, _N_QUANTILES)
-        quantiles = np.quantile(values, references, axis=0).T
+        quantiles = self._per_column(X[rows], lambda v: np.quantile(v, references, axis=0)).T
         self.quantiles.copy_(torch.as_tensor(np.ascontiguousarray(quantiles)))
         return self
+
+    def _per_column(self, X, statistic) -> np.ndarray:
+        """``statistic`` of every feature or channel, over blocks of flat-row columns."""
+        if len(self.in_shape) > 1:
+            return statistic(self._values_per_stat(X))
+        step = max(1, _BLOCK_VALUES // max(X.shape[0], 1))
+        blocks = [
+            statistic(_dense(X[:, start : start + step])) for start in range(0, X.shape[1], step)
+        ]
+        return np.concatenate(blocks, axis=-1)
 
     def _moments(self, X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation per feature/channel, two passes over chunks."""
@@ -157,7 +168,9 @@ class InputScaler(nn.Module):
             return x
         if self.method == "quantile":
             return self._quantile(x)
-        z = (x - self.shift) / self.scale
+        # Bounded, so inputs far outside the training range (1e30, say) cannot
+        # overflow the float32 layers that follow.
+        z = ((x - self.shift) / self.scale).clamp(-_BOUND, _BOUND)
         if self.method == "robust":
             z = z * torch.rsqrt(1 + (z / _CLIP) ** 2)
         return z
@@ -176,6 +189,22 @@ class InputScaler(nn.Module):
         z = torch.special.ndtri(prob.clamp(_EPS, 1 - _EPS)).to(x.dtype)
         moved = z.T.reshape(*shape[:1], *shape[2:], shape[1])
         return moved.movedim(-1, 1)
+
+
+def _dense(X) -> np.ndarray:
+    """A float32 ndarray of ``X``, densifying a scipy.sparse matrix."""
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    return np.asarray(X, dtype=np.float32)
+
+
+def _robust_statistics(values: np.ndarray) -> np.ndarray:
+    """Median and spread (interquartile range, else half the range, else 1) per column."""
+    low, median, high = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
+    spread = high - low
+    half_range = (values.max(axis=0) - values.min(axis=0)) / 2
+    spread = np.where(spread > 0, spread, np.where(half_range > 0, half_range, 1.0))
+    return np.stack([median, spread])
 
 
 def _interpolate(

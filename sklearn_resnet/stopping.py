@@ -1,0 +1,186 @@
+"""How training ends: normally, by early stopping, by divergence or by an interrupt.
+
+skorch ends its training loop on any ``KeyboardInterrupt``, its early stopping
+included, and returns as if nothing happened. Here the reason is kept:
+
+- :class:`StopTraining` is what our callbacks raise to end training on purpose
+  (early stopping, a non-finite loss, a pruned search trial); anything else that
+  interrupts the loop is the user's Ctrl-C.
+- :class:`TrainingGuard` keeps the weights of the best finished epoch, stops at the
+  first epoch whose loss is not finite and, when training ends, puts the best
+  weights back (always when a validation set is monitored, otherwise only after a
+  divergence or an interrupt) and drops the half-finished epoch of an interrupt.
+- :func:`report_stop` turns the outcome into a warning or an error for the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from copy import deepcopy
+
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback, EarlyStopping
+
+__all__ = [
+    "DIVERGED",
+    "EARLY_STOPPED",
+    "INTERRUPTED",
+    "PRUNED",
+    "ResNetEarlyStopping",
+    "StopTraining",
+    "TrainingGuard",
+    "report_stop",
+]
+
+logger = logging.getLogger("sklearn_resnet")
+
+EARLY_STOPPED = "early_stopping"
+PRUNED = "pruned"
+DIVERGED = "diverged"
+INTERRUPTED = "interrupted"
+
+
+class StopTraining(KeyboardInterrupt):
+    """Ends skorch's training loop on purpose; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ResNetEarlyStopping(EarlyStopping):
+    """skorch's early stopping, ending training with :class:`StopTraining`.
+
+    Restoring the best weights is left to :class:`TrainingGuard`.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            raise StopTraining(EARLY_STOPPED) from None
+
+
+def _snapshot(module) -> dict:
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+class TrainingGuard(Callback):
+    """Best-epoch weights, a stop on non-finite losses and a clean end after Ctrl-C.
+
+    After every finished epoch whose losses are finite, the weights are copied when
+    the monitored loss (``valid_loss`` with a validation set, else ``train_loss``)
+    is the lowest of this training call. An epoch with a NaN or infinite loss ends
+    training. At the end, the net's ``stop_reason_`` (set by
+    :meth:`~sklearn_resnet.training.ResNetNet.fit_loop`) decides what happens:
+
+    - a normal end or early stopping: the best weights come back when a validation
+      set was monitored; otherwise the last epoch's weights stay;
+    - a divergence or an interrupt: the best weights come back and the optimizer's
+      moments, which may hold NaN, are reset; an interrupted epoch's half-written
+      history row is removed.
+
+    The last history row records ``weights_epoch``, the epoch whose weights the
+    network holds. If no epoch finished with finite losses, the weights from before
+    the call are put back and ``net.finished_epochs_`` is zero.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_ = len(net.history)
+        self.finished_ = self.start_
+        self.best_loss_ = math.inf
+        self.best_epoch_ = None
+        self.best_weights_ = None
+        # Weights (and optimizer moments) to fall back to if no epoch finishes.
+        self.initial_weights_ = _snapshot(net.module_)
+        self.initial_optimizer_ = deepcopy(net.optimizer_.state_dict()) if self.start_ else None
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        monitor = "valid_loss" if "valid_loss" in row else "train_loss"
+        losses = [row[key] for key in ("train_loss", "valid_loss") if key in row]
+        if not all(math.isfinite(loss) for loss in losses):
+            raise StopTraining(DIVERGED)
+        self.finished_ = len(net.history)
+        if row[monitor] < self.best_loss_:
+            self.best_loss_ = row[monitor]
+            self.best_epoch_ = row["epoch"]
+            self.best_weights_ = _snapshot(net.module_)
+
+    def rollback(self, net) -> None:
+        """Undo a training call that failed with an error: weights, optimizer, history."""
+        if getattr(self, "initial_weights_", None) is None:
+            return
+        del net.history[self.start_ :]
+        self.best_weights_ = None
+        self.on_train_end(net)
+
+    def on_train_end(self, net, **kwargs):
+        reason = getattr(net, "stop_reason_", None)
+        history = net.history
+        net.finished_epochs_ = self.finished_ - self.start_
+        net.diverged_epoch_ = history[-1]["epoch"] if reason == DIVERGED else None
+        if reason == INTERRUPTED or self.best_weights_ is None:
+            del history[self.finished_ :]
+        if self.best_weights_ is None:
+            net.module_.load_state_dict(self.initial_weights_)
+            if self.initial_optimizer_ is not None:
+                net.optimizer_.load_state_dict(self.initial_optimizer_)
+            else:
+                net.optimizer_.state.clear()
+        else:
+            abnormal = reason in (DIVERGED, INTERRUPTED)
+            restore = abnormal or "valid_loss" in history[-1]
+            # After an interrupt the weights are part-way through the next epoch.
+            if abnormal or (restore and self.best_epoch_ != history[-1]["epoch"]):
+                net.module_.load_state_dict(self.best_weights_)
+                logger.info("Restored the weights of epoch %d.", self.best_epoch_)
+            if abnormal:
+                net.optimizer_.state.clear()
+            if len(history) > self.start_:
+                kept = self.best_epoch_ if restore else history[-1]["epoch"]
+                history.record("weights_epoch", int(kept))
+        self.initial_weights_ = self.initial_optimizer_ = self.best_weights_ = None
+
+
+def report_stop(net, owner: str, lr: float) -> None:
+    """Warn about, or refuse, a training call that did not end normally.
+
+    Raises
+    ------
+    ValueError
+        When the loss was not finite in any epoch of the call (the estimator is left
+        as it was before the call).
+    KeyboardInterrupt
+        When an interrupt came before the first epoch finished.
+    """
+    reason = getattr(net, "stop_reason_", None)
+    finished = getattr(net, "finished_epochs_", 0)
+    if reason == DIVERGED:
+        epoch = net.diverged_epoch_
+        if finished == 0:
+            raise ValueError(
+                f"{owner} diverged: the training loss was NaN or infinite from the first "
+                f"epoch (epoch {epoch}) on, so no usable weights were found. Use a lower "
+                f"learning rate than lr={lr:g}, check the targets for extreme values, or "
+                "use scaling='robust'."
+            )
+        warnings.warn(
+            f"{owner} diverged at epoch {epoch}: the training loss became NaN or "
+            f"infinite, so training stopped and the weights of epoch "
+            f"{net.history[-1]['weights_epoch']} were restored. Use a lower learning rate "
+            f"than lr={lr:g}.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    elif reason == INTERRUPTED:
+        if finished == 0:
+            raise KeyboardInterrupt
+        warnings.warn(
+            f"{owner}: training was interrupted after {finished} finished epoch(s); the "
+            f"estimator keeps the weights of epoch {net.history[-1]['weights_epoch']}.",
+            UserWarning,
+            stacklevel=4,
+        )
