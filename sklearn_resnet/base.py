@@ -55,7 +55,16 @@ from .inputs import (
 )
 from .sparse_rows import dense_rows, is_sparse
 from .stopping import report_stop
-from .training import OPTIMIZERS, TrainingPlan, build_net, move_net, next_seed, run_epochs, seeded
+from .training import (
+    OPTIMIZERS,
+    TrainingPlan,
+    build_net,
+    move_net,
+    next_seed,
+    run_epochs,
+    seeded,
+    set_verbose,
+)
 
 __all__ = ["_BaseResNet"]
 
@@ -214,6 +223,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"The CNN backbone of {owner} needs at least 2 training samples for batch "
                 "normalisation; got 1 sample."
             )
+        if warm:
+            set_verbose(self.net_, self.verbose)
         seed = resolve_seed(self.random_state) if not warm else next_seed(self.net_)
         try:
             self._train(X, y, weight, incremental, warm, seed)

@@ -37,6 +37,7 @@ __all__ = [
     "next_seed",
     "run_epochs",
     "seeded",
+    "set_verbose",
 ]
 
 logger = logging.getLogger("sklearn_resnet")
@@ -333,6 +334,38 @@ def _criterion(plan: TrainingPlan):
     return partial(torch.nn.MSELoss, reduction="none")
 
 
+#: Names of the callbacks that ``verbose`` switches on.
+_VERBOSITY_CALLBACKS = ("progress", "print_log")
+
+
+def _verbosity_callbacks(verbose: int) -> list[tuple[str, Callback]]:
+    """A progress bar at ``verbose >= 1``, plus a table per epoch at ``verbose >= 2``."""
+    callbacks = []
+    if verbose >= 1:
+        callbacks.append(("progress", EpochProgress()))
+    if verbose >= 2:
+        from tqdm.auto import tqdm
+
+        callbacks.append(("print_log", PrintLog(sink=tqdm.write).initialize()))
+    return callbacks
+
+
+def set_verbose(net: ResNetNet, verbose: int) -> None:
+    """Make the next training call of a fitted net show what ``verbose`` asks for.
+
+    ``partial_fit`` after ``set_params(verbose=...)`` continues with the same net; its
+    progress callbacks are swapped here so that ``verbose=0`` stays silent.
+    """
+    if net.verbose == verbose:
+        return
+    net.verbose = verbose
+    callbacks = [(n, cb) for n, cb in net.callbacks_ if n not in _VERBOSITY_CALLBACKS]
+    built_in = ("guard", "early_stopping")
+    at = max((i + 1 for i, (n, _) in enumerate(callbacks) if n in built_in), default=0)
+    callbacks[at:at] = _verbosity_callbacks(verbose)
+    net.callbacks_ = callbacks
+
+
 def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
     """Create and initialise the skorch net that trains ``module`` according to ``plan``."""
     optimizer_cls, _, optimizer_extra = OPTIMIZERS[plan.optimizer]
@@ -354,12 +387,7 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
             sink=logger.info,
         )
         callbacks.append(("early_stopping", stopper))
-    if plan.verbose >= 1:
-        callbacks.append(("progress", EpochProgress()))
-    if plan.verbose >= 2:
-        from tqdm.auto import tqdm
-
-        callbacks.append(("print_log", PrintLog(sink=tqdm.write)))
+    callbacks.extend(_verbosity_callbacks(plan.verbose))
     callbacks.extend(plan.callbacks)
     optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_extra.items()}
     if device_type(plan.device) in FUSED_OPTIMIZER_DEVICES:

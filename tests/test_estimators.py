@@ -379,6 +379,19 @@ def test_verbose_1_shows_a_progress_bar_and_2_a_table(capsys):
     assert "train_loss" in out and "valid_loss" in out
 
 
+def test_partial_fit_follows_verbose_changed_after_fit(capsys):
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "verbose": 2}).fit(X, y)
+    capsys.readouterr()
+    clf.set_params(verbose=0).partial_fit(X, y)
+    assert capsys.readouterr() == ("", "")
+    clf.set_params(verbose=2).partial_fit(X, y)
+    captured = capsys.readouterr()
+    assert "1/1" in captured.err and "train_loss" in captured.out
+    names = [name for name, _ in clf.net_.callbacks_]
+    assert names.index("progress") == names.index("guard") + 1
+
+
 # ---- precision --------------------------------------------------------------------------
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
 @pytest.mark.parametrize("precision", ["bf16", "16"])
