@@ -20,6 +20,7 @@ import math
 import warnings
 from copy import deepcopy
 
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, EarlyStopping
 
@@ -63,8 +64,14 @@ class ResNetEarlyStopping(EarlyStopping):
             raise StopTraining(EARLY_STOPPED) from None
 
 
-def _snapshot(module) -> dict:
-    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+def _copy_into(target: dict | None, live: dict) -> dict:
+    """Copy the tensors of ``live`` into ``target`` (allocated on the first call)."""
+    if target is None:
+        return {key: tensor.detach().clone() for key, tensor in live.items()}
+    with torch.no_grad():
+        for key, tensor in live.items():
+            target[key].copy_(tensor)
+    return target
 
 
 class TrainingGuard(Callback):
@@ -93,8 +100,11 @@ class TrainingGuard(Callback):
         self.best_loss_ = math.inf
         self.best_epoch_ = None
         self.best_weights_ = None
+        # The module's tensors, looked up once: copying them is cheap, a state_dict
+        # walk over the module tree every epoch is not.
+        self.live_ = net.module_.state_dict()
         # Weights (and optimizer moments) to fall back to if no epoch finishes.
-        self.initial_weights_ = _snapshot(net.module_)
+        self.initial_weights_ = _copy_into(None, self.live_)
         self.initial_optimizer_ = deepcopy(net.optimizer_.state_dict()) if self.start_ else None
 
     def on_epoch_end(self, net, **kwargs):
@@ -107,7 +117,7 @@ class TrainingGuard(Callback):
         if row[monitor] < self.best_loss_:
             self.best_loss_ = row[monitor]
             self.best_epoch_ = row["epoch"]
-            self.best_weights_ = _snapshot(net.module_)
+            self.best_weights_ = _copy_into(self.best_weights_, self.live_)
 
     def rollback(self, net) -> None:
         """Undo a training call that failed with an error: weights, optimizer, history."""
@@ -143,6 +153,7 @@ class TrainingGuard(Callback):
                 kept = self.best_epoch_ if restore else history[-1]["epoch"]
                 history.record("weights_epoch", int(kept))
         self.initial_weights_ = self.initial_optimizer_ = self.best_weights_ = None
+        self.live_ = None
 
 
 def report_stop(net, owner: str, lr: float) -> None:
