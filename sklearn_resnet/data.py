@@ -98,9 +98,10 @@ class TensorData:
     def n_bytes(self) -> int:
         tensors = [self.y] + ([] if self.weight is None else [self.weight])
         if isinstance(self.X, SparseRows):
-            return self.X.n_bytes + sum(t.element_size() * t.nelement() for t in tensors)
-        tensors.append(self.X)
-        return sum(t.element_size() * t.nelement() for t in tensors)
+            x_bytes = self.X.n_bytes
+        else:
+            x_bytes = self.X.element_size() * self.X.nelement()
+        return x_bytes + sum(t.element_size() * t.nelement() for t in tensors)
 
 
 def tensor_data(
@@ -233,8 +234,6 @@ class SliceBatches:
 
 def _gather(rows: torch.Tensor | SparseRows, index: torch.Tensor, device: str) -> torch.Tensor:
     """Rows ``index`` of ``rows`` on ``device``, through pinned memory for a GPU."""
-    if isinstance(rows, SparseRows):
-        return rows.dense(index, device)
     part = rows.index_select(0, index.to(rows.device))
     if part.device.type == "cpu" and torch.device(device).type == "cuda":
         part = part.pin_memory()

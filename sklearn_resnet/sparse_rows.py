@@ -29,6 +29,10 @@ def dense_rows(X) -> np.ndarray:
 class SparseRows:
     """Rows of a CSR matrix, indexed like a tensor and densified per batch.
 
+    Offers the part of the tensor interface that batching uses (``len``, indexing by
+    an index tensor, ``index_select`` along rows, ``device``), so batches are
+    gathered from it as from a tensor in host memory.
+
     Parameters
     ----------
     matrix : scipy.sparse matrix of shape (n_samples, n_features)
@@ -38,7 +42,7 @@ class SparseRows:
     --------
     >>> import scipy.sparse as sp, torch
     >>> rows = SparseRows(sp.eye(4, format="csr"))
-    >>> rows.dense(torch.tensor([2, 0]), "cpu")
+    >>> rows.index_select(0, torch.tensor([2, 0]))
     tensor([[0., 0., 1., 0.],
             [1., 0., 0., 0.]])
     """
@@ -64,14 +68,11 @@ class SparseRows:
         """The rows stay in host memory; each batch moves on its own."""
         return self
 
-    def dense(self, index, device: str) -> torch.Tensor:
-        """Rows ``index`` (a slice or an index tensor) as a dense tensor on ``device``."""
-        if isinstance(index, torch.Tensor):
-            index = index.cpu().numpy()
-        batch = torch.from_numpy(dense_rows(self.matrix[index]))
-        if torch.device(device).type == "cuda":
-            batch = batch.pin_memory()
-        return batch.to(device, non_blocking=True)
+    def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` as a dense float32 tensor in host memory (``dim`` must be 0)."""
+        if dim != 0:
+            raise ValueError(f"SparseRows selects rows only (dim=0), not dim={dim}.")
+        return torch.from_numpy(dense_rows(self.matrix[index.cpu().numpy()]))
 
     @property
     def n_bytes(self) -> int:
