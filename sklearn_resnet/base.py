@@ -28,6 +28,7 @@ from .data import AUGMENTATIONS, batched_inference, tensor_data
 from .defaults import (
     DEFAULTS,
     EARLY_STOPPING_MIN_VALIDATION,
+    LINEAR_PATH_ALPHA,
     PREDICT_BATCH_SIZE,
     auto_batch_size,
     resolve_augment,
@@ -254,12 +255,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             )
             train, valid = train.subset(train_idx), train.subset(valid_idx)
         if not warm:
-            self.width_ = resolve_width(self.width, self.backbone_, len(train))
+            self.width_ = resolve_width(self.width, self.backbone_, len(train), self._task)
             plan = self._plan(len(train), shuffle_seed)
             with seeded(init_seed, self.device_):
                 module = self._build_module()
             # Scaling statistics come from the training rows only.
             module.input_scaler.fit(X, train_idx, seed=split_seed)
+            if getattr(module, "linear", None) is not None:
+                module.fit_linear_path(train.chunks(), alpha=LINEAR_PATH_ALPHA)
             module.to(self.device_, memory_format=self._memory_format())
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs
@@ -328,7 +331,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             block=self.block,
             dropout=self.dropout,
             scaling=self.scaling_,
+            **self._module_options(),
         )
+
+    def _module_options(self) -> dict:
+        """Extra backbone arguments of this estimator (none by default)."""
+        return {}
 
     def _use_early_stopping(self, n_samples: int) -> bool:
         if self.early_stopping == "auto":

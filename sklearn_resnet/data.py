@@ -90,6 +90,13 @@ class TensorData:
         weight = None if self.weight is None else self.weight[index]
         return TensorData(self.X[index], self.y[index], weight)
 
+    def chunks(self, rows: int = 65_536):
+        """Yield ``(X, y, weight)`` over consecutive blocks of ``rows`` rows, X dense."""
+        for start in range(0, len(self), rows):
+            index = torch.arange(start, min(start + rows, len(self)), device=self.y.device)
+            weight = None if self.weight is None else self.weight[index]
+            yield self.X.index_select(0, index.to(self.X.device)), self.y[index], weight
+
     def to(self, device: str) -> TensorData:
         weight = None if self.weight is None else self.weight.to(device)
         return TensorData(self.X.to(device), self.y.to(device), weight)

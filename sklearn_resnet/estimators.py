@@ -313,6 +313,10 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
     def _n_network_outputs(self) -> int:
         return self.n_outputs_
 
+    def _module_options(self) -> dict:
+        # The MLP learns the residual of a ridge regression: y = H(x) + Lx.
+        return {"linear_path": True} if self.backbone_ == "mlp" else {}
+
     def _unscale(self, outputs: np.ndarray) -> np.ndarray:
         outputs *= self._y_scale
         outputs += self._y_mean

@@ -77,6 +77,8 @@ def test_fitted_attributes():
     assert clf.width_ == 32 and clf.scaling_ == "robust" and clf.augment_ is None
     auto = ResNetClassifier(**{**FAST_PARAMS, "width": None}).fit(X[:200], y[:200])
     assert auto.width_ == 64  # a narrower MLP below 1,000 training rows
+    reg = ResNetRegressor(**{**FAST_PARAMS, "width": None}).fit(X[:200], y[:200])
+    assert reg.width_ == 32  # narrower still for the regressor's residual part
 
 
 @pytest.mark.parametrize("cls", [ResNetClassifier, ResNetRegressor])

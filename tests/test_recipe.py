@@ -5,7 +5,9 @@ import pytest
 import torch
 from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.linear_model import Ridge
 
+import sklearn_resnet.backbones.mlp as mlp_module
 import sklearn_resnet.base as base_module
 import sklearn_resnet.data as data_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
@@ -65,6 +67,63 @@ def test_targets_are_standardised_and_predictions_mapped_back():
     # same function mapped back to each scale.
     np.testing.assert_allclose(moved.predict(X), 1000 * reg.predict(X) + 5e6, rtol=1e-4)
     np.testing.assert_allclose(moved._y_mean, 1000 * y.mean() + 5e6)
+
+
+# ---- the regressor's linear path ------------------------------------------------------------
+def _initial_outputs(monkeypatch, reg, X, y, **fit_kwargs):
+    """Fit ``reg`` and return its network's outputs on ``X`` just before training."""
+    seen = {}
+    original = base_module.run_epochs
+
+    def spy(net, *args, **kwargs):
+        with torch.no_grad():
+            seen["out"] = net.module_(torch.as_tensor(X, dtype=torch.float32)).numpy()
+        return original(net, *args, **kwargs)
+
+    monkeypatch.setattr(base_module, "run_epochs", spy)
+    reg.fit(X, y, **fit_kwargs)
+    return seen["out"]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_regressor_starts_from_ridge_on_the_unclipped_scaled_inputs(monkeypatch, weighted):
+    rng = np.random.default_rng(0)
+    X = rng.standard_t(3, size=(300, 6))  # heavy tails: the clipping would bend them
+    y = np.column_stack([X @ rng.normal(size=6), np.sin(X[:, 0])]) * 10 + 3
+    weight = rng.uniform(0.2, 3.0, len(X)) if weighted else None
+    reg = ResNetRegressor(early_stopping=False, **FAST_PARAMS)
+    start = _initial_outputs(monkeypatch, reg, X, y, sample_weight=weight)
+    # Robust scaling written out independently: median and interquartile range.
+    q25, median, q75 = np.percentile(X, [25, 50, 75], axis=0)
+    z = (X - median) / (q75 - q25)
+    targets = (y - reg._y_mean) / reg._y_scale
+    w = None if weight is None else weight / weight.mean()  # the loss sees mean-one weights
+    ridge = Ridge(alpha=1.0).fit(z, targets, sample_weight=w)
+    np.testing.assert_allclose(start, ridge.predict(z), rtol=1e-3, atol=1e-4)
+
+
+def test_linear_targets_are_fitted_through_outliers_from_the_first_epoch():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 5))
+    X[:10] *= 20  # far outliers, squashed by the robust scaling's smooth clipping
+    y = X @ np.arange(1.0, 6.0) - 7.0
+    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1, "lr": 1e-6}).fit(X, y)
+    np.testing.assert_allclose(reg.predict(X), y, atol=1e-2 * np.abs(y).max())
+    bent = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1, "lr": 1e-6}).fit(X, np.sin(y))
+    assert bent.score(X, np.sin(y)) < 0.5  # a non-linear target is not free
+
+
+def test_only_the_mlp_regressor_has_a_linear_path(monkeypatch):
+    X, y = make_regression(100, 64, random_state=0)
+    assert ResNetRegressor(**FAST_PARAMS).fit(X, y).module_.linear is not None
+    assert ResNetClassifier(**FAST_PARAMS).fit(X, y > 0).module_.linear is None
+    cnn = ResNetRegressor(input_shape=(1, 8, 8), **FAST_CNN_PARAMS).fit(X, y)
+    assert not hasattr(cnn.module_, "linear")
+    # Too many inputs for the closed form: the path starts at zero and is trained.
+    monkeypatch.setattr(mlp_module, "LINEAR_PATH_MAX_INPUTS", 10)
+    wide = ResNetRegressor(early_stopping=False, **FAST_PARAMS)
+    assert np.allclose(_initial_outputs(monkeypatch, wide, X, y), 0.0)
+    assert wide.module_.linear.weight.abs().sum() > 0
 
 
 # ---- classification loss --------------------------------------------------------------------

@@ -3,9 +3,17 @@
 Each block computes ``x + Dropout(Linear(Dropout(act(Linear(Norm(x))))))``: a pre-norm
 residual branch added to the identity, so a deep stack can fall back to the identity
 and still train (He et al., 2016; Gorishniy et al., 2021).
+
+With ``linear_path=True`` the network adds a linear model of the scaled inputs to its
+output, ``y = H(x) + Lx``: the residual idea applied to the whole model. ``L`` starts
+as the ridge regression fitted in closed form (:meth:`ResidualMLP.fit_linear_path`)
+and the residual part's output layer starts at zero, so training begins from the
+linear model and learns what it misses.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -19,6 +27,9 @@ _NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 # A bottleneck block narrows its hidden layer by He's factor of four.
 _BOTTLENECK_FACTOR = 4
+#: Above this many inputs the linear path starts at zero instead of the ridge solution
+#: (the closed form needs an n_inputs x n_inputs matrix).
+LINEAR_PATH_MAX_INPUTS = 2048
 
 
 def mlp_blocks_for_depth(depth: int) -> int:
@@ -99,6 +110,10 @@ class ResidualMLP(nn.Module):
     scaling : {"standard", "robust", "quantile"} or None, default=None
         Per-feature input scaling applied first (an :class:`InputScaler`, fitted
         separately with ``net.input_scaler.fit(X)``).
+    linear_path : bool, default=False
+        Add a linear layer from the scaled inputs (without the robust method's
+        clipping) to the outputs, and start the head's output layer at zero. Call
+        :meth:`fit_linear_path` after fitting the scaler to start from ridge regression.
 
     Examples
     --------
@@ -119,6 +134,7 @@ class ResidualMLP(nn.Module):
         norm: str = "layer",
         activation: str = "relu",
         scaling: str | None = None,
+        linear_path: bool = False,
     ):
         super().__init__()
         if block not in ("basic", "preact", "bottleneck"):
@@ -134,6 +150,10 @@ class ResidualMLP(nn.Module):
         self.head_norm = _NORMS[norm](width)
         self.head_act = _ACTIVATIONS[activation]()
         self.head = nn.Linear(width, n_outputs)
+        self.linear = nn.Linear(n_inputs, n_outputs) if linear_path else None
+        if linear_path:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Residual stream after the last block, before the head."""
@@ -144,4 +164,69 @@ class ResidualMLP(nn.Module):
         return self.head(self.head_act(self.head_norm(features)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        out = self.forward_head(self.forward_features(x))
+        if self.linear is not None:
+            out = out + self.linear(self.input_scaler(x.flatten(1), clip=False))
+        return out
+
+    @torch.no_grad()
+    def fit_linear_path(
+        self, chunks: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]], alpha: float
+    ) -> None:
+        """Set the linear path to the ridge regression of the targets on the scaled inputs.
+
+        Solves ``min sum_i w_i ||y_i - L z_i - b||^2 + alpha ||L||^2`` in float64 (the
+        intercept is not penalised), where ``z`` are the inputs as the linear path sees
+        them. Sums are accumulated chunk by chunk, so memory holds one chunk and two
+        small matrices. With more than :data:`LINEAR_PATH_MAX_INPUTS` inputs the path
+        is left at zero and learnt by gradient descent like the rest.
+
+        Parameters
+        ----------
+        chunks : iterable of (X, y, weight)
+            Training rows in chunks: inputs ``(n, ...)``, float targets ``(n,)`` or
+            ``(n, n_outputs)``, and per-sample weights ``(n,)`` or ``None``.
+        alpha : float
+            Ridge penalty on the scaled inputs, > 0 (scikit-learn's ``Ridge()`` uses 1).
+        """
+        if self.linear is None:
+            raise ValueError("fit_linear_path needs a network built with linear_path=True.")
+        n_in, n_out = self.linear.in_features, self.linear.out_features
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+        if n_in > LINEAR_PATH_MAX_INPUTS:
+            return
+        device = self.linear.weight.device
+        # MPS has no float64: the sums are then kept in host memory.
+        acc = device if device.type != "mps" else torch.device("cpu")
+        sums = {
+            "w": torch.zeros((), dtype=torch.float64, device=acc),
+            "z": torch.zeros(n_in, dtype=torch.float64, device=acc),
+            "y": torch.zeros(n_out, dtype=torch.float64, device=acc),
+            "zz": torch.zeros(n_in, n_in, dtype=torch.float64, device=acc),
+            "zy": torch.zeros(n_in, n_out, dtype=torch.float64, device=acc),
+        }
+        for X, y, weight in chunks:
+            z = self.input_scaler(X.to(device).flatten(1).float(), clip=False).double()
+            y = y.to(device).double().reshape(len(z), n_out)
+            w = torch.ones(len(z), 1, dtype=torch.float64, device=acc)
+            if weight is not None:
+                w = weight.to(device).double().reshape(-1, 1)
+            sums["w"] += w.sum()
+            sums["z"] += (w * z).sum(0)
+            sums["y"] += (w * y).sum(0)
+            sums["zz"] += (w * z).T @ z
+            sums["zy"] += (w * z).T @ y
+        total = sums["w"]
+        if total <= 0:
+            return
+        z_mean, y_mean = sums["z"] / total, sums["y"] / total
+        # Centred sums: the intercept absorbs the means and is not penalised.
+        gram = sums["zz"] - total * torch.outer(z_mean, z_mean)
+        cross = sums["zy"] - total * torch.outer(z_mean, y_mean)
+        gram += alpha * torch.eye(n_in, dtype=torch.float64, device=acc)
+        coef = torch.linalg.lstsq(gram, cross).solution
+        if not torch.isfinite(coef).all():
+            return
+        self.linear.weight.copy_(coef.T)
+        self.linear.bias.copy_(y_mean - z_mean @ coef)

@@ -163,7 +163,12 @@ class InputScaler(nn.Module):
         tensor = torch.as_tensor(np.asarray(values, dtype=np.float32).reshape(self._stat_shape))
         getattr(self, name).copy_(tensor)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, clip: bool = True) -> torch.Tensor:
+        """Scaled ``x``; ``clip=False`` leaves out the robust method's smooth clipping.
+
+        Without the clipping the map is affine in ``x`` (apart from the ±10,000 bound),
+        which is what a linear model on the scaled inputs needs.
+        """
         if self.method is None:
             return x
         if self.method == "quantile":
@@ -171,7 +176,7 @@ class InputScaler(nn.Module):
         # Bounded, so inputs far outside the training range (1e30, say) cannot
         # overflow the float32 layers that follow.
         z = ((x - self.shift) / self.scale).clamp(-_BOUND, _BOUND)
-        if self.method == "robust":
+        if self.method == "robust" and clip:
             z = z * torch.rsqrt(1 + (z / _CLIP) ** 2)
         return z
 
