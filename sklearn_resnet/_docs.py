@@ -15,8 +15,8 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         depth that fits no formula raises a ``ValueError`` listing valid ones.
     width : int, default=None
         Width of the MLP's residual stream or the CNN's base channels. ``None``: 256
-        for the MLP (64 when fewer than 1,000 rows are left for training, where a wide
-        net overfits), 16 for the CNN (He et al.; the stages have 1x, 2x and 4x as many).
+        for the MLP (64, or 32 for the regressor, when fewer than 1,000 rows are left
+        for training, where a wide net overfits), 16 for the CNN (He et al.; the stages have 1x, 2x and 4x as many).
     block : {"basic", "bottleneck", "preact"}, default="basic"
         Residual block. CNN: two 3x3 convolutions, the 1x1-3x3-1x1 bottleneck, or the
         pre-activation block of He et al. (2016). MLP: ``"basic"`` and ``"preact"``
@@ -204,7 +204,11 @@ def regressor_doc() -> str:
     return _render(
         "Residual network regressor (residual MLP or residual CNN).",
         "Single- and multi-output regression. Targets are standardised internally\n"
-        "    and predictions mapped back to the original scale.",
+        "    and predictions mapped back to the original scale. The MLP learns the\n"
+        "    residual of a linear model, ``y = H(x) + Lx``: a linear path from the\n"
+        "    scaled inputs to the outputs starts at the ridge regression solution\n"
+        "    (``alpha=1``, closed form, up to 2,048 features) and the residual part's\n"
+        "    output layer starts at zero, so training begins from the linear model.",
         "",
         "",
         "one per target",

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .layers import dropout_layer
 from .scaling import InputScaler
@@ -25,6 +26,9 @@ __all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth", "mlp_valid
 
 _NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+# The same functions called directly: forward passes skip the submodule calls, whose
+# Python overhead is most of the time of a forward pass on a few rows.
+_ACTIVATION_FUNCTIONS = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu}
 # A bottleneck block narrows its hidden layer by He's factor of four.
 _BOTTLENECK_FACTOR = 4
 #: Above this many inputs the linear path starts at zero instead of the ridge solution
@@ -72,6 +76,7 @@ class ResidualMLPBlock(nn.Module):
 
     def __init__(self, width: int, hidden: int, dropout: float, norm: str, activation: str):
         super().__init__()
+        self.activation = activation
         self.norm = _NORMS[norm](width)
         self.linear1 = nn.Linear(width, hidden)
         self.act = _ACTIVATIONS[activation]()
@@ -80,8 +85,25 @@ class ResidualMLPBlock(nn.Module):
         self.drop2 = dropout_layer(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch = self.drop1(self.act(self.linear1(self.norm(x))))
-        return x + self.drop2(self.linear2(branch))
+        # The submodules' operations, called directly (see _ACTIVATION_FUNCTIONS).
+        act = _ACTIVATION_FUNCTIONS[self.activation]
+        branch = act(_linear(self.linear1, _normalise(self.norm, x)))
+        if self.training:
+            branch = self.drop1(branch)
+        branch = _linear(self.linear2, branch)
+        if self.training:
+            branch = self.drop2(branch)
+        return x + branch
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x, layer.weight, layer.bias)
+
+
+def _normalise(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if type(norm) is nn.LayerNorm:
+        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    return norm(x)
 
 
 class ResidualMLP(nn.Module):
@@ -147,6 +169,7 @@ class ResidualMLP(nn.Module):
         self.blocks = nn.Sequential(
             *(ResidualMLPBlock(width, hidden, dropout, norm, activation) for _ in range(n_blocks))
         )
+        self.activation = activation
         self.head_norm = _NORMS[norm](width)
         self.head_act = _ACTIVATIONS[activation]()
         self.head = nn.Linear(width, n_outputs)
@@ -157,11 +180,15 @@ class ResidualMLP(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Residual stream after the last block, before the head."""
-        return self.blocks(self.stem(self.input_scaler(x.flatten(1))))
+        stream = _linear(self.stem, self.input_scaler(x.flatten(1)))
+        for block in self.blocks:
+            stream = block(stream)
+        return stream
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Map features to outputs (logits for classification)."""
-        return self.head(self.head_act(self.head_norm(features)))
+        act = _ACTIVATION_FUNCTIONS[self.activation]
+        return _linear(self.head, act(_normalise(self.head_norm, features)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.forward_head(self.forward_features(x))
