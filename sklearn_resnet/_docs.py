@@ -16,7 +16,8 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     width : int, default=None
         Width of the MLP's residual stream or the CNN's base channels. ``None``: 256
         for the MLP (64, or 32 for the regressor, when fewer than 1,000 rows are left
-        for training, where a wide net overfits), 16 for the CNN (He et al.; the stages have 1x, 2x and 4x as many).
+        for training, where a wide net overfits), 16 for the CNN (He et al.; the
+        stages have 1x, 2x and 4x as many).
     block : {"basic", "bottleneck", "preact"}, default="basic"
         Residual block. CNN: two 3x3 convolutions, the 1x1-3x3-1x1 bottleneck, or the
         pre-activation block of He et al. (2016). MLP: ``"basic"`` and ``"preact"``

@@ -145,3 +145,20 @@ spec.loader.exec_module(module)
 module.build_backbone("cnn", (1, 8, 8), 2)
 print([m for m in sys.modules if m.split(".")[0] in ("sklearn", "skorch")])
 """
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
+def test_mlp_forward_equals_its_layers_called_one_by_one(norm, activation):
+    # The forward pass calls the layers' operations directly for speed; the numbers
+    # must be those of the submodules applied in order, bit for bit.
+    torch.manual_seed(0)
+    net = ResidualMLP(12, 3, n_blocks=2, width=16, norm=norm, activation=activation, dropout=0.2)
+    net.eval()
+    x = torch.randn(40, 12)
+    with torch.no_grad():
+        stream = net.stem(net.input_scaler(x))
+        for b in net.blocks:
+            stream = stream + b.drop2(b.linear2(b.drop1(b.act(b.linear1(b.norm(stream))))))
+        expected = net.head(net.head_act(net.head_norm(stream)))
+        assert torch.equal(net(x), expected)

@@ -242,9 +242,9 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(data):
     assert np.isnan(results["mean_test_score"][bad]).all()
     assert search.best_params_ == {"logisticregression__C": 1.0}
     with pytest.raises(ValueError, match="C"):
-        OptunaSearchCV(
-            _logreg(), space, n_trials=6, cv=2, error_score="raise", random_state=0
-        ).fit(X, y)
+        OptunaSearchCV(_logreg(), space, n_trials=6, cv=2, error_score="raise", random_state=0).fit(
+            X, y
+        )
     assert all(t.state.is_finished() for t in search.study_.trials)
     with pytest.warns(FitFailedWarning), pytest.raises(ValueError, match="All the 2 trials"):
         OptunaSearchCV(_logreg(), {"logisticregression__C": [-1.0]}, n_trials=2, cv=2).fit(X, y)
