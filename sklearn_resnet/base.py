@@ -398,7 +398,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         )
 
     def _memory_format(self):
-        return memory_format(self.device_, self.input_shape_)
+        width = self.width_ if self.backbone_ == "cnn" else None
+        return memory_format(self.device_, self.input_shape_, width)
 
     def __sklearn_is_fitted__(self) -> bool:
         return "net_" in self.__dict__

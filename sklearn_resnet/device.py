@@ -94,10 +94,29 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return _PRECISIONS[precision]
 
 
-def memory_format(device: str, in_shape: tuple[int, ...]) -> torch.memory_format:
-    """``channels_last`` for images on CUDA, where cuDNN's convolutions run fastest in
-    NHWC layout (most of all under bf16/fp16 autocast); the default layout elsewhere."""
-    if device_type(device) == "cuda" and len(in_shape) == 3:
+#: On the CPU, images use channels_last only when the CNN's base width is a multiple of this.
+CPU_CHANNELS_LAST_MULTIPLE = 8
+
+
+def memory_format(
+    device: str, in_shape: tuple[int, ...], width: int | None = None
+) -> torch.memory_format:
+    """The memory layout for a network on ``device`` taking samples of ``in_shape``.
+
+    ``channels_last`` (NHWC) for images (``(C, H, W)`` samples): on CUDA, where cuDNN's
+    convolutions run fastest in that layout (most of all under bf16/fp16 autocast), and
+    on the CPU when the CNN's base ``width`` is a multiple of 8, where oneDNN's NHWC
+    kernels train a ResNet-20 about 20 % faster. With fewer channels torch's CPU NHWC
+    kernels give results that differ from the default layout (about 1e-3 at width 4),
+    so narrow networks keep the default layout. Signals, rows and other devices keep
+    the default layout.
+    """
+    if len(in_shape) != 3:
+        return torch.contiguous_format
+    kind = device_type(device)
+    if kind == "cuda":
+        return torch.channels_last
+    if kind == "cpu" and width is not None and width % CPU_CHANNELS_LAST_MULTIPLE == 0:
         return torch.channels_last
     return torch.contiguous_format
 

@@ -64,21 +64,43 @@ def test_feature_names_are_still_checked_for_few_rows():
         reg.predict(X[:1])
 
 
-def test_channels_last_is_chosen_for_images_on_cuda_only():
+def test_channels_last_is_chosen_for_images_on_cuda_and_for_wide_enough_cnns_on_cpu():
     assert memory_format("cuda", (3, 32, 32)) is torch.channels_last
-    assert memory_format("cuda:1", (3, 32, 32)) is torch.channels_last
+    assert memory_format("cuda:1", (3, 32, 32), 4) is torch.channels_last
     assert memory_format("cuda", (1, 40)) is torch.contiguous_format
-    assert memory_format("cpu", (3, 32, 32)) is torch.contiguous_format
+    assert memory_format("cpu", (3, 32, 32), 16) is torch.channels_last
+    assert memory_format("cpu", (3, 32, 32), 8) is torch.channels_last
+    for width in (None, 4, 6, 12):
+        assert memory_format("cpu", (3, 32, 32), width) is torch.contiguous_format
+    assert memory_format("cpu", (1, 40), 16) is torch.contiguous_format
+    assert memory_format("mps", (3, 32, 32), 16) is torch.contiguous_format
+
+
+def test_default_image_cnn_trains_in_channels_last_on_cpu_and_narrow_ones_do_not():
+    X, y = load_digits(return_X_y=True)
+
+    def inner_conv_weight(est):  # a convolution with several input channels
+        convs = [m for m in est.module_.modules() if isinstance(m, torch.nn.Conv2d)]
+        return next(c.weight for c in convs if c.in_channels > 1 and c.kernel_size == (3, 3))
+
+    wide = ResNetClassifier(**{**FAST_CNN_PARAMS, "width": 8, "input_shape": (1, 8, 8)})
+    weight = inner_conv_weight(wide.fit(X[:100], y[:100]))
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert not weight.is_contiguous()
+    narrow = ResNetClassifier(**{**FAST_CNN_PARAMS, "input_shape": (1, 8, 8)})  # width 4
+    weight = inner_conv_weight(narrow.fit(X[:100], y[:100]))
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_channels_last_training_and_prediction_match_the_default_layout(monkeypatch):
     X, y = load_digits(return_X_y=True)
     X, y = X[:200], y[:200]
-    # Width 8: torch's CPU kernels for NHWC batch norm corrupt memory with fewer
-    # channels (the estimator itself only uses channels_last on CUDA).
+    # Width 8: with fewer channels torch's CPU NHWC kernels give other numbers, which
+    # is why the estimator keeps narrow CNNs in the default layout on the CPU.
     params = {**FAST_CNN_PARAMS, "width": 8, "input_shape": (1, 8, 8)}
+    monkeypatch.setattr(base_module, "memory_format", lambda *args: torch.contiguous_format)
     plain = ResNetClassifier(**params).fit(X, y)
-    monkeypatch.setattr(base_module, "memory_format", lambda device, shape: torch.channels_last)
+    monkeypatch.setattr(base_module, "memory_format", lambda *args: torch.channels_last)
     nhwc = ResNetClassifier(**params).fit(X, y)
     conv = nhwc.module_.stem.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and conv.shape[-1] == 3
