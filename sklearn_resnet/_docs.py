@@ -208,7 +208,7 @@ def regressor_doc() -> str:
         "    and predictions mapped back to the original scale. The MLP learns the\n"
         "    residual of a linear model, ``y = H(x) + Lx``: a linear path from the\n"
         "    scaled inputs to the outputs starts at the ridge regression solution\n"
-        "    (``alpha=1``, closed form, up to 2,048 features) and the residual part's\n"
+        "    (``alpha=1``, closed form, up to 1,024 features) and the residual part's\n"
         "    output layer starts at zero, so training begins from the linear model.",
         "",
         "",

@@ -31,6 +31,7 @@ from .defaults import (
     LINEAR_PATH_ALPHA,
     PREDICT_BATCH_SIZE,
     auto_batch_size,
+    linear_path_rows,
     resolve_augment,
     resolve_scaling,
     resolve_width,
@@ -262,7 +263,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             # Scaling statistics come from the training rows only.
             module.input_scaler.fit(X, train_idx, seed=split_seed)
             if getattr(module, "linear", None) is not None:
-                module.fit_linear_path(train.chunks(), alpha=LINEAR_PATH_ALPHA)
+                rows = linear_path_rows(module.linear.in_features)
+                sample = train.sample_rows(rows, seed=split_seed)
+                module.fit_linear_path([sample], alpha=LINEAR_PATH_ALPHA)
             module.to(self.device_, memory_format=self._memory_format())
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs

@@ -90,12 +90,17 @@ class TensorData:
         weight = None if self.weight is None else self.weight[index]
         return TensorData(self.X[index], self.y[index], weight)
 
-    def chunks(self, rows: int = 65_536):
-        """Yield ``(X, y, weight)`` over consecutive blocks of ``rows`` rows, X dense."""
-        for start in range(0, len(self), rows):
-            index = torch.arange(start, min(start + rows, len(self)), device=self.y.device)
-            weight = None if self.weight is None else self.weight[index]
-            yield self.X.index_select(0, index.to(self.X.device)), self.y[index], weight
+    def sample_rows(self, count: int, seed: int) -> tuple:
+        """``(X, y, weight)`` of ``count`` rows drawn without replacement (all rows when
+        there are no more), with X as a dense tensor."""
+        if count >= len(self):
+            index = torch.arange(len(self))
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            index = torch.randperm(len(self), generator=generator)[:count].sort().values
+        index = index.to(self.y.device)
+        weight = None if self.weight is None else self.weight[index]
+        return self.X.index_select(0, index.to(self.X.device)), self.y[index], weight
 
     def to(self, device: str) -> TensorData:
         weight = None if self.weight is None else self.weight.to(device)

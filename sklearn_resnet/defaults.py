@@ -12,6 +12,7 @@ __all__ = [
     "LINEAR_PATH_ALPHA",
     "PREDICT_BATCH_SIZE",
     "auto_batch_size",
+    "linear_path_rows",
     "resolve_augment",
     "resolve_scaling",
     "resolve_width",
@@ -34,6 +35,10 @@ SMALL_DATA_ROWS = 1000
 SMALL_DATA_MLP_WIDTH = {"classification": 64, "regression": 32}
 #: Ridge penalty of the regressor's linear path at initialisation (as ``Ridge()``).
 LINEAR_PATH_ALPHA = 1.0
+#: Bounds on the rows used for that ridge solution: values held (rows x features) and
+#: multiply-adds of its Gram matrix (rows x features^2), about 64 MiB and a second.
+_LINEAR_PATH_VALUES = 1 << 24
+_LINEAR_PATH_PRODUCTS = 1 << 32
 #: ``augment="auto"`` per backbone: padded random shifts for the CNN, nothing for rows.
 AUTO_AUGMENT = {"mlp": None, "cnn": "shift"}
 #: Samples per forward pass in predict.
@@ -47,6 +52,15 @@ def auto_batch_size(n_samples: int) -> int:
     if n_samples < 8 * low:
         return low
     return int(min(high, 2 ** int(np.log2(n_samples / 8))))
+
+
+def linear_path_rows(n_features: int) -> int:
+    """Most training rows (drawn at random) for the closed-form start of the linear path.
+
+    A start needs no more: 262,144 rows at 64 features, 4,096 at 1,024.
+    """
+    n_features = max(1, n_features)
+    return max(1, min(_LINEAR_PATH_VALUES // n_features, _LINEAR_PATH_PRODUCTS // n_features**2))
 
 
 def resolve_scaling(scaling: str | None, backbone: str) -> str | None:

@@ -78,3 +78,34 @@ def test_batched_inference_reshapes_flat_rows():
     X = np.zeros((5, 16), dtype=np.float32)
     out = batched_inference(module, X, device="cpu", batch_size=2, in_shape=(1, 4, 4))
     assert out.shape == (5, 2)
+
+
+def test_sample_rows_draws_distinct_rows_reproducibly_from_dense_and_sparse_inputs():
+    import scipy.sparse as sp
+
+    from sklearn_resnet.sparse_rows import SparseRows
+
+    X = np.arange(60, dtype=np.float32).reshape(20, 3)
+    data = TensorData(torch.from_numpy(X), torch.arange(20.0), torch.linspace(0.5, 1.5, 20))
+    Xs, ys, ws = data.sample_rows(8, seed=3)
+    rows = ys.long()
+    assert len(set(rows.tolist())) == 8 and torch.equal(rows, rows.sort().values)
+    np.testing.assert_array_equal(Xs.numpy(), X[rows.numpy()])
+    assert torch.equal(ws, data.weight[rows])
+    assert torch.equal(data.sample_rows(8, seed=3)[1], ys)  # same seed, same rows
+    assert not torch.equal(data.sample_rows(8, seed=4)[1], ys)
+    assert torch.equal(data.sample_rows(50, seed=0)[1], data.y)  # all rows, in order
+    sparse = TensorData(SparseRows(sp.csr_matrix(X)), torch.arange(20.0))
+    Xs, ys, ws = sparse.sample_rows(8, seed=3)
+    assert ws is None and isinstance(Xs, torch.Tensor)
+    np.testing.assert_array_equal(Xs.numpy(), X[ys.long().numpy()])
+
+
+def test_linear_path_rows_bound_memory_and_work():
+    from sklearn_resnet.defaults import linear_path_rows
+
+    for n_features in (1, 13, 64, 300, 1024, 5000):
+        rows = linear_path_rows(n_features)
+        assert rows >= 1
+        assert rows * n_features <= 1 << 24 and rows * n_features**2 <= max(1 << 32, n_features**2)
+    assert linear_path_rows(64) == 262_144

@@ -33,7 +33,7 @@ _ACTIVATION_FUNCTIONS = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu}
 _BOTTLENECK_FACTOR = 4
 #: Above this many inputs the linear path starts at zero instead of the ridge solution
 #: (the closed form needs an n_inputs x n_inputs matrix).
-LINEAR_PATH_MAX_INPUTS = 2048
+LINEAR_PATH_MAX_INPUTS = 1024
 
 
 def mlp_blocks_for_depth(depth: int) -> int:
