@@ -264,8 +264,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             module.input_scaler.fit(X, train_idx, seed=split_seed)
             if getattr(module, "linear", None) is not None:
                 rows = linear_path_rows(module.linear.in_features)
-                sample = train.sample_rows(rows, seed=split_seed)
-                module.fit_linear_path([sample], alpha=LINEAR_PATH_ALPHA)
+                # A generator: the rows are drawn only if the closed form is used.
+                sample = (train.sample_rows(rows, seed=split_seed) for _ in range(1))
+                module.fit_linear_path(sample, alpha=LINEAR_PATH_ALPHA)
             module.to(self.device_, memory_format=self._memory_format())
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -150,8 +151,8 @@ print([m for m in sys.modules if m.split(".")[0] in ("sklearn", "skorch")])
 @pytest.mark.parametrize("norm", ["layer", "batch"])
 @pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
 def test_mlp_forward_equals_its_layers_called_one_by_one(norm, activation):
-    # The forward pass calls the layers' operations directly for speed; the numbers
-    # must be those of the submodules applied in order, bit for bit.
+    # The forward pass goes through the submodules, so forward hooks, dynamic
+    # quantisation and parametrisations see every layer; the numbers are theirs.
     torch.manual_seed(0)
     net = ResidualMLP(12, 3, n_blocks=2, width=16, norm=norm, activation=activation, dropout=0.2)
     net.eval()
@@ -162,3 +163,37 @@ def test_mlp_forward_equals_its_layers_called_one_by_one(norm, activation):
             stream = stream + b.drop2(b.linear2(b.drop1(b.act(b.linear1(b.norm(stream))))))
         expected = net.head(net.head_act(net.head_norm(stream)))
         assert torch.equal(net(x), expected)
+
+
+def test_mlp_layers_can_be_swapped_by_torch_tools():
+    net = ResidualMLP(12, 3, n_blocks=2, width=16).eval()
+    seen = []
+    net.blocks[0].linear1.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    x = torch.randn(5, 12)
+    expected = net(x)
+    assert seen == [torch.Size([5, 16])]
+    quantised = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    torch.testing.assert_close(quantised(x), expected, atol=0.1, rtol=0.1)
+
+
+def test_linear_path_start_survives_large_offsets_and_autocast():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)) + 1e5  # no scaling: the offset reaches the closed form
+    X = X.astype(np.float32).astype(np.float64)  # the values the network sees
+    y = X @ np.array([1.0, 2.0, 3.0]) - 6e5 + rng.normal(scale=0.1, size=500)
+    net = ResidualMLP(3, 1, n_blocks=1, width=8, linear_path=True)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    net.fit_linear_path([(Xt, yt, None)], alpha=1.0)
+    np.testing.assert_allclose(
+        net.linear.weight.detach().numpy().ravel(), [1.0, 2.0, 3.0], rtol=1e-2
+    )
+    # The linear path runs in float32 under autocast (the residual head starts at zero).
+    scaled = ResidualMLP(3, 1, n_blocks=1, width=8, scaling="robust", linear_path=True)
+    scaled.input_scaler.fit(X)
+    scaled.fit_linear_path([(Xt, yt, None)], alpha=1.0)
+    with torch.no_grad():
+        full = scaled(Xt)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = scaled(Xt)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, full)

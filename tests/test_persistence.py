@@ -398,3 +398,15 @@ def test_persistence_page_code_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "breast_cancer_model" / CONFIG_FILE).is_file()
     n_iter, best_epoch, classes = capsys.readouterr().out.split(" ", 2)
     assert 1 <= int(best_epoch) <= int(n_iter) <= 20 and classes.strip() == "[0 1]"
+
+
+def test_saved_image_cnn_in_channels_last_loads_with_identical_predictions(tmp_path):
+    # Width 8: the estimator trains and predicts image CNNs in channels_last on the CPU,
+    # and the loaded model must use the same layout to give the same numbers.
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    params = {"depth": 8, "width": 8, "max_epochs": 1, "random_state": 0, "device": "cpu"}
+    est = ResNetClassifier(input_shape=(1, 8, 8), **params).fit(X[:300], y[:300])
+    loaded = load_model(save_model(est, tmp_path / "cnn"))
+    np.testing.assert_array_equal(loaded.predict_proba(X[:200]), est.predict_proba(X[:200]))

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .layers import dropout_layer
 from .scaling import InputScaler
@@ -26,9 +25,6 @@ __all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth", "mlp_valid
 
 _NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
-# The same functions called directly: forward passes skip the submodule calls, whose
-# Python overhead is most of the time of a forward pass on a few rows.
-_ACTIVATION_FUNCTIONS = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu}
 # A bottleneck block narrows its hidden layer by He's factor of four.
 _BOTTLENECK_FACTOR = 4
 #: Above this many inputs the linear path starts at zero instead of the ridge solution
@@ -76,7 +72,6 @@ class ResidualMLPBlock(nn.Module):
 
     def __init__(self, width: int, hidden: int, dropout: float, norm: str, activation: str):
         super().__init__()
-        self.activation = activation
         self.norm = _NORMS[norm](width)
         self.linear1 = nn.Linear(width, hidden)
         self.act = _ACTIVATIONS[activation]()
@@ -85,25 +80,8 @@ class ResidualMLPBlock(nn.Module):
         self.drop2 = dropout_layer(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The submodules' operations, called directly (see _ACTIVATION_FUNCTIONS).
-        act = _ACTIVATION_FUNCTIONS[self.activation]
-        branch = act(_linear(self.linear1, _normalise(self.norm, x)))
-        if self.training:
-            branch = self.drop1(branch)
-        branch = _linear(self.linear2, branch)
-        if self.training:
-            branch = self.drop2(branch)
-        return x + branch
-
-
-def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    return F.linear(x, layer.weight, layer.bias)
-
-
-def _normalise(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    if type(norm) is nn.LayerNorm:
-        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-    return norm(x)
+        branch = self.drop1(self.act(self.linear1(self.norm(x))))
+        return x + self.drop2(self.linear2(branch))
 
 
 class ResidualMLP(nn.Module):
@@ -169,7 +147,6 @@ class ResidualMLP(nn.Module):
         self.blocks = nn.Sequential(
             *(ResidualMLPBlock(width, hidden, dropout, norm, activation) for _ in range(n_blocks))
         )
-        self.activation = activation
         self.head_norm = _NORMS[norm](width)
         self.head_act = _ACTIVATIONS[activation]()
         self.head = nn.Linear(width, n_outputs)
@@ -180,21 +157,24 @@ class ResidualMLP(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Residual stream after the last block, before the head."""
-        stream = _linear(self.stem, self.input_scaler(x.flatten(1)))
-        for block in self.blocks:
-            stream = block(stream)
-        return stream
+        return self.blocks(self.stem(self.input_scaler(x.flatten(1))))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Map features to outputs (logits for classification)."""
-        act = _ACTIVATION_FUNCTIONS[self.activation]
-        return _linear(self.head, act(_normalise(self.head_norm, features)))
+        """Map features to outputs (logits for classification); without the linear path,
+        which :meth:`forward` adds."""
+        return self.head(self.head_act(self.head_norm(features)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.forward_head(self.forward_features(x))
         if self.linear is not None:
-            out = out + self.linear(self.input_scaler(x.flatten(1), clip=False))
+            out = out + self._linear_path(x)
         return out
+
+    def _linear_path(self, x: torch.Tensor) -> torch.Tensor:
+        # In float32 even under autocast: the ridge start is exact only at full precision.
+        z = self.input_scaler(x.flatten(1), clip=False).float()
+        with torch.autocast(z.device.type, enabled=False):
+            return self.linear(z)
 
     @torch.no_grad()
     def fit_linear_path(
@@ -204,9 +184,10 @@ class ResidualMLP(nn.Module):
 
         Solves ``min sum_i w_i ||y_i - L z_i - b||^2 + alpha ||L||^2`` in float64 (the
         intercept is not penalised), where ``z`` are the inputs as the linear path sees
-        them. Sums are accumulated chunk by chunk, so memory holds one chunk and two
-        small matrices. With more than :data:`LINEAR_PATH_MAX_INPUTS` inputs the path
-        is left at zero and learnt by gradient descent like the rest.
+        them. Sums are accumulated chunk by chunk (about the first chunk's means), so
+        memory holds one chunk and two small matrices. With more than
+        :data:`LINEAR_PATH_MAX_INPUTS` inputs the path is left at zero, without reading
+        ``chunks``, and learnt by gradient descent like the rest.
 
         Parameters
         ----------
@@ -222,38 +203,45 @@ class ResidualMLP(nn.Module):
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
         if n_in > LINEAR_PATH_MAX_INPUTS:
-            return
+            return  # before ``chunks`` is read: a lazy iterable costs nothing then
         device = self.linear.weight.device
         # MPS has no float64: the sums are then kept in host memory.
         acc = device if device.type != "mps" else torch.device("cpu")
-        sums = {
-            "w": torch.zeros((), dtype=torch.float64, device=acc),
-            "z": torch.zeros(n_in, dtype=torch.float64, device=acc),
-            "y": torch.zeros(n_out, dtype=torch.float64, device=acc),
-            "zz": torch.zeros(n_in, n_in, dtype=torch.float64, device=acc),
-            "zy": torch.zeros(n_in, n_out, dtype=torch.float64, device=acc),
-        }
+        sums = origin = None
         for X, y, weight in chunks:
-            z = self.input_scaler(X.to(device).flatten(1).float(), clip=False).double()
-            y = y.to(device).double().reshape(len(z), n_out)
+            z = self.input_scaler(X.to(device).flatten(1).float(), clip=False).to(acc).double()
+            y = y.to(acc).double().reshape(len(z), n_out)
             w = torch.ones(len(z), 1, dtype=torch.float64, device=acc)
             if weight is not None:
-                w = weight.to(device).double().reshape(-1, 1)
+                w = weight.to(acc).double().reshape(-1, 1)
+            if sums is None:
+                # Sums about the first chunk's means, so large offsets do not cancel.
+                first = w.sum().clamp_min(1e-300)
+                origin = ((w * z).sum(0) / first, (w * y).sum(0) / first)
+                sums = {
+                    "w": torch.zeros((), dtype=torch.float64, device=acc),
+                    "z": torch.zeros(n_in, dtype=torch.float64, device=acc),
+                    "y": torch.zeros(n_out, dtype=torch.float64, device=acc),
+                    "zz": torch.zeros(n_in, n_in, dtype=torch.float64, device=acc),
+                    "zy": torch.zeros(n_in, n_out, dtype=torch.float64, device=acc),
+                }
+            z, y = z - origin[0], y - origin[1]
             sums["w"] += w.sum()
             sums["z"] += (w * z).sum(0)
             sums["y"] += (w * y).sum(0)
             sums["zz"] += (w * z).T @ z
             sums["zy"] += (w * z).T @ y
-        total = sums["w"]
-        if total <= 0:
+        if sums is None or sums["w"] <= 0:
             return
+        total = sums["w"]
         z_mean, y_mean = sums["z"] / total, sums["y"] / total
         # Centred sums: the intercept absorbs the means and is not penalised.
         gram = sums["zz"] - total * torch.outer(z_mean, z_mean)
         cross = sums["zy"] - total * torch.outer(z_mean, y_mean)
         gram += alpha * torch.eye(n_in, dtype=torch.float64, device=acc)
-        coef = torch.linalg.lstsq(gram, cross).solution
+        coef = torch.linalg.solve(gram, cross)  # positive definite for alpha > 0
         if not torch.isfinite(coef).all():
             return
-        self.linear.weight.copy_(coef.T)
-        self.linear.bias.copy_(y_mean - z_mean @ coef)
+        intercept = (y_mean + origin[1]) - (z_mean + origin[0]) @ coef
+        self.linear.weight.copy_(coef.T.to(device))
+        self.linear.bias.copy_(intercept.to(device))
