@@ -267,7 +267,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 # A generator: the rows are drawn only if the closed form is used.
                 sample = (train.sample_rows(rows, seed=split_seed) for _ in range(1))
                 module.fit_linear_path(sample, alpha=LINEAR_PATH_ALPHA)
-            module.to(self.device_, memory_format=self._memory_format())
+            module.to(self.device_)
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs
         run_epochs(self.net_, train, valid, epochs, schedule=not incremental, seed=dropout_seed)

@@ -410,9 +410,6 @@ def _attach_net(estimator, module, history: list[dict], batch_size: int) -> None
     init_seed, shuffle_seed, _ = spawn_seeds(resolve_seed(estimator.random_state), 3)
     plan = estimator._plan(batch_size, shuffle_seed)
     plan = dataclasses.replace(plan, batch_size=batch_size)
-    # The layout the estimator trains and predicts in (channels_last for image CNNs),
-    # so that loaded predictions equal those of the saved estimator bit for bit.
-    module.to(memory_format=estimator._memory_format())
     with seeded(init_seed, estimator.device_):
         net = build_net(plan, module)
     net.history = type(net.history)(history)

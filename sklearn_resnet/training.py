@@ -393,6 +393,9 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
     if device_type(plan.device) in FUSED_OPTIMIZER_DEVICES:
         # One fused kernel per step instead of a Python loop over parameters.
         optimizer_params["optimizer__fused"] = True
+    # The module in the layout its batches come in (channels_last for image CNNs), for
+    # a new fit and for a loaded model alike.
+    module.to(memory_format=plan.memory_format)
     net = ResNetNet(
         module,
         criterion=_criterion(plan),
