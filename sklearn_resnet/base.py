@@ -29,6 +29,7 @@ from .defaults import (
     DEFAULTS,
     EARLY_STOPPING_MIN_VALIDATION,
     LINEAR_PATH_ALPHA,
+    LINEAR_PATH_MAX_FEATURES,
     PREDICT_BATCH_SIZE,
     auto_batch_size,
     linear_path_rows,
@@ -262,11 +263,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 module = self._build_module()
             # Scaling statistics come from the training rows only.
             module.input_scaler.fit(X, train_idx, seed=split_seed)
-            if getattr(module, "linear", None) is not None:
-                rows = linear_path_rows(module.linear.in_features)
-                # A generator: the rows are drawn only if the closed form is used.
-                sample = (train.sample_rows(rows, seed=split_seed) for _ in range(1))
-                module.fit_linear_path(sample, alpha=LINEAR_PATH_ALPHA)
+            linear = getattr(module, "linear", None)
+            if linear is not None and linear.in_features <= LINEAR_PATH_MAX_FEATURES:
+                sample = train.sample_rows(linear_path_rows(linear.in_features), seed=split_seed)
+                module.fit_linear_path(*sample, alpha=LINEAR_PATH_ALPHA)
             module.to(self.device_)
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs

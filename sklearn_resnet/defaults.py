@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULTS",
     "EARLY_STOPPING_MIN_VALIDATION",
     "LINEAR_PATH_ALPHA",
+    "LINEAR_PATH_MAX_FEATURES",
     "PREDICT_BATCH_SIZE",
     "auto_batch_size",
     "linear_path_rows",
@@ -35,6 +36,9 @@ SMALL_DATA_ROWS = 1000
 SMALL_DATA_MLP_WIDTH = {"classification": 64, "regression": 32}
 #: Ridge penalty of the regressor's linear path at initialisation (as ``Ridge()``).
 LINEAR_PATH_ALPHA = 1.0
+#: Above this many features the linear path starts at zero instead of the ridge
+#: solution (its Gram matrix is features x features) and is learnt like the rest.
+LINEAR_PATH_MAX_FEATURES = 1024
 #: Bounds on the rows used for that ridge solution: values held (rows x features) and
 #: multiply-adds of its Gram matrix (rows x features^2), about 64 MiB and a second.
 _LINEAR_PATH_VALUES = 1 << 24

@@ -183,14 +183,14 @@ def test_linear_path_start_survives_large_offsets_and_autocast():
     y = X @ np.array([1.0, 2.0, 3.0]) - 6e5 + rng.normal(scale=0.1, size=500)
     net = ResidualMLP(3, 1, n_blocks=1, width=8, linear_path=True)
     Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
-    net.fit_linear_path([(Xt, yt, None)], alpha=1.0)
+    net.fit_linear_path(Xt, yt, None, alpha=1.0)
     np.testing.assert_allclose(
         net.linear.weight.detach().numpy().ravel(), [1.0, 2.0, 3.0], rtol=1e-2
     )
     # The linear path runs in float32 under autocast (the residual head starts at zero).
     scaled = ResidualMLP(3, 1, n_blocks=1, width=8, scaling="robust", linear_path=True)
     scaled.input_scaler.fit(X)
-    scaled.fit_linear_path([(Xt, yt, None)], alpha=1.0)
+    scaled.fit_linear_path(Xt, yt, None, alpha=1.0)
     with torch.no_grad():
         full = scaled(Xt)
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -7,7 +7,6 @@ from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.linear_model import Ridge
 
-import sklearn_resnet.backbones.mlp as mlp_module
 import sklearn_resnet.base as base_module
 import sklearn_resnet.data as data_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
@@ -120,7 +119,7 @@ def test_only_the_mlp_regressor_has_a_linear_path(monkeypatch):
     cnn = ResNetRegressor(input_shape=(1, 8, 8), **FAST_CNN_PARAMS).fit(X, y)
     assert not hasattr(cnn.module_, "linear")
     # Too many inputs for the closed form: the path starts at zero and is trained.
-    monkeypatch.setattr(mlp_module, "LINEAR_PATH_MAX_INPUTS", 10)
+    monkeypatch.setattr(base_module, "LINEAR_PATH_MAX_FEATURES", 10)
     wide = ResNetRegressor(early_stopping=False, **FAST_PARAMS)
     assert np.allclose(_initial_outputs(monkeypatch, wide, X, y), 0.0)
     assert wide.module_.linear.weight.abs().sum() > 0

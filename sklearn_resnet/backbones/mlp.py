@@ -13,8 +13,6 @@ linear model and learns what it misses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import nn
 
@@ -27,9 +25,6 @@ _NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 # A bottleneck block narrows its hidden layer by He's factor of four.
 _BOTTLENECK_FACTOR = 4
-#: Above this many inputs the linear path starts at zero instead of the ridge solution
-#: (the closed form needs an n_inputs x n_inputs matrix).
-LINEAR_PATH_MAX_INPUTS = 1024
 
 
 def mlp_blocks_for_depth(depth: int) -> int:
@@ -112,7 +107,7 @@ class ResidualMLP(nn.Module):
         separately with ``net.input_scaler.fit(X)``).
     linear_path : bool, default=False
         Add a linear layer from the scaled inputs (without the robust method's
-        clipping) to the outputs, and start the head's output layer at zero. Call
+        clipping) to the outputs; it and the head's output layer start at zero. Call
         :meth:`fit_linear_path` after fitting the scaler to start from ridge regression.
 
     Examples
@@ -152,8 +147,9 @@ class ResidualMLP(nn.Module):
         self.head = nn.Linear(width, n_outputs)
         self.linear = nn.Linear(n_inputs, n_outputs) if linear_path else None
         if linear_path:
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
+            for layer in (self.head, self.linear):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Residual stream after the last block, before the head."""
@@ -178,70 +174,45 @@ class ResidualMLP(nn.Module):
 
     @torch.no_grad()
     def fit_linear_path(
-        self, chunks: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]], alpha: float
+        self, X: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, alpha: float
     ) -> None:
         """Set the linear path to the ridge regression of the targets on the scaled inputs.
 
         Solves ``min sum_i w_i ||y_i - L z_i - b||^2 + alpha ||L||^2`` in float64 (the
         intercept is not penalised), where ``z`` are the inputs as the linear path sees
-        them. Sums are accumulated chunk by chunk (about the first chunk's means), so
-        memory holds one chunk and two small matrices. With more than
-        :data:`LINEAR_PATH_MAX_INPUTS` inputs the path is left at zero, without reading
-        ``chunks``, and learnt by gradient descent like the rest.
+        them. The Gram matrix is ``n_inputs x n_inputs``: the caller bounds the rows
+        and the inputs it is worth computing for.
 
         Parameters
         ----------
-        chunks : iterable of (X, y, weight)
-            Training rows in chunks: inputs ``(n, ...)``, float targets ``(n,)`` or
-            ``(n, n_outputs)``, and per-sample weights ``(n,)`` or ``None``.
+        X : torch.Tensor of shape (n, ...)
+            Training inputs.
+        y : torch.Tensor of shape (n,) or (n, n_outputs)
+            Float targets.
+        weight : torch.Tensor of shape (n,) or None
+            Per-sample weights.
         alpha : float
             Ridge penalty on the scaled inputs, > 0 (scikit-learn's ``Ridge()`` uses 1).
         """
         if self.linear is None:
             raise ValueError("fit_linear_path needs a network built with linear_path=True.")
-        n_in, n_out = self.linear.in_features, self.linear.out_features
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-        if n_in > LINEAR_PATH_MAX_INPUTS:
-            return  # before ``chunks`` is read: a lazy iterable costs nothing then
         device = self.linear.weight.device
-        # MPS has no float64: the sums are then kept in host memory.
+        # MPS has no float64: the solution is then computed in host memory.
         acc = device if device.type != "mps" else torch.device("cpu")
-        sums = origin = None
-        for X, y, weight in chunks:
-            z = self.input_scaler(X.to(device).flatten(1).float(), clip=False).to(acc).double()
-            y = y.to(acc).double().reshape(len(z), n_out)
-            w = torch.ones(len(z), 1, dtype=torch.float64, device=acc)
-            if weight is not None:
-                w = weight.to(acc).double().reshape(-1, 1)
-            if sums is None:
-                # Sums about the first chunk's means, so large offsets do not cancel.
-                first = w.sum().clamp_min(1e-300)
-                origin = ((w * z).sum(0) / first, (w * y).sum(0) / first)
-                sums = {
-                    "w": torch.zeros((), dtype=torch.float64, device=acc),
-                    "z": torch.zeros(n_in, dtype=torch.float64, device=acc),
-                    "y": torch.zeros(n_out, dtype=torch.float64, device=acc),
-                    "zz": torch.zeros(n_in, n_in, dtype=torch.float64, device=acc),
-                    "zy": torch.zeros(n_in, n_out, dtype=torch.float64, device=acc),
-                }
-            z, y = z - origin[0], y - origin[1]
-            sums["w"] += w.sum()
-            sums["z"] += (w * z).sum(0)
-            sums["y"] += (w * y).sum(0)
-            sums["zz"] += (w * z).T @ z
-            sums["zy"] += (w * z).T @ y
-        if sums is None or sums["w"] <= 0:
+        z = self.input_scaler(X.to(device).flatten(1).float(), clip=False).to(acc).double()
+        y = y.to(acc).double().reshape(len(z), self.linear.out_features)
+        w = torch.ones(len(z), 1, dtype=torch.float64, device=acc)
+        if weight is not None:
+            w = weight.to(acc).double().reshape(-1, 1)
+        total = w.sum()
+        if total <= 0:
             return
-        total = sums["w"]
-        z_mean, y_mean = sums["z"] / total, sums["y"] / total
-        # Centred sums: the intercept absorbs the means and is not penalised.
-        gram = sums["zz"] - total * torch.outer(z_mean, z_mean)
-        cross = sums["zy"] - total * torch.outer(z_mean, y_mean)
-        gram += alpha * torch.eye(n_in, dtype=torch.float64, device=acc)
-        coef = torch.linalg.solve(gram, cross)  # positive definite for alpha > 0
+        # Centred on the weighted means: the intercept absorbs them and is not penalised.
+        z_mean, y_mean = (w * z).sum(0) / total, (w * y).sum(0) / total
+        z, y = z - z_mean, y - y_mean
+        gram = (w * z).T @ z + alpha * torch.eye(z.shape[1], dtype=torch.float64, device=acc)
+        coef = torch.linalg.solve(gram, (w * z).T @ y)  # positive definite for alpha > 0
         if not torch.isfinite(coef).all():
             return
-        intercept = (y_mean + origin[1]) - (z_mean + origin[0]) @ coef
         self.linear.weight.copy_(coef.T.to(device))
-        self.linear.bias.copy_(intercept.to(device))
+        self.linear.bias.copy_((y_mean - z_mean @ coef).to(device))
