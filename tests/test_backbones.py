@@ -197,3 +197,41 @@ def test_linear_path_start_survives_large_offsets_and_autocast():
             low = scaled(Xt)
     assert low.dtype == torch.float32
     torch.testing.assert_close(low, full)
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck", "preact"])
+def test_signal_cnn_in_channels_last_is_the_same_network_laid_out_as_height_one_images(block):
+    torch.manual_seed(0)
+    net = ResidualCNN((2, 50), 3, n_blocks=1, width=8, block=block, zero_init_last=False)
+    keys = {k: v.shape for k, v in net.state_dict().items()}
+    x = torch.randn(6, 2, 50)
+    for mode in ("train", "eval"):
+        getattr(net, mode)()
+        with torch.no_grad():
+            plain_features, plain = net.forward_features(x), net(x)
+            net.to(memory_format=torch.channels_last)
+            assert net.signal_channels_last
+            features, out = net.forward_features(x), net(x)
+            net.to(memory_format=torch.contiguous_format)
+        assert not net.signal_channels_last
+        assert features.shape == plain_features.shape  # (N, C, L) in both layouts
+        torch.testing.assert_close(out, plain, rtol=1e-5, atol=1e-5)
+    # Same parameters, buffers and saved state: only the computation's layout differs.
+    assert {k: v.shape for k, v in net.state_dict().items()} == keys
+    conv = net.stages[0][0].conv1
+    seen = []
+    conv.register_forward_hook(lambda module, args, output: seen.append(args[0].shape))
+    net.to(memory_format=torch.channels_last)(x)
+    assert seen == [(6, 8, 1, 50)]
+
+
+def test_signal_layers_take_height_one_images_and_still_reject_other_shapes():
+    from sklearn_resnet.backbones.cnn import SignalBatchNorm1d, SignalConv1d
+
+    conv = SignalConv1d(3, 5, 3, stride=2, padding=1)
+    x = torch.randn(4, 3, 17)
+    torch.testing.assert_close(conv(x.unsqueeze(2)).squeeze(2), conv(x))
+    norm = SignalBatchNorm1d(3)
+    torch.testing.assert_close(norm(x.unsqueeze(2)).squeeze(2), norm(x))
+    with pytest.raises(ValueError, match="5D"):
+        norm(torch.zeros(2, 3, 1, 1, 4))

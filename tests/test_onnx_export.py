@@ -69,10 +69,12 @@ def test_cnn_2d_classifier_on_flat_rows(tmp_path):
     assert json.loads(_metadata(tmp_path / "cnn.onnx")["input_shape"]) == [1, 8, 8]
 
 
-def test_cnn_1d_multi_output_regressor(tmp_path):
+@pytest.mark.parametrize("width", [4, 8])  # width 8 runs as height-one images on the CPU
+def test_cnn_1d_multi_output_regressor(tmp_path, width):
     X, y = make_regression(200, 16, n_targets=2, noise=0.5, random_state=0)
-    reg = ResNetRegressor(**FAST_CNN_PARAMS, input_shape=(2, 8)).fit(X, y / 10)
-    assert reg.backbone_ == "cnn"
+    params = {**FAST_CNN_PARAMS, "width": width}
+    reg = ResNetRegressor(**params, input_shape=(2, 8)).fit(X, y / 10)
+    assert reg.backbone_ == "cnn" and reg.module_.signal_channels_last == (width == 8)
     session = _session(to_onnx(reg, tmp_path / "reg.onnx"))
     assert [o.name for o in session.get_outputs()] == ["predictions"]
     _check_batches(session, reg, X, "predict")

@@ -410,3 +410,12 @@ def test_saved_image_cnn_in_channels_last_loads_with_identical_predictions(tmp_p
     est = ResNetClassifier(input_shape=(1, 8, 8), **params).fit(X[:300], y[:300])
     loaded = load_model(save_model(est, tmp_path / "cnn"))
     np.testing.assert_array_equal(loaded.predict_proba(X[:200]), est.predict_proba(X[:200]))
+    # Signals as well: they run as height-one images in that layout.
+    signal = ResNetClassifier(input_shape=(4, 16), **params).fit(X[:300], y[:300])
+    assert signal.module_.signal_channels_last
+    for copy in (
+        load_model(save_model(signal, tmp_path / "signal")),
+        pickle.loads(pickle.dumps(signal)),
+    ):
+        assert copy.module_.signal_channels_last
+        np.testing.assert_array_equal(copy.predict_proba(X[:200]), signal.predict_proba(X[:200]))

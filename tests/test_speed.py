@@ -72,7 +72,10 @@ def test_channels_last_is_chosen_for_images_on_cuda_and_for_wide_enough_cnns_on_
     assert memory_format("cpu", (3, 32, 32), 8) is torch.channels_last
     for width in (None, 4, 6, 12):
         assert memory_format("cpu", (3, 32, 32), width) is torch.contiguous_format
-    assert memory_format("cpu", (1, 40), 16) is torch.contiguous_format
+    # Signals on the CPU too (as height-one images), under the same width rule.
+    assert memory_format("cpu", (1, 40), 16) is torch.channels_last
+    assert memory_format("cpu", (1, 40), 4) is torch.contiguous_format
+    assert memory_format("cpu", (40,), 16) is torch.contiguous_format
     assert memory_format("mps", (3, 32, 32), 16) is torch.contiguous_format
 
 
@@ -117,3 +120,21 @@ def test_host_batches_pinned_and_copied_give_the_same_model(monkeypatch):
     monkeypatch.setattr(data_module, "device_fits", lambda n_bytes, device: False)
     streamed = ResNetClassifier(**params).fit(X, y)
     np.testing.assert_allclose(streamed.predict_proba(X), resident.predict_proba(X), atol=1e-5)
+
+
+def test_signal_cnn_trains_in_channels_last_on_cpu_like_the_default_layout(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 2 * 24)).astype(np.float32)
+    y = (X[:, :24].mean(axis=1) > 0).astype(int)
+    params = {**FAST_CNN_PARAMS, "width": 8, "input_shape": (2, 24)}
+    nhwc = ResNetClassifier(**params).fit(X, y)
+    assert nhwc.module_.signal_channels_last  # chosen by default at width 8
+    assert (
+        not ResNetClassifier(**FAST_CNN_PARAMS, input_shape=(2, 24))
+        .fit(X, y)
+        .module_.signal_channels_last
+    )
+    monkeypatch.setattr(base_module, "memory_format", lambda *args: torch.contiguous_format)
+    plain = ResNetClassifier(**params).fit(X, y)
+    assert not plain.module_.signal_channels_last
+    np.testing.assert_allclose(nhwc.predict_proba(X), plain.predict_proba(X), atol=1e-4)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import dropout_layer
@@ -54,14 +55,45 @@ def cnn_valid_depths(block: str, limit: int) -> list[int]:
     return list(range(step + 2, limit + 1, step))
 
 
+class SignalConv1d(nn.Conv1d):
+    """A 1-D convolution that also takes signals laid out as height-one images.
+
+    On ``(N, C, L)`` input it is :class:`torch.nn.Conv1d`. On ``(N, C, 1, L)`` input it
+    runs the same weights as a ``(1, k)`` 2-D convolution, which can use the
+    ``channels_last`` kernels (see :class:`ResidualCNN`). Parameters and saved state
+    are those of ``nn.Conv1d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            return super().forward(x)
+        return F.conv2d(
+            x,
+            self.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last),
+            self.bias,
+            (1, self.stride[0]),
+            (0, self.padding[0]),
+            (1, self.dilation[0]),
+            self.groups,
+        )
+
+
+class SignalBatchNorm1d(nn.BatchNorm1d):
+    """:class:`torch.nn.BatchNorm1d` that also takes height-one images ``(N, C, 1, L)``."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() not in (2, 3, 4):
+            raise ValueError(f"expected 2D, 3D or 4D input (got {input.dim()}D input)")
+
+
 class _Ops:
     """Dimension-specific layer constructors (1-D for signals, 2-D for images)."""
 
     def __init__(self, n_dims: int):
         if n_dims not in (1, 2):
             raise ValueError(f"Only 1-D and 2-D convolutions are supported, got {n_dims}-D input.")
-        self.conv_cls = nn.Conv1d if n_dims == 1 else nn.Conv2d
-        self.norm_cls = nn.BatchNorm1d if n_dims == 1 else nn.BatchNorm2d
+        self.conv_cls = SignalConv1d if n_dims == 1 else nn.Conv2d
+        self.norm_cls = SignalBatchNorm1d if n_dims == 1 else nn.BatchNorm2d
         self.pool_cls = nn.AdaptiveAvgPool1d if n_dims == 1 else nn.AdaptiveAvgPool2d
 
     def conv3x3(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
@@ -195,6 +227,17 @@ class ResidualCNN(nn.Module):
         Per-channel input scaling applied first (an :class:`InputScaler`, fitted
         separately with ``net.input_scaler.fit(X)``).
 
+    Attributes
+    ----------
+    signal_channels_last : bool
+        1-D networks only: whether the convolutions run on the signals laid out as
+        height-one images ``(N, C, 1, L)`` in ``channels_last`` order. Set by
+        ``net.to(memory_format=torch.channels_last)`` (and cleared by
+        ``torch.contiguous_format``), as a 2-D network is converted with that call.
+        The weights and results are the same; on the CPU oneDNN's ``channels_last``
+        kernels train the default 1-D ResNet-20 about a quarter faster.
+        :meth:`forward_features` returns ``(N, C, L)`` either way.
+
     Examples
     --------
     >>> import torch
@@ -221,7 +264,8 @@ class ResidualCNN(nn.Module):
         if block not in _BLOCKS:
             raise ValueError(f"Unknown block {block!r}; expected one of {sorted(_BLOCKS)}.")
         self.input_scaler = InputScaler(in_shape, scaling)
-        ops = _Ops(len(in_shape) - 1)
+        self.n_dims = len(in_shape) - 1
+        ops = _Ops(self.n_dims)
         block_cls = _BLOCKS[block]
         self.preact = block == "preact"
         self.stem = ops.conv3x3(in_shape[0], width)
@@ -258,10 +302,25 @@ class ResidualCNN(nn.Module):
                 if hasattr(module, "zero_init_last"):
                     module.zero_init_last()
 
+    #: See the class docstring; a class attribute so that every network starts without it.
+    signal_channels_last = False
+
+    def to(self, *args, **kwargs):
+        """:meth:`torch.nn.Module.to`; a 1-D network also records ``memory_format``."""
+        memory_format = kwargs.get("memory_format")
+        if memory_format is not None and self.n_dims == 1:
+            self.signal_channels_last = memory_format is torch.channels_last
+        return super().to(*args, **kwargs)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map after the last stage (and the final pre-activation)."""
-        x = self.stem_act(self.stem_norm(self.stem(self.input_scaler(x))))
-        return self.final_act(self.final_norm(self.stages(x)))
+        x = self.input_scaler(x)
+        as_image = self.signal_channels_last and x.dim() == 3
+        if as_image:
+            x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        x = self.stem_act(self.stem_norm(self.stem(x)))
+        x = self.final_act(self.final_norm(self.stages(x)))
+        return x.squeeze(2) if as_image else x
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Global average pooling and the linear head."""
