@@ -110,9 +110,10 @@ def memory_format(
     :class:`~sklearn_resnet.backbones.ResidualCNN`) when the CNN's base ``width`` is a
     multiple of 8: oneDNN's NHWC kernels train a ResNet-20 about 20 % faster on
     images and 25 % on signals. With fewer channels torch's CPU NHWC kernels give
-    results that differ from the default layout (about 1e-3 at width 4), so narrow
-    networks keep the default layout. Rows, signals on CUDA and other devices keep the
-    default layout.
+    image results that differ from the default layout (about 1e-3 at width 4), so
+    narrow networks keep the default layout; signals follow the same rule, although
+    their two layouts agree to rounding at any width. Rows, signals on CUDA and other
+    devices keep the default layout.
     """
     if len(in_shape) not in (2, 3):
         return torch.contiguous_format

@@ -225,13 +225,58 @@ def test_signal_cnn_in_channels_last_is_the_same_network_laid_out_as_height_one_
     assert seen == [(6, 8, 1, 50)]
 
 
-def test_signal_layers_take_height_one_images_and_still_reject_other_shapes():
+def test_signal_layers_take_height_one_images_only_when_told():
     from sklearn_resnet.backbones.cnn import SignalBatchNorm1d, SignalConv1d
 
     conv = SignalConv1d(3, 5, 3, stride=2, padding=1)
     x = torch.randn(4, 3, 17)
-    torch.testing.assert_close(conv(x.unsqueeze(2)).squeeze(2), conv(x))
+    plain = conv(x)
+    with pytest.raises(RuntimeError, match="conv1d"):
+        conv(x.unsqueeze(2))  # a 1-D convolution until the network says otherwise
+    conv.as_image = True
+    torch.testing.assert_close(conv(x.unsqueeze(2)).squeeze(2), plain)
     norm = SignalBatchNorm1d(3)
     torch.testing.assert_close(norm(x.unsqueeze(2)).squeeze(2), norm(x))
-    with pytest.raises(ValueError, match="5D"):
-        norm(torch.zeros(2, 3, 1, 1, 4))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("block", ["basic", "bottleneck", "preact"])
+def test_signal_cnn_traces_with_fx_and_scripts_in_both_layouts(block):
+    torch.manual_seed(0)
+    depth = 11 if block == "bottleneck" else 8
+    net = build_backbone("cnn", (2, 40), 3, depth=depth, width=8, block=block).eval()
+    x = torch.randn(5, 2, 40)
+    with torch.no_grad():
+        expected = net(x)
+        for layout in (torch.channels_last, torch.contiguous_format):
+            net.to(memory_format=layout)
+            for converted in (torch.fx.symbolic_trace(net), torch.jit.script(net)):
+                torch.testing.assert_close(converted(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_signal_cnn_unpickled_from_before_the_layout_flags_runs_in_its_recorded_layout():
+    import pickle
+
+    torch.manual_seed(0)
+    net = ResidualCNN((1, 30), 2, n_blocks=1, width=8).eval()
+    x = torch.randn(3, 1, 30)
+    with torch.no_grad():
+        expected = net(x)
+    # Saved by an earlier version: the convolutions had no ``as_image`` of their own.
+    net.to(memory_format=torch.channels_last)
+    for module in net.modules():
+        module.__dict__.pop("as_image", None)
+    loaded = pickle.loads(pickle.dumps(net))
+    assert loaded.signal_channels_last
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), expected, rtol=1e-5, atol=1e-5)
+    # Saved before the network recorded its dimensions or layout at all.
+    older = ResidualCNN((1, 30), 2, n_blocks=1, width=8).eval()
+    older.load_state_dict(net.state_dict())
+    for name in ("n_dims", "signal_channels_last"):
+        del older.__dict__[name]
+    older = pickle.loads(pickle.dumps(older))
+    with torch.no_grad():
+        torch.testing.assert_close(older(x), expected, rtol=1e-5, atol=1e-5)
+        older.to(memory_format=torch.channels_last)  # no dimensions recorded: stays as is
+        torch.testing.assert_close(older(x), expected, rtol=1e-5, atol=1e-5)

@@ -62,11 +62,22 @@ class SignalConv1d(nn.Conv1d):
     runs the same weights as a ``(1, k)`` 2-D convolution, which can use the
     ``channels_last`` kernels (see :class:`ResidualCNN`). Parameters and saved state
     are those of ``nn.Conv1d``.
+
+    Which input it expects is the attribute ``as_image``, set by
+    :meth:`ResidualCNN.to`, rather than a test of the input's shape, so that
+    ``torch.fx`` and TorchScript can follow the forward pass.
     """
 
+    #: For layers unpickled from before the attribute existed.
+    as_image = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.as_image = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            return super().forward(x)
+        if not self.as_image:
+            return self._conv_forward(x, self.weight, self.bias)
         return F.conv2d(
             x,
             self.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last),
@@ -79,11 +90,15 @@ class SignalConv1d(nn.Conv1d):
 
 
 class SignalBatchNorm1d(nn.BatchNorm1d):
-    """:class:`torch.nn.BatchNorm1d` that also takes height-one images ``(N, C, 1, L)``."""
+    """:class:`torch.nn.BatchNorm1d` that also takes height-one images ``(N, C, 1, L)``.
+
+    It does not check its input's dimensions: in a :class:`ResidualCNN` it only ever
+    follows a :class:`SignalConv1d`, which does, and a test of the shape would stop
+    ``torch.fx`` from tracing the network.
+    """
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
-        if input.dim() not in (2, 3, 4):
-            raise ValueError(f"expected 2D, 3D or 4D input (got {input.dim()}D input)")
+        return None
 
 
 class _Ops:
@@ -234,9 +249,10 @@ class ResidualCNN(nn.Module):
         height-one images ``(N, C, 1, L)`` in ``channels_last`` order. Set by
         ``net.to(memory_format=torch.channels_last)`` (and cleared by
         ``torch.contiguous_format``), as a 2-D network is converted with that call.
-        The weights and results are the same; on the CPU oneDNN's ``channels_last``
-        kernels train the default 1-D ResNet-20 about a quarter faster.
-        :meth:`forward_features` returns ``(N, C, L)`` either way.
+        The weights are the same and the results agree to rounding; on the CPU
+        oneDNN's ``channels_last`` kernels train the default 1-D ResNet-20 about a
+        quarter faster. :meth:`forward_features` returns ``(N, C, L)`` either way,
+        while forward hooks on the layers inside see the 4-D tensors.
 
     Examples
     --------
@@ -265,6 +281,7 @@ class ResidualCNN(nn.Module):
             raise ValueError(f"Unknown block {block!r}; expected one of {sorted(_BLOCKS)}.")
         self.input_scaler = InputScaler(in_shape, scaling)
         self.n_dims = len(in_shape) - 1
+        self.signal_channels_last = False
         ops = _Ops(self.n_dims)
         block_cls = _BLOCKS[block]
         self.preact = block == "preact"
@@ -302,20 +319,32 @@ class ResidualCNN(nn.Module):
                 if hasattr(module, "zero_init_last"):
                     module.zero_init_last()
 
-    #: See the class docstring; a class attribute so that every network starts without it.
+    #: See the class docstring. Also a class attribute, for networks unpickled from
+    #: before it existed.
     signal_channels_last = False
 
     def to(self, *args, **kwargs):
         """:meth:`torch.nn.Module.to`; a 1-D network also records ``memory_format``."""
         memory_format = kwargs.get("memory_format")
-        if memory_format is not None and self.n_dims == 1:
+        if memory_format is not None and getattr(self, "n_dims", None) == 1:
             self.signal_channels_last = memory_format is torch.channels_last
+            self._lay_out_signal_convolutions()
         return super().to(*args, **kwargs)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._lay_out_signal_convolutions()
+
+    def _lay_out_signal_convolutions(self) -> None:
+        """Tell each :class:`SignalConv1d` which layout its input comes in."""
+        for module in self.modules():
+            if isinstance(module, SignalConv1d):
+                module.as_image = self.signal_channels_last
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map after the last stage (and the final pre-activation)."""
         x = self.input_scaler(x)
-        as_image = self.signal_channels_last and x.dim() == 3
+        as_image = self.signal_channels_last
         if as_image:
             x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         x = self.stem_act(self.stem_norm(self.stem(x)))
