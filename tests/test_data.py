@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import pytest
 import torch
 
 from sklearn_resnet.backbones import build_backbone
@@ -71,6 +72,25 @@ def test_batched_inference_matches_forward_and_is_batch_size_invariant():
     for batch_size in (1, 3, 7, 13):
         parts = batched_inference(module, X, device="cpu", batch_size=batch_size)
         np.testing.assert_array_equal(parts, full)
+
+
+@pytest.mark.parametrize("in_shape", [(1, 32), (1, 4, 8)])
+def test_trained_bottleneck_cnn_predicts_the_same_whatever_the_batch(in_shape):
+    # Trained bottleneck blocks' 1x1 convolutions round a sample differently in a
+    # batch of 8 than in larger ones unless batches are padded to a multiple of 16.
+    from sklearn_resnet import ResNetClassifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    t = np.linspace(0, 1, 32)
+    X = np.sin(2 * np.pi * np.outer(y + 1, t) + rng.normal(size=(120, 1)))
+    X = (X + 0.3 * rng.normal(size=X.shape)).astype(np.float32)
+    clf = ResNetClassifier(
+        input_shape=in_shape, block="bottleneck", depth=29, width=16, max_epochs=2, random_state=0
+    ).fit(X, y)
+    full = clf.predict_proba(X)
+    for rows in (1, 5, 8, 16, 37):
+        np.testing.assert_array_equal(clf.predict_proba(X[:rows]), full[:rows])
 
 
 def test_batched_inference_reshapes_flat_rows():
