@@ -21,6 +21,7 @@ from .backbones import (
     SCALING_METHODS,
     blocks_for_depth,
     build_backbone,
+    cnn_output_positions,
     depth_formula,
     nearest_depths,
 )
@@ -46,6 +47,8 @@ from .device import (
     resolve_precision,
 )
 from .inputs import (
+    check_batch_norm_batches,
+    check_callbacks,
     check_input_shape,
     check_predict_X,
     finite_outputs,
@@ -209,6 +212,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def _fit_unchecked(self, X, y, sample_weight, *, incremental: bool, classes):
         owner = type(self).__name__
         warm = incremental and hasattr(self, "net_")
+        check_callbacks(self.callbacks, owner)
         X, y, extra_weight = self._validate_targets(X, y, reset=not warm, classes=classes)
         weight = sample_weights(sample_weight, X, extra_weight)
         if weight is not None:
@@ -256,6 +260,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 X.shape[0], self.validation_fraction, split_seed, y if classify else None
             )
             train, valid = train.subset(train_idx), train.subset(valid_idx)
+        if self.backbone_ == "cnn" and not warm:
+            check_batch_norm_batches(
+                len(train),
+                self._batch_size_for(len(train)),
+                cnn_output_positions(self.input_shape_),
+                type(self).__name__,
+                self.validation_fraction if self.early_stopping_ else None,
+            )
         if not warm:
             self.width_ = resolve_width(self.width, self.backbone_, len(train), self._task)
             plan = self._plan(len(train), shuffle_seed)
@@ -412,13 +424,18 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     @property
     def module_(self):
         """The trained ``torch.nn.Module`` (the original module when ``compile=True``)."""
-        module = self.net_.module_
+        module = self._trained_net().module_
         return getattr(module, "_orig_mod", module)
 
     @property
     def history_(self):
         """skorch ``History``: one row per epoch with losses, scores and durations."""
-        return self.net_.history
+        return self._trained_net().history
+
+    def _trained_net(self):
+        """``net_``; scikit-learn's ``NotFittedError`` (an ``AttributeError``) before fit."""
+        check_is_fitted(self)
+        return self.net_
 
     @property
     def n_iter_(self) -> int:

@@ -130,11 +130,17 @@ def device_type(device: str) -> str:
     return torch.device(device).type
 
 
+#: How torch's allocators word a failed allocation: CUDA and MPS, then the CPU's
+#: ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ... bytes").
+_OUT_OF_MEMORY_SIGNS = ("out of memory", "can't allocate memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says that a device ran out of memory (CUDA, MPS or the CPU)."""
     if isinstance(exc, torch.OutOfMemoryError | MemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    message = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(sign in message for sign in _OUT_OF_MEMORY_SIGNS)
 
 
 def release_memory(device: str) -> None:

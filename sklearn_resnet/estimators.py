@@ -69,6 +69,31 @@ def _check_classes(classes) -> np.ndarray:
     return np.unique(classes)
 
 
+def _class_weights(class_weight, classes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Weight per class (in ``classes`` order) for ``class_weight``, checked.
+
+    Raises
+    ------
+    ValueError
+        Naming ``class_weight`` for a weight that is not a number, negative, NaN or
+        infinite, or when every class present in ``y`` weighs zero.
+    """
+    try:
+        per_class = compute_class_weight(class_weight, classes=classes, y=y)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Invalid class_weight {class_weight!r}: {error}") from None
+    if not np.all(np.isfinite(per_class)) or np.any(per_class < 0):
+        weights = dict(zip(classes.tolist(), per_class.tolist(), strict=True))
+        raise ValueError(
+            f"class_weight must give every class a finite, non-negative weight; got {weights}."
+        )
+    if not np.any(per_class[np.isin(classes, y)] > 0):
+        raise ValueError(
+            f"class_weight gives every class present in y a weight of zero: {class_weight!r}."
+        )
+    return per_class
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of float64 logits (scipy's is several times slower on one row)."""
     out = logits - logits.max(axis=1, keepdims=True)
@@ -173,8 +198,22 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         -------
         self : object
         """
-        if not hasattr(self, "net_") and classes is None:
+        fitted = hasattr(self, "net_")
+        if not fitted and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
+        if fitted and classes is not None:
+            labels = _check_classes(classes)
+            if not np.array_equal(labels, self.classes_):
+                raise ValueError(
+                    f"classes={labels.tolist()!r} is not the same as the classes the "
+                    f"estimator was first trained with, {self.classes_.tolist()!r}."
+                )
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: one batch's class "
+                "frequencies are not those of the data. Compute the weights over all the data "
+                "(sklearn.utils.class_weight.compute_class_weight) and pass them as a dict."
+            )
         return self._partial_fit(X, y, sample_weight, classes=classes)
 
     def _validate_targets(self, X, y, *, reset: bool, classes=None):
@@ -212,8 +251,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         encoded = np.searchsorted(self.classes_, y)
         extra = None
         if self.class_weight is not None:
-            per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-            extra = per_class[encoded]
+            extra = _class_weights(self.class_weight, self.classes_, y)[encoded]
         return X, encoded, extra
 
     def _n_network_outputs(self) -> int:

@@ -302,6 +302,63 @@ def resolve_seed(random_state) -> int:
     return int(random_state.randint(np.iinfo(np.int32).max))
 
 
+def check_callbacks(callbacks, owner: str) -> None:
+    """Refuse a ``callbacks`` entry that is not a skorch callback before anything trains.
+
+    An entry is a :class:`skorch.callbacks.Callback` (instance or class) or a
+    ``(name, callback)`` pair with a string name.
+
+    Raises
+    ------
+    ValueError
+        Naming the first entry that is neither.
+    """
+    from skorch.callbacks import Callback
+
+    def is_callback(obj) -> bool:
+        return isinstance(obj, Callback) or (isinstance(obj, type) and issubclass(obj, Callback))
+
+    for index, entry in enumerate(callbacks or ()):
+        pair = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
+        if not (is_callback(entry) or (pair and is_callback(entry[1]))):
+            raise ValueError(
+                f"callbacks[{index}] of {owner} is {entry!r}; each entry must be a skorch "
+                "Callback (an instance or a class) or a (name, Callback) pair."
+            )
+
+
+def check_batch_norm_batches(
+    n_train: int, batch_size: int, positions: int, owner: str, validation_fraction: float | None
+) -> None:
+    """Refuse CNN training that would give batch normalisation one value per channel.
+
+    ``positions`` is the number of positions per sample in the CNN's last stage;
+    ``validation_fraction`` is given when early stopping held part of the data out.
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 training samples, or ``batch_size=1`` with one position.
+    """
+    if n_train < 2:
+        held_out = (
+            f" after early stopping's validation_fraction={validation_fraction} held the rest "
+            "out; use more data, a smaller validation_fraction or early_stopping=False"
+            if validation_fraction is not None
+            else ""
+        )
+        raise ValueError(
+            f"The CNN backbone of {owner} needs at least 2 training samples for batch "
+            f"normalisation; {n_train} remain{held_out}."
+        )
+    if batch_size < 2 and positions < 2:
+        raise ValueError(
+            f"batch_size={batch_size} is too small for the CNN of {owner} on these samples: "
+            "its last stage holds a single position per sample, and batch normalisation needs "
+            "more than one value per channel in training. Use batch_size >= 2."
+        )
+
+
 def spawn_seeds(seed: int, count: int) -> list[int]:
     """``count`` independent 63-bit seeds derived from ``seed``."""
     state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
@@ -326,8 +383,6 @@ def sample_weights(sample_weight, X, extra: np.ndarray | None = None) -> np.ndar
         weight = weight * extra
     if not np.all(np.isfinite(weight)):
         raise ValueError("sample_weight contains NaN or infinity.")
-    if np.any(weight < 0):
-        raise ValueError("class_weight must not give any class a negative weight.")
     if not np.any(weight > 0):
         raise ValueError("sample_weight must contain at least one positive value.")
     if np.all(weight == weight[0]):

@@ -345,8 +345,8 @@ def _set_params(estimator, params) -> None:
         estimator._validate_params()
     except (ValueError, TypeError) as exc:
         raise FormatError(f"{CONFIG_FILE}: invalid parameters: {exc}") from None
-    if estimator.callbacks is not None:
-        raise FormatError(f"{CONFIG_FILE}: the 'callbacks' parameter must be null.")
+    if estimator.callbacks:  # save_model stores only None or an empty list
+        raise FormatError(f"{CONFIG_FILE}: the 'callbacks' parameter must be null or empty.")
 
 
 def _set_fitted(estimator, fitted) -> None:

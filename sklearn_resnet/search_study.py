@@ -128,7 +128,7 @@ def open_storage(storage, heartbeat_interval=None):
     """
     if not isinstance(storage, str):
         return storage
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
     beats = {}
     if heartbeat_interval is not None:
@@ -147,6 +147,9 @@ def open_storage(storage, heartbeat_interval=None):
             if attempt == _SCHEMA_ATTEMPTS:
                 raise
             time.sleep(0.1 * 2**attempt)
+        except (ArgumentError, OperationalError) as error:  # unknown dialect, unreachable
+            reason = str(error).strip().splitlines()[0]
+            raise ValueError(f"The 'storage' {storage!r} cannot be opened: {reason}") from None
 
 
 def in_memory(storage) -> bool:

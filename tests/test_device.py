@@ -4,6 +4,7 @@ import torch
 from sklearn_resnet.device import (
     autocast_dtype,
     available_devices,
+    is_out_of_memory,
     resolve_device,
     resolve_precision,
 )
@@ -38,3 +39,15 @@ def test_precision_auto_is_fp32_on_cpu():
 def test_precision_auto_on_cuda():
     expected = "bf16" if torch.cuda.is_bf16_supported() else "32"
     assert resolve_precision("auto", "cuda") == expected
+
+
+def test_failed_allocations_of_every_allocator_count_as_out_of_memory():
+    cpu = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 4398046511104 bytes. Error code 12"
+    )
+    cuda = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    for exc in (cpu, cuda, torch.OutOfMemoryError("x"), MemoryError()):
+        assert is_out_of_memory(exc)
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(ValueError("can't allocate memory"))  # not a torch error

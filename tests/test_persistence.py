@@ -246,6 +246,15 @@ def test_save_refuses_parameters_it_cannot_store(param, value, type_name, fitted
     assert not (tmp_path / "model").exists()
 
 
+def test_an_empty_callbacks_list_is_saved_and_loaded(fitted, tmp_path):
+    est, X = fitted["classifier_int_labels"]
+    clf = pickle.loads(pickle.dumps(est))
+    clf.set_params(callbacks=[])
+    loaded = load_model(save_model(clf, tmp_path / "model"))
+    assert loaded.callbacks == []
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
 def test_save_refuses_other_objects_and_paths(fitted, tmp_path):
     clf = fitted["classifier_int_labels"][0]
     pipeline = make_pipeline(StandardScaler(), clf)
@@ -269,7 +278,10 @@ CONFIG_EDITS = {
     "missing_param": (lambda c: c["params"].pop("depth"), r"'params' has missing keys \['depth'"),
     "unknown_param": (lambda c: c["params"].update(evil=1), r"'params' has unknown keys \['evil"),
     "invalid_param": (lambda c: c["params"].update(block="wide"), "invalid parameters.*block"),
-    "callbacks": (lambda c: c["params"].update(callbacks=[]), "'callbacks' parameter must be"),
+    "callbacks": (
+        lambda c: c["params"].update(callbacks=["EpochScoring"]),
+        "'callbacks' parameter must be null or empty",
+    ),
     "unknown_tag": (lambda c: c["params"].update(depth={"__code__": 1}), "unknown tagged value"),
     "missing_fitted": (lambda c: c["fitted"].pop("classes_"), r"missing keys \['classes_'\]"),
     "wrong_task_fitted": (lambda c: c["fitted"].update(_y_ndim=1), r"unknown keys \['_y_ndim'\]"),

@@ -204,6 +204,24 @@ def test_cnn_refuses_hostile_images_before_training(Estimator, corrupt, message)
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_cnn_refuses_batches_that_leave_batch_norm_one_value_per_channel(Estimator):
+    # 4x4 images and 4-long signals end in one position per sample in the last stage.
+    for shape in [(1, 4, 4), (2, 4)]:
+        X, y = data(Estimator, shape=shape)
+        est = Estimator(**CNN, batch_size=1)
+        with pytest.raises(ValueError, match="batch_size=1 is too small for the CNN"):
+            est.fit(X, y)
+        assert_unfitted(est)
+        pair = Estimator(**CNN, early_stopping=True, validation_fraction=0.5)
+        with pytest.raises(ValueError, match=r"2 training samples .* 1 remain after early"):
+            pair.fit(X[:2], y[:2] if Estimator is ResNetRegressor else ["a", "b"])
+        assert_unfitted(pair)
+    # Larger samples keep several positions, where a batch of one trains.
+    X, y = data(Estimator, n=6, shape=(1, 8, 8))
+    outputs(Estimator(**CNN, batch_size=1).fit(X, y), X)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
 def test_a_fitted_cnn_refuses_samples_of_another_shape(Estimator):
     X, y = data(Estimator, shape=(3, 2, 2))
     est = Estimator(**CNN).fit(X, y)
@@ -413,12 +431,79 @@ def test_extreme_but_valid_sample_weights_train(Estimator, weight):
     outputs(est, X)
 
 
-def test_negative_class_weight_is_refused():
+@pytest.mark.parametrize(
+    "class_weight, message",
+    [
+        ({"a": -1.0, "b": 1.0, "c": 1.0}, r"finite, non-negative weight; got \{'a': -1\.0"),
+        ({"a": np.nan, "b": 1.0}, "finite, non-negative weight"),
+        ({"a": np.inf, "b": 1.0}, "finite, non-negative weight"),
+        ({"a": 0.0, "b": 0.0, "c": 0.0}, "weight of zero"),
+        ({"a": "heavy", "b": 1.0}, "Invalid class_weight .*could not convert string to float"),
+    ],
+    ids=["negative", "nan", "inf", "all-zero", "text"],
+)
+def test_hostile_class_weights_are_refused_by_name(class_weight, message):
     X, y = data(ResNetClassifier)
-    est = ResNetClassifier(**MLP, class_weight={"a": -1.0, "b": 1.0, "c": 1.0})
-    with pytest.raises(ValueError, match="class_weight must not give any class a negative"):
+    est = ResNetClassifier(**MLP, class_weight=class_weight)
+    with pytest.raises(ValueError, match=message):
         est.fit(X, y)
     assert_unfitted(est)
+
+
+def test_partial_fit_refuses_other_classes_and_balanced_weights_after_the_first_call():
+    X, y = data(ResNetClassifier)
+    est = ResNetClassifier(**MLP).partial_fit(X, y, classes=["a", "b", "c"])
+    before = est.predict_proba(X)
+    for classes in (["a", "b", "c", "d"], [0, 1, 2]):
+        with pytest.raises(ValueError, match=r"is not the same as the classes .*\['a', 'b', 'c'\]"):
+            est.partial_fit(X, y, classes=classes)
+    est.partial_fit(X, y, classes=["c", "b", "a"])  # the same classes in any order
+    assert est.n_iter_ == 2
+    np.testing.assert_array_equal(est.classes_, ["a", "b", "c"])
+    balanced = ResNetClassifier(**MLP, class_weight="balanced")
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported by partial_fit"):
+        balanced.partial_fit(X, y, classes=["a", "b", "c"])
+    assert_unfitted(balanced)
+    assert not np.array_equal(est.predict_proba(X), before)
+
+
+@pytest.mark.parametrize("entry", [1, "print", (1, None), ("name",), ResNetClassifier], ids=repr)
+def test_callbacks_that_are_not_skorch_callbacks_are_refused_before_training(entry):
+    X, y = data(ResNetClassifier)
+    est = ResNetClassifier(**MLP, callbacks=[entry])
+    with pytest.raises(
+        ValueError, match=r"callbacks\[0\] of ResNetClassifier is .* skorch Callback"
+    ):
+        est.fit(X, y)
+    assert_unfitted(est)
+
+
+def test_skorch_callbacks_as_instances_classes_and_named_pairs_are_taken():
+    from skorch.callbacks import Callback
+
+    class Count(Callback):
+        epochs = 0
+
+        def on_epoch_end(self, net, **kwargs):
+            type(self).epochs += 1
+
+    X, y = data(ResNetClassifier)
+    ResNetClassifier(**MLP, callbacks=[Count(), Count, ("named", Count())]).fit(X, y)
+    assert Count.epochs == 3 * MLP["max_epochs"]
+
+
+def test_fitted_attributes_of_an_unfitted_estimator_raise_not_fitted():
+    est = ResNetClassifier()
+    for name in ("module_", "history_", "n_iter_", "best_epoch_", "loss_curve_"):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            getattr(est, name)
+        assert not hasattr(est, name)  # NotFittedError is an AttributeError
+
+
+def test_a_huge_invalid_depth_is_refused_at_once_with_its_neighbours():
+    X, y = data(ResNetClassifier)
+    with pytest.raises(ValueError, match="999999998, 1000000000, 1000000002"):
+        ResNetClassifier(depth=10**9 + 1).fit(X, y)
 
 
 # ---- nothing half-fitted ------------------------------------------------------------------

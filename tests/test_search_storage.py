@@ -51,6 +51,19 @@ def _assert_same_rows(resumed, first, n):
     assert resumed.cv_results_["params"][:n] == first.cv_results_["params"]
 
 
+@pytest.mark.parametrize(
+    "url, reason",
+    [("bogus://x", "Can't load plugin"), ("sqlite:///{tmp}/missing/dir/x.db", "unable to open")],
+    ids=["unknown-dialect", "unreachable-file"],
+)
+def test_a_storage_that_cannot_be_opened_is_refused_before_any_trial(tmp_path, data, url, reason):
+    X, y = data
+    search = _search(n_trials=2, storage=url.format(tmp=tmp_path))
+    with pytest.raises(ValueError, match=rf"The 'storage' .* cannot be opened: .*{reason}"):
+        search.fit(X, y)
+    assert not hasattr(search, "cv_results_")
+
+
 def test_sqlite_resume_adds_exactly_the_new_trials(tmp_path, data):
     X, y = data
     url = f"sqlite:///{tmp_path / 'search.db'}"

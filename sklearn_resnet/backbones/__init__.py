@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .cnn import ResidualCNN, cnn_blocks_for_depth, cnn_valid_depths
-from .mlp import ResidualMLP, mlp_blocks_for_depth, mlp_valid_depths
+from .cnn import ResidualCNN, cnn_blocks_for_depth, cnn_depth_step, cnn_output_positions
+from .mlp import ResidualMLP, mlp_blocks_for_depth
 from .scaling import SCALING_METHODS, InputScaler
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "ResidualMLP",
     "blocks_for_depth",
     "build_backbone",
+    "cnn_output_positions",
     "depth_formula",
     "nearest_depths",
 ]
@@ -47,11 +48,15 @@ def blocks_for_depth(kind: str, depth: int, block: str) -> int:
 
 
 def nearest_depths(kind: str, depth: int, block: str, count: int = 5) -> list[int]:
-    """The ``count`` valid depths closest to ``depth``, in increasing order."""
-    limit = max(depth, 20) * 2 + 20
-    valid = mlp_valid_depths(limit) if kind == "mlp" else cnn_valid_depths(block, max(limit, 200))
-    closest = sorted(valid, key=lambda d: (abs(d - depth), d))[:count]
-    return sorted(closest)
+    """The ``count`` valid depths closest to ``depth``, in increasing order.
+
+    Valid depths are ``step * n + 2`` for ``n >= 1`` (``step`` 2 for the MLP), so the
+    neighbours are worked out around ``depth`` however large it is.
+    """
+    step = 2 if kind == "mlp" else cnn_depth_step(block)
+    n = max(1, round((depth - 2) / step))
+    candidates = [step * k + 2 for k in range(max(1, n - count), n + count + 1)]
+    return sorted(sorted(candidates, key=lambda d: (abs(d - depth), d))[:count])
 
 
 def build_backbone(

@@ -49,6 +49,24 @@ def cnn_blocks_for_depth(depth: int, block: str) -> int:
     return (depth - 2) // step
 
 
+def cnn_depth_step(block: str) -> int:
+    """Weight layers one more block per stage adds: valid depths are ``step * n + 2``."""
+    return _N_STAGES * _LAYERS_PER_BLOCK[block]
+
+
+def cnn_output_positions(in_shape: tuple[int, ...]) -> int:
+    """Positions per sample in the last stage's feature map for samples of ``in_shape``.
+
+    Each stage after the first halves every spatial size (rounding up).
+    """
+    positions = 1
+    for size in in_shape[1:]:
+        for _ in range(_N_STAGES - 1):
+            size = (size - 1) // 2 + 1
+        positions *= size
+    return positions
+
+
 def cnn_valid_depths(block: str, limit: int) -> list[int]:
     """Valid CNN depths for ``block`` up to ``limit`` (inclusive)."""
     step = _N_STAGES * _LAYERS_PER_BLOCK[block]
