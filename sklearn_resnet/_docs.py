@@ -94,6 +94,8 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
 _CLASS_WEIGHT = """\
 class_weight : dict, "balanced" or None, default=None
         Weights per class, as in scikit-learn; multiplied with ``sample_weight``.
+        ``"balanced"`` is computed from the training labels of :meth:`fit` and refused
+        by ``partial_fit`` (pass a dict of weights computed over all the data).
     label_smoothing : float in [0, 1), default=0.0
         Share of each target's probability spread evenly over all classes in the
         cross-entropy loss (Szegedy et al., 2016); regularises over-confident logits.

@@ -190,7 +190,8 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         y : array-like of shape (n_samples,)
             Labels, all among ``classes``.
         classes : array-like of shape (n_classes,), default=None
-            Every label that will ever appear; required on the first call.
+            Every label that will ever appear; required on the first call. Later calls
+            may pass the same labels again; other labels raise a ``ValueError``.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights.
 
