@@ -38,8 +38,9 @@ sampler : optuna sampler, default=None
     ``None``: ``TPESampler(seed=random_state)``. A sampler is copied at every fit, so
     a fit never changes it and repeated fits start from the same state.
 pruner : optuna pruner, default=None
-    Judges a trial after every epoch on its fold-mean validation score (steps are
-    epochs, 1-based). ``None``: ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)``
+    Judges a trial after every epoch, each fold's validation score against the same
+    fold of the other trials (steps are epochs, 1-based; the trial's intermediate
+    value is the mean over its folds). ``None``: ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)``
     when the estimator reports epochs, else no pruning; ``NopPruner()`` turns pruning
     off. Reports need a validation set: ``early_stopping=True``, or ``"auto"`` with
     at least 20 validation rows.
