@@ -40,10 +40,11 @@ sampler : optuna sampler, default=None
 pruner : optuna pruner, default=None
     Judges a trial after every epoch, each fold's validation score against the same
     fold of the other trials (steps are epochs, 1-based; the trial's intermediate
-    value is the mean over its folds). ``None``: ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)``
-    when the estimator reports epochs, else no pruning; ``NopPruner()`` turns pruning
-    off. Reports need a validation set: ``early_stopping=True``, or ``"auto"`` with
-    at least 20 validation rows.
+    value is the mean over its folds). ``None``:
+    ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)`` when the estimator reports
+    epochs, else no pruning; ``NopPruner()`` turns pruning off. Reports need a
+    validation set: ``early_stopping=True``, or ``"auto"`` with at least 20
+    validation rows.
 storage : None, str, path or optuna storage, default=None
     Where the study lives. ``None``: in memory. A database URL
     (``"sqlite:///search.db"``, ``"postgresql://user:password@host/db"``) or a file

@@ -214,10 +214,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         warm = incremental and hasattr(self, "net_")
         check_callbacks(self.callbacks, owner)
         X, y, extra_weight = self._validate_targets(X, y, reset=not warm, classes=classes)
-        weight = sample_weights(sample_weight, X, extra_weight)
+        # fit normalises the weights to mean 1; partial_fit takes them as given, so
+        # that batches weighted differently keep their relative weight across calls.
+        weight = sample_weights(sample_weight, X, extra_weight, as_given=incremental)
         if weight is not None:
             keep = np.flatnonzero(weight > 0)
-            X, y, weight = X[keep], y[keep], weight[keep] / weight[keep].mean()
+            X, y, weight = X[keep], y[keep], weight[keep]
+            if not incremental:
+                weight = weight / weight.mean()
         y = self._scale_targets(y, weight, reset=not warm)
         if not warm:
             self._resolve_architecture(X, owner)

@@ -265,16 +265,19 @@ def _with_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.T
 def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
     """Randomly shift and/or flip each sample of a ``(N, C, L)`` or ``(N, C, H, W)`` batch.
 
-    ``"shift"`` moves each sample by up to an eighth of its length along every spatial
-    axis, filling with zeros: the random crops of a zero-padded input that He et al.
-    (2015) use on CIFAR (4 pixels of 32). ``"flip"`` mirrors half of the samples along
+    ``"shift"`` moves each sample by up to an eighth of its length (rounded down)
+    along every spatial axis, filling with zeros: the random crops of a zero-padded
+    input that He et al. (2015) use on CIFAR (4 pixels of 32). Axes shorter than 8 are
+    not shifted. ``"flip"`` mirrors half of the samples along
     the last axis (horizontally for images, in time for signals). Random numbers come
     from ``generator`` on the CPU, so training stays reproducible on every device.
     """
     n, spatial = x.shape[0], x.shape[2:]
     if "shift" in kind:
         for axis, size in enumerate(spatial, start=2):
-            pad = max(1, size // 8)
+            pad = size // 8
+            if pad == 0:
+                continue
             offsets = torch.randint(-pad, pad + 1, (n,), generator=generator).to(x.device)
             x = _shift_along(x, axis, offsets)
     if "flip" in kind:

@@ -193,7 +193,8 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
             Every label that will ever appear; required on the first call. Later calls
             may pass the same labels again; other labels raise a ``ValueError``.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+            Per-sample weights, used as given (``fit`` normalises them to mean 1), so
+            that weights passed in separate calls keep their relative sizes.
 
         Returns
         -------
@@ -303,7 +304,8 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+            Per-sample weights, used as given (``fit`` normalises them to mean 1), so
+            that weights passed in separate calls keep their relative sizes.
 
         Returns
         -------

@@ -365,16 +365,23 @@ def spawn_seeds(seed: int, count: int) -> list[int]:
     return [int(s % (2**63)) for s in state]
 
 
-def sample_weights(sample_weight, X, extra: np.ndarray | None = None) -> np.ndarray | None:
+def sample_weights(
+    sample_weight, X, extra: np.ndarray | None = None, *, as_given: bool = False
+) -> np.ndarray | None:
     """Combine ``sample_weight`` and per-sample class weights into loss weights.
 
-    Returns ``None`` when every weight is equal (the plain mean loss), otherwise
-    float64 weights; zero weights are kept here and dropped by the caller.
+    Returns float64 weights, or ``None`` for the plain mean loss; zero weights are
+    kept here and dropped by the caller. By default (``fit``) the weights are relative
+    to the largest, for the caller to normalise to mean 1, and ``None`` when all are
+    equal. With ``as_given`` (``partial_fit``) they are returned as they are, so that
+    the weights of separate calls keep their sizes relative to each other; ``None``
+    only when all are 1.
 
     Raises
     ------
     ValueError
-        For a wrong shape, negative or non-finite weights, or no positive weight.
+        For a wrong shape, negative or non-finite weights, no positive weight, or
+        (``as_given``) weights beyond float32's range.
     """
     if sample_weight is None and extra is None:
         return None
@@ -385,6 +392,14 @@ def sample_weights(sample_weight, X, extra: np.ndarray | None = None) -> np.ndar
         raise ValueError("sample_weight contains NaN or infinity.")
     if not np.any(weight > 0):
         raise ValueError("sample_weight must contain at least one positive value.")
+    if as_given:
+        if weight.max() > np.finfo(np.float32).max:
+            raise ValueError(
+                "partial_fit uses sample_weight (times class_weight) as given, and weights "
+                f"above float32's range ({np.finfo(np.float32).max:.3g}) cannot be; "
+                "rescale them."
+            )
+        return None if np.all(weight == 1) else weight
     if np.all(weight == weight[0]):
         return None
     # Relative to the largest, so that normalising by the mean cannot overflow.

@@ -5,7 +5,10 @@ included, and returns as if nothing happened. Here the reason is kept:
 
 - :class:`StopTraining` is what our callbacks raise to end training on purpose
   (early stopping, a non-finite loss, a pruned search trial); anything else that
-  interrupts the loop is the user's Ctrl-C.
+  interrupts the loop is the user's Ctrl-C. Early stopping and the guard only ask
+  for the stop (:func:`request_stop`); :class:`StopAtEpochEnd`, the last callback,
+  raises it, so every other callback (progress bars, the user's) sees the last
+  epoch end.
 - :class:`TrainingGuard` keeps the weights of the best finished epoch, stops at the
   first epoch whose loss is not finite and, when training ends, puts the best
   weights back (always when a validation set is monitored, otherwise only after a
@@ -30,9 +33,11 @@ __all__ = [
     "INTERRUPTED",
     "PRUNED",
     "ResNetEarlyStopping",
+    "StopAtEpochEnd",
     "StopTraining",
     "TrainingGuard",
     "report_stop",
+    "request_stop",
 ]
 
 logger = logging.getLogger("sklearn_resnet")
@@ -51,8 +56,26 @@ class StopTraining(KeyboardInterrupt):
         self.reason = reason
 
 
+def request_stop(net, reason: str) -> None:
+    """Ask :class:`StopAtEpochEnd` to end training after this epoch (first reason wins)."""
+    if getattr(net, "stop_request_", None) is None:
+        net.stop_request_ = reason
+
+
+class StopAtEpochEnd(Callback):
+    """The last callback: raises :class:`StopTraining` once an epoch's stop was requested."""
+
+    def on_train_begin(self, net, **kwargs):
+        net.stop_request_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        reason, net.stop_request_ = getattr(net, "stop_request_", None), None
+        if reason is not None:
+            raise StopTraining(reason)
+
+
 class ResNetEarlyStopping(EarlyStopping):
-    """skorch's early stopping, ending training with :class:`StopTraining`.
+    """skorch's early stopping, asking for the stop with :func:`request_stop`.
 
     Restoring the best weights is left to :class:`TrainingGuard`.
     """
@@ -61,7 +84,7 @@ class ResNetEarlyStopping(EarlyStopping):
         try:
             super().on_epoch_end(net, **kwargs)
         except KeyboardInterrupt:
-            raise StopTraining(EARLY_STOPPED) from None
+            request_stop(net, EARLY_STOPPED)
 
 
 def _copy_into(target: dict | None, live: dict) -> dict:
@@ -112,7 +135,8 @@ class TrainingGuard(Callback):
         monitor = "valid_loss" if "valid_loss" in row else "train_loss"
         losses = [row[key] for key in ("train_loss", "valid_loss") if key in row]
         if not all(math.isfinite(loss) for loss in losses):
-            raise StopTraining(DIVERGED)
+            request_stop(net, DIVERGED)
+            return
         self.finished_ = len(net.history)
         if row[monitor] < self.best_loss_:
             self.best_loss_ = row[monitor]

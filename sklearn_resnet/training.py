@@ -23,7 +23,13 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from .backbones.layers import set_dropout_generator
 from .data import SliceBatches, TensorData
 from .device import autocast_dtype, device_type
-from .stopping import INTERRUPTED, ResNetEarlyStopping, StopTraining, TrainingGuard
+from .stopping import (
+    INTERRUPTED,
+    ResNetEarlyStopping,
+    StopAtEpochEnd,
+    StopTraining,
+    TrainingGuard,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -389,6 +395,7 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
         callbacks.append(("early_stopping", stopper))
     callbacks.extend(_verbosity_callbacks(plan.verbose))
     callbacks.extend(plan.callbacks)
+    callbacks.append(("stop", StopAtEpochEnd()))
     optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_extra.items()}
     if device_type(plan.device) in FUSED_OPTIMIZER_DEVICES:
         # One fused kernel per step instead of a Python loop over parameters.

@@ -150,6 +150,28 @@ def test_early_stopping_restores_the_best_weights():
     assert min(losses) == losses[clf.best_epoch_ - 1]
 
 
+def test_every_callback_sees_the_epoch_that_ends_training():
+    from skorch.callbacks import Callback
+
+    class Seen(Callback):
+        def initialize(self):
+            self.epochs = []
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.epochs.append(net.history[-1]["epoch"])
+
+    X, y = make_classification(600, 10, n_informative=3, flip_y=0.3, random_state=0)
+    seen = Seen()
+    clf = ResNetClassifier(
+        **{**FAST_PARAMS, "max_epochs": 60}, lr=1e-2, n_iter_no_change=2, callbacks=[seen]
+    ).fit(X, y)
+    assert clf.early_stopping_ and clf.n_iter_ < 60  # stopped early
+    assert clf.net_.callbacks_[-1][0] == "stop"
+    fitted_seen = clf.net_.callbacks_[-2][1]  # the fit's own copy of the callback
+    assert fitted_seen.epochs == list(range(1, clf.n_iter_ + 1))
+
+
 def test_best_epoch_follows_training_continued_by_partial_fit():
     X, y = data_for(ResNetClassifier, n=1200)
     clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}).fit(X, y)

@@ -153,6 +153,27 @@ def test_class_weights_change_the_loss_and_balanced_weights_on_balanced_data_do_
     assert heavy.predict(X).mean() > plain.predict(X).mean()
 
 
+def test_partial_fit_keeps_the_weights_of_separate_calls_relative_to_each_other():
+    # A stream of one-class chunks: per-call normalisation would erase their weights.
+    X, y = make_classification(400, 6, random_state=0)
+    chunks = [(X[y == c][:100], y[y == c][:100]) for c in (0, 1)] * 2
+
+    def stream(class_weight=None, per_class=None):
+        clf = ResNetClassifier(**FAST_PARAMS, class_weight=class_weight)
+        for Xc, yc in chunks:
+            weight = None if per_class is None else np.full(len(yc), per_class[int(yc[0])])
+            clf.partial_fit(Xc, yc, classes=[0, 1], sample_weight=weight)
+        return clf.predict_proba(X)
+
+    plain = stream()
+    heavy = stream(class_weight={1: 100.0})
+    assert not np.array_equal(heavy, plain)
+    assert heavy[:, 1].mean() > plain[:, 1].mean()
+    # The same weights given per sample are the same training; weights of 1 are none.
+    np.testing.assert_array_equal(stream(per_class={0: 1.0, 1: 100.0}), heavy)
+    np.testing.assert_array_equal(stream(per_class={0: 1.0, 1: 1.0}), plain)
+
+
 # ---- augmentation -----------------------------------------------------------------------------
 def test_shift_moves_samples_with_zero_fill_and_flip_mirrors_them():
     x = torch.arange(1, 9, dtype=torch.float32).view(1, 1, 8).repeat(64, 1, 1)
@@ -170,6 +191,16 @@ def test_shift_moves_samples_with_zero_fill_and_flip_mirrors_them():
     assert 10 < int(mirrored.sum()) < 54
     images = torch.randn(16, 3, 16, 16)
     assert augment_batch(images, "shift+flip", generator).shape == images.shape
+
+
+def test_shift_leaves_axes_shorter_than_eight_alone():
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randn(64, 2, 1, 16)  # signals given as height-one images
+    shifted = augment_batch(rows, "shift", generator)
+    assert not torch.any(torch.all(shifted == 0, dim=(1, 2, 3)))  # no sample blanked
+    assert torch.any(shifted != rows)  # the long axis still moves, by at most 16 // 8
+    small = torch.randn(32, 1, 4, 7)
+    assert torch.equal(augment_batch(small, "shift", generator), small)
 
 
 def test_augmentation_only_touches_training_batches(monkeypatch):

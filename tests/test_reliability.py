@@ -91,6 +91,10 @@ class PoisonWeights(Callback):
 
     def __init__(self, epoch):
         self.epoch = epoch
+        self.ended = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.ended.append(net.history[-1]["epoch"])
 
     def on_epoch_begin(self, net, **kwargs):
         if len(net.history) == self.epoch:
@@ -112,6 +116,8 @@ def test_divergence_restores_the_best_finite_epoch_and_warns(early_stopping):
     assert reg.n_iter_ == 5 and reg.best_epoch_ <= 4
     assert np.isfinite(reg.predict(X)).all()
     assert np.isnan(reg.loss_curve_[-1]) and np.isfinite(reg.loss_curve_[:4]).all()
+    poison = reg.net_.callbacks_[-2][1]
+    assert poison.ended == [1, 2, 3, 4, 5]  # the diverged epoch's end is seen too
     # The restored model is the one of the best epoch: training on a clean copy for
     # that many epochs with a constant rate would not be comparable, so check instead
     # that further training from it works.
