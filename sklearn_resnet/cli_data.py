@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import StrOptions
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ __all__ = [
     "MAX_CLASSIFICATION_LEVELS",
     "CommandLineError",
     "build_pipeline",
+    "categories_as_text",
     "evaluation_scores",
     "infer_task",
     "parse_settings",
@@ -287,12 +288,43 @@ def parse_settings(settings, estimator) -> dict:
     return params
 
 
+def categories_as_text(X):
+    """Category columns as text, missing values as NaN, whatever type pandas read.
+
+    A text column read back as numbers (all its values look numeric), as floats (all
+    empty) or a boolean column with a gap (objects) gets the same categories as in
+    training: ``"red"``, ``"1"``, ``"True"``; a missing value stays missing.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        The category columns.
+
+    Returns
+    -------
+    text : pandas.DataFrame
+        The same columns as objects: strings and NaN.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> categories_as_text(pd.DataFrame({"flag": [True, None], "code": [7, 8]})).values.tolist()
+    [['True', '7'], [nan, '8']]
+    """
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(X).astype(object)
+    return frame.where(frame.isna(), frame.map(str)).where(frame.notna(), np.nan)
+
+
 def build_pipeline(X, estimator) -> Pipeline:
     """The Pipeline the command line trains: column preprocessing, then ``estimator``.
 
     Numeric columns get median imputation and standard scaling; every other column
-    (strings, categories, booleans) is one-hot encoded, with missing values as a
-    category of their own and categories unseen in training encoded as all zeros.
+    (strings, categories, booleans) is read as text (:func:`categories_as_text`) and
+    one-hot encoded, with missing values as a category of their own and categories
+    unseen in training encoded as all zeros.
 
     Parameters
     ----------
@@ -329,7 +361,10 @@ def build_pipeline(X, estimator) -> Pipeline:
         scale = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
         transformers.append(("numeric", scale, numeric))
     if categorical:
-        encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        encode = make_pipeline(
+            FunctionTransformer(categories_as_text, feature_names_out="one-to-one"),
+            OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+        )
         transformers.append(("categorical", encode, categorical))
     preprocess = ColumnTransformer(transformers, sparse_threshold=0.0)
     return Pipeline([("preprocess", preprocess), (ESTIMATOR_STEP, estimator)])

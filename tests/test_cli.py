@@ -15,13 +15,14 @@ from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.cli import main
 from sklearn_resnet.cli_data import (
     MAX_CLASSIFICATION_LEVELS,
     CommandLineError,
+    categories_as_text,
     infer_task,
     parse_settings,
     read_table,
@@ -81,7 +82,10 @@ def _python_pipeline() -> Pipeline:
             ),
             (
                 "categorical",
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                make_pipeline(
+                    FunctionTransformer(categories_as_text, feature_names_out="one-to-one"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
                 ["colour"],
             ),
         ],
@@ -110,6 +114,32 @@ def test_fit_then_predict_matches_the_python_api(data_dir, fitted, capsys):
     loaded = joblib.load(fitted)
     assert isinstance(loaded, Pipeline) and isinstance(loaded[-1], ResNetClassifier)
     np.testing.assert_array_equal(loaded.predict(test), predicted["prediction"])
+
+
+def test_category_columns_read_as_another_type_keep_their_categories(tmp_path, capsys):
+    train = _table()
+    train["flag"] = train["size"] > 0
+    train["code"] = np.where(train["weight"] > 2.0, "1", "x")
+    train.drop(columns="price").to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "model.joblib"
+    assert (
+        main(["fit", str(tmp_path / "train.csv"), "--target", "label", *FAST, "-o", str(model)])
+        == 0
+    )
+    test = train.head(6).drop(columns="price")
+    variants = {
+        "empty colour": test.assign(colour=np.nan),  # read back as float64
+        "numeric code": test.assign(code="1"),  # read back as int64
+        "flag with a gap": test.assign(flag=[True, None, False, True, False, True]),
+    }
+    pipeline = joblib.load(model)
+    for name, frame in variants.items():
+        frame.to_csv(tmp_path / "test.csv", index=False)
+        out = tmp_path / "out.csv"
+        assert main(["predict", str(model), str(tmp_path / "test.csv"), "-o", str(out)]) == 0, name
+        expected = pipeline.predict(frame.astype({"code": str}).drop(columns="label"))
+        np.testing.assert_array_equal(pd.read_csv(out)["prediction"], expected, err_msg=name)
+    capsys.readouterr()
 
 
 def test_evaluate_prints_the_scores(data_dir, fitted, capsys):
