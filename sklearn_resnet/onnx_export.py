@@ -82,17 +82,27 @@ def _check_exporter() -> None:
 
 @contextmanager
 def _quiet_exporter():
-    """Keep the exporter's own log lines and deprecation notices out of user output."""
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
+    """Keep the exporter's own log lines and deprecation notices out of user output.
+
+    A failed conversion to another opset is logged (with a traceback) by the converter
+    and is reported by :func:`to_onnx` as an error of its own instead.
+    """
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
             yield
     finally:
-        onnx_logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+#: Loggers of the ONNX exporter and the converters it calls.
+_EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 
 
 def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
@@ -114,7 +124,8 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     path : str or path-like
         The ``.onnx`` file to write; its folder must exist.
     opset_version : int, optional
-        ONNX opset; ``None`` uses the exporter's default.
+        ONNX opset; ``None`` uses the exporter's default. A version the network cannot
+        be converted to raises a ``ValueError`` and writes nothing.
 
     Returns
     -------
@@ -172,6 +183,14 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
             dynamo=True,
             dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
             verbose=False,
+        )
+    written = program.model.opset_imports.get("")
+    if opset_version is not None and written != opset_version:
+        raise ValueError(
+            f"to_onnx cannot write opset_version={opset_version}: the exporter could not "
+            f"convert the network to it and would have written opset {written} instead "
+            "(layer normalisation, in every MLP, needs opset 17 or later). Nothing was "
+            "written; use opset_version=None or a version the exporter supports."
         )
     from . import __version__  # imported here: the package imports this module
 

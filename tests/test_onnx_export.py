@@ -104,6 +104,15 @@ def test_missing_onnx_gives_an_install_hint(small_classifier, tmp_path, monkeypa
     assert not (tmp_path / "clf.onnx").exists()
 
 
+def test_an_opset_the_network_cannot_have_is_refused_quietly(small_classifier, tmp_path, capfd):
+    with pytest.raises(ValueError, match=r"cannot write opset_version=13: .* opset 17 or later"):
+        to_onnx(small_classifier, tmp_path / "old.onnx", opset_version=13)
+    assert not (tmp_path / "old.onnx").exists()
+    assert "Traceback" not in capfd.readouterr().err  # the converter's log stays quiet
+    path = to_onnx(small_classifier, tmp_path / "new.onnx", opset_version=18)
+    assert {o.domain: o.version for o in onnx.load(str(path)).opset_import}[""] == 18
+
+
 def test_quantile_scaling_is_refused_before_export(tmp_path):
     X, y = make_classification(60, 4, random_state=0)
     clf = ResNetClassifier(**{**PARAMS, "max_epochs": 1}, scaling="quantile").fit(X, y)
