@@ -109,10 +109,12 @@ def encode_fitted(kind: str, value, name: str):
     if kind == "floats":
         return [float(v) for v in np.ravel(value)]
     array = np.asarray(value)  # "labels"
-    if array.dtype == object and not all(isinstance(v, str) for v in array):
+    text = array.dtype == object and all(isinstance(v, str) for v in array)
+    if not (text or array.dtype.kind in "biufU"):
         raise ValueError(
-            f"{name} holds labels of mixed or non-string Python types, which the safe "
-            "format cannot store; save with pickle/joblib or use string or numeric labels."
+            f"{name} holds labels of type {array.dtype} (or mixed or non-string Python "
+            "objects), which the safe format cannot store; save with pickle/joblib or use "
+            "string, boolean or numeric labels."
         )
     return {"dtype": array.dtype.str, "values": array.tolist()}
 

@@ -46,6 +46,10 @@ from .cli_data import (
 __all__ = ["build_parser", "main"]
 
 _PROG = "sklearn-resnet"
+#: The table files the commands read (see :func:`~sklearn_resnet.cli_data.read_table`).
+_TABLE_TYPES = ".csv (also compressed), .tsv/.txt or .parquet/.pq"
+#: Rows of the one-epoch check of the fixed settings before ``tune`` searches.
+_PROBE_ROWS = 256
 
 
 def _verbosity(args: argparse.Namespace) -> int:
@@ -62,9 +66,38 @@ def _estimator(task: str, args: argparse.Namespace, *, verbose: int):
 
 
 def _check_output(path: str | None) -> None:
-    """Refuse an output path whose folder does not exist, before any training."""
-    if path is not None and not Path(path).resolve().parent.is_dir():
+    """Refuse an output path that cannot be written, before any training."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise CommandLineError(f"cannot write {path!r}: it is a directory; give a file name.")
+    folder = target.resolve().parent
+    if not folder.is_dir():
         raise CommandLineError(f"cannot write {path!r}: its folder does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise CommandLineError(f"cannot write {path!r}: its folder is not writable.")
+
+
+def _check_fixed_settings(model, X, y) -> None:
+    """One epoch of the fixed settings on a few rows, before a search.
+
+    A setting that no trial can train with (a depth the block does not allow, say)
+    is then reported in one line, instead of after every trial has failed.
+    """
+    import numpy as np
+    from sklearn.base import clone
+
+    rows = np.random.default_rng(0).permutation(len(X))[:_PROBE_ROWS]
+    X_probe, y_probe = X.iloc[rows], y.iloc[rows]
+    if y_probe.nunique() < y.nunique():  # a few rows may miss a class
+        X_probe, y_probe = X, y
+    step = ESTIMATOR_STEP + "__"
+    probe = clone(model).set_params(**{step + "max_epochs": 1, step + "early_stopping": False})
+    try:
+        probe.fit(X_probe, y_probe)
+    except ValueError as exc:
+        raise CommandLineError(f"the model cannot train with these settings: {exc}") from None
 
 
 def _training_data(args: argparse.Namespace):
@@ -159,6 +192,7 @@ def _tune(args: argparse.Namespace) -> int:
     X, y, task = _training_data(args)
     estimator = _estimator(task, args, verbose=0)
     model = build_pipeline(X, estimator)
+    _check_fixed_settings(model, X, y)
     search = OptunaSearchCV(
         model,
         param_distributions=_search_space(estimator, fixed=parse_settings(args.set, estimator)),
@@ -193,6 +227,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from . import ResNetClassifier
 
+    _check_output(args.output)
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, stratify=y, random_state=args.random_state
@@ -208,7 +243,7 @@ def _demo(args: argparse.Namespace) -> int:
     clf = model[-1]
     print(
         f"Fitted a residual {clf.backbone_.upper()} on {clf.device_} "
-        f"in {clf.n_iter_} epochs (best epoch {clf.best_epoch_})."
+        f"in {clf.n_iter_} epoch{'s' if clf.n_iter_ != 1 else ''} (best epoch {clf.best_epoch_})."
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.output) if args.output else Path(tmp) / "digits-resnet.joblib"
@@ -267,7 +302,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="training table: .csv, .tsv or .parquet")
+    parser.add_argument("data", help=f"training table: {_TABLE_TYPES}")
     parser.add_argument("--target", required=True, help="name of the target column")
     parser.add_argument(
         "--task",
@@ -314,14 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="predict with a saved model")
     predict.add_argument("model", help="model file written by fit or tune")
-    predict.add_argument("data", help="table to predict: .csv, .tsv or .parquet")
+    predict.add_argument("data", help=f"table to predict: {_TABLE_TYPES}")
     predict.add_argument("-o", "--output", help="predictions file (default: standard output)")
     predict.add_argument("--proba", action="store_true", help="add class probabilities")
     predict.set_defaults(run=_predict)
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on labelled data")
     evaluate.add_argument("model", help="model file written by fit or tune")
-    evaluate.add_argument("data", help="labelled table: .csv, .tsv or .parquet")
+    evaluate.add_argument("data", help=f"labelled table: {_TABLE_TYPES}")
     evaluate.add_argument("--target", required=True, help="name of the target column")
     evaluate.set_defaults(run=_evaluate)
 
@@ -330,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--n-trials", type=int, required=True, help="trials to run here")
     tune.add_argument("--cv", type=int, default=5, help="cross-validation folds (default 5)")
     tune.add_argument("--scoring", help="scikit-learn scoring name (default: model's score)")
-    tune.add_argument("--n-jobs", type=int, default=None, help="parallel trials in this process")
+    tune.add_argument(
+        "--n-jobs", type=int, default=None, help="trials evaluated at a time, in parallel processes"
+    )
     tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
     tune.add_argument("--study-name", help="study to create or continue in the storage")
     tune.add_argument("-o", "--output", help="write the best refitted model here (joblib)")

@@ -88,6 +88,8 @@ def read_table(path) -> pd.DataFrame:
     pd = _pandas()
     path = Path(path)
     name = path.name.lower()
+    if path.is_dir():
+        raise CommandLineError(f"data file {str(path)!r} is a directory.")
     if not path.is_file():
         raise CommandLineError(f"data file {str(path)!r} does not exist.")
     try:
@@ -373,8 +375,10 @@ def build_pipeline(X, estimator) -> Pipeline:
 def evaluation_scores(model, X, y) -> dict[str, float]:
     """Scores of a fitted model on labelled data, as the ``evaluate`` command prints them.
 
-    Classifiers: accuracy, balanced accuracy and (with ``predict_proba``) log loss.
-    Regressors: R², mean absolute error and root mean squared error.
+    Classifiers: accuracy, balanced accuracy and (with ``predict_proba``) log loss;
+    log loss is left out when ``y`` holds a label the model was not trained on, since
+    the model gives it no probability. Regressors: R², mean absolute error and root
+    mean squared error.
 
     Parameters
     ----------
@@ -397,6 +401,7 @@ def evaluation_scores(model, X, y) -> dict[str, float]:
     >>> round(evaluation_scores(model, [[0], [1], [2]], ["a", "a", "b"])["accuracy"], 3)
     0.667
     """
+    import numpy as np
     from sklearn import metrics
     from sklearn.base import is_classifier
 
@@ -406,7 +411,7 @@ def evaluation_scores(model, X, y) -> dict[str, float]:
             "accuracy": metrics.accuracy_score(y, predictions),
             "balanced_accuracy": metrics.balanced_accuracy_score(y, predictions),
         }
-        if hasattr(model, "predict_proba"):
+        if hasattr(model, "predict_proba") and np.isin(y, model.classes_).all():
             proba = model.predict_proba(X)
             scores["log_loss"] = metrics.log_loss(y, proba, labels=model.classes_)
     else:

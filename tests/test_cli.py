@@ -142,6 +142,15 @@ def test_category_columns_read_as_another_type_keep_their_categories(tmp_path, c
     capsys.readouterr()
 
 
+def test_evaluate_leaves_out_log_loss_for_labels_the_model_never_saw(data_dir, fitted, capsys):
+    test = pd.read_csv(data_dir / "test.csv")
+    test.loc[0, "label"] = "maybe"
+    test.to_csv(data_dir / "unseen.csv", index=False)
+    assert main(["evaluate", str(fitted), str(data_dir / "unseen.csv"), "--target", "label"]) == 0
+    names = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["accuracy", "balanced_accuracy"]
+
+
 def test_evaluate_prints_the_scores(data_dir, fitted, capsys):
     test = pd.read_csv(data_dir / "test.csv")
     accuracy = joblib.load(fitted).score(test.drop(columns="label"), test["label"])
@@ -316,6 +325,13 @@ def test_read_table_refuses_unknown_file_types(tmp_path):
             ["evaluate", "{dir}/model.joblib", "{dir}/test.csv", "--target", "nope"],
             "no target column",
         ),
+        (["fit", "{dir}/train.csv", "--target", "label", "-o", "{tmp}"], "is a directory"),
+        (["predict", "{dir}/model.joblib", "{tmp}"], "is a directory"),
+        (["demo", "-o", "{tmp}/no/such/dir/m.joblib"], "folder does not exist"),
+        (
+            ["tune", "{dir}/train.csv", "--target", "label", "--n-trials", "2", "--set", "depth=5"],
+            "cannot train with these settings: The 'depth' parameter",
+        ),
     ],
     ids=[
         "target",
@@ -328,6 +344,10 @@ def test_read_table_refuses_unknown_file_types(tmp_path):
         "no-data",
         "no-column",
         "eval-target",
+        "out-is-dir",
+        "data-is-dir",
+        "demo-out-dir",
+        "tune-bad-setting",
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, data_dir, fitted, tmp_path, capsys):

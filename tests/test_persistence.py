@@ -246,6 +246,22 @@ def test_save_refuses_parameters_it_cannot_store(param, value, type_name, fitted
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array(["2020-01-01", "2021-06-30"], dtype="datetime64[D]"),
+        np.array([1, 2], dtype="timedelta64[h]"),
+    ],
+    ids=["dates", "durations"],
+)
+def test_save_refuses_labels_it_cannot_store_by_name(labels, tmp_path):
+    X, y = make_classification(60, 4, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, labels[y])
+    with pytest.raises(ValueError, match="classes_ holds labels of type"):
+        save_model(clf, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
 def test_an_empty_callbacks_list_is_saved_and_loaded(fitted, tmp_path):
     est, X = fitted["classifier_int_labels"]
     clf = pickle.loads(pickle.dumps(est))
