@@ -50,6 +50,8 @@ _PROG = "sklearn-resnet"
 _TABLE_TYPES = ".csv (also compressed), .tsv/.txt or .parquet/.pq"
 #: Rows of the one-epoch check of the fixed settings before ``tune`` searches.
 _PROBE_ROWS = 256
+#: User attribute of a stored study that records what ``tune`` searches in it.
+_STUDY_ATTR = "sklearn_resnet_cli"
 
 
 def _verbosity(args: argparse.Namespace) -> int:
@@ -77,6 +79,43 @@ def _check_output(path: str | None) -> None:
         raise CommandLineError(f"cannot write {path!r}: its folder does not exist.")
     if not os.access(folder, os.W_OK):
         raise CommandLineError(f"cannot write {path!r}: its folder is not writable.")
+
+
+def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
+    """Record what a named study in ``--storage`` searches; refuse one that searched other data.
+
+    The study keeps the target, task, scoring and feature columns of the run that
+    created it, so that continuing it with another target cannot report another
+    target's best score as this one's.
+    """
+    if args.storage is None or args.study_name is None:
+        return
+    import optuna
+
+    from .search_study import open_storage, resolve_storage
+
+    wanted = {
+        "target": args.target,
+        "task": task,
+        "scoring": args.scoring,
+        "columns": [str(column) for column in X.columns],
+    }
+    study = optuna.create_study(
+        study_name=args.study_name,
+        storage=open_storage(resolve_storage(args.storage)),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    recorded = study.user_attrs.get(_STUDY_ATTR)
+    if recorded is None:
+        study.set_user_attr(_STUDY_ATTR, wanted)
+    elif recorded != wanted:
+        differ = [key for key in wanted if recorded.get(key) != wanted[key]]
+        raise CommandLineError(
+            f"study {args.study_name!r} in {args.storage!r} searched another "
+            f"{' and '.join(differ)} ({', '.join(f'{k}={recorded.get(k)!r}' for k in differ)}); "
+            "give this search another --study-name."
+        )
 
 
 def _check_fixed_settings(model, X, y) -> None:
@@ -193,6 +232,7 @@ def _tune(args: argparse.Namespace) -> int:
     estimator = _estimator(task, args, verbose=0)
     model = build_pipeline(X, estimator)
     _check_fixed_settings(model, X, y)
+    _claim_stored_study(args, task, X)
     search = OptunaSearchCV(
         model,
         param_distributions=_search_space(estimator, fixed=parse_settings(args.set, estimator)),

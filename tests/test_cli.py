@@ -9,6 +9,7 @@ import sys
 
 import joblib
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from sklearn.base import is_classifier
@@ -409,6 +410,14 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capsys):
     assert (best[-1].depth, best[-1].width, best[-1].max_epochs) == (4, 32, 3)
     test = pd.read_csv(data_dir / "test.csv")
     assert set(best.predict(test)) <= {"yes", "no"}
+    # The same study with another target is refused before any trial runs.
+    train = pd.read_csv(data_dir / "train.csv")
+    train.assign(other=train["label"]).to_csv(tmp_path / "other.csv", index=False)
+    other = ["tune", str(tmp_path / "other.csv"), "--target", "other", *FAST, "--cv", "2"]
+    assert main([*other, "--storage", storage, "--study-name", "cli", "--n-trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "searched another target and columns" in err and "another --study-name" in err
+    assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
 
 
 def test_entry_point_runs_as_a_module(data_dir, fitted, tmp_path):
