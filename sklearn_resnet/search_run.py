@@ -214,8 +214,8 @@ class SearchRun:
         if results is None:
             raise ValueError(
                 f"All the {len(numbers)} trials of {self.owner} failed: every fit raised an "
-                f"error. See the warnings above for the errors; set error_score='raise' to "
-                f"raise the first one."
+                f"error, the last one: {getattr(self, 'last_error', 'unknown')} See the "
+                "warnings above for the others; set error_score='raise' to raise the first one."
             )
         fail_dead_trials(study)
         if self.tmpdir is not None:
@@ -262,6 +262,7 @@ class SearchRun:
                 raise
             results, outs = None, None
             seconds = (time.monotonic() - started) / (len(trials) * search.n_splits_)
+            self.last_error = _error_line(str(exc))
             self._warn_failed(trials, exc)
         except BaseException:
             self._fail(study, trials)
@@ -351,6 +352,12 @@ class SearchRun:
             lambda: BaseSearchCV._format_results(search, params, search.n_splits_, outs, more),
             only_expected_nan,
         )
+
+
+def _error_line(details: str) -> str:
+    """The exception line (``ValueError: ...``) at the end of scikit-learn's fit-failure report."""
+    lines = [line.strip() for line in details.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown"
 
 
 @contextmanager

@@ -246,7 +246,9 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(data):
             X, y
         )
     assert all(t.state.is_finished() for t in search.study_.trials)
-    with pytest.warns(FitFailedWarning), pytest.raises(ValueError, match="All the 2 trials"):
+    # The final error names the cause, not only the warnings before it.
+    cause = r"All the 2 trials .* the last one: .*InvalidParameterError: The 'C' parameter"
+    with pytest.warns(FitFailedWarning), pytest.raises(ValueError, match=cause):
         OptunaSearchCV(_logreg(), {"logisticregression__C": [-1.0]}, n_trials=2, cv=2).fit(X, y)
 
 
