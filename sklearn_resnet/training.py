@@ -360,8 +360,12 @@ def set_verbose(net: ResNetNet, verbose: int) -> None:
     """Make the next training call of a fitted net show what ``verbose`` asks for.
 
     ``partial_fit`` after ``set_params(verbose=...)`` continues with the same net; its
-    progress callbacks are swapped here so that ``verbose=0`` stays silent.
+    progress callbacks are swapped here so that ``verbose=0`` stays silent. A net
+    pickled before the ``"stop"`` callback existed gets it, last, so that a
+    divergence still ends its training.
     """
+    if not any(name == "stop" for name, _ in net.callbacks_):
+        net.callbacks_ = [*net.callbacks_, ("stop", StopAtEpochEnd())]
     if net.verbose == verbose:
         return
     net.verbose = verbose

@@ -7,6 +7,7 @@ in test_reliability_search.py.
 """
 
 import os
+import pickle
 import threading
 import tracemalloc
 import warnings
@@ -155,6 +156,19 @@ def test_diverging_partial_fit_keeps_the_previous_weights_and_optimizer():
     reg.net_.callbacks_ = [(n, cb) for n, cb in reg.net_.callbacks_ if n != "poison"]
     reg.partial_fit(X, y)
     assert np.isfinite(reg.predict(X)).all()
+
+
+def test_a_net_pickled_before_the_stop_callback_still_stops_on_divergence():
+    X, y = make_regression(200, 8, random_state=0)
+    reg = ResNetRegressor(**FAST_PARAMS, early_stopping=False).fit(X, y)
+    reg.net_.callbacks_ = [(n, cb) for n, cb in reg.net_.callbacks_ if n != "stop"]
+    old = pickle.loads(pickle.dumps(reg))
+    before, history = old.predict(X), len(old.history_)
+    old.net_.callbacks_.insert(0, ("poison", PoisonWeights(history + 1)))
+    with pytest.raises(ValueError, match="diverged"):
+        old.partial_fit(X, y)
+    np.testing.assert_array_equal(old.predict(X), before)
+    assert old.net_.callbacks_[-1][0] == "stop"
 
 
 # ---- interrupt ----------------------------------------------------------------------
