@@ -88,7 +88,10 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         table row per epoch.
     callbacks : list of skorch callbacks, default=None
         Extra callbacks (objects or ``(name, callback)`` pairs) for power users; they
-        are copied, never modified.
+        are copied, never modified, and see every epoch. skorch's ``EpochScoring``,
+        ``BatchScoring``, ``LRScheduler`` and ``EarlyStopping`` are refused (the
+        estimator scores, schedules and stops itself), as are the names of its own
+        callbacks and, without a validation set, callbacks monitoring ``valid_*``.
 """
 
 _CLASS_WEIGHT = """\

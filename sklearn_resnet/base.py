@@ -48,7 +48,6 @@ from .device import (
 )
 from .inputs import (
     check_batch_norm_batches,
-    check_callbacks,
     check_input_shape,
     check_predict_X,
     finite_outputs,
@@ -65,6 +64,8 @@ from .training import (
     OPTIMIZERS,
     TrainingPlan,
     build_net,
+    check_callbacks,
+    check_validation_callbacks,
     move_net,
     next_seed,
     run_epochs,
@@ -264,6 +265,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 X.shape[0], self.validation_fraction, split_seed, y if classify else None
             )
             train, valid = train.subset(train_idx), train.subset(valid_idx)
+        if not warm:
+            check_validation_callbacks(self.callbacks, self.early_stopping_, type(self).__name__)
         if self.backbone_ == "cnn" and not warm:
             check_batch_norm_batches(
                 len(train),

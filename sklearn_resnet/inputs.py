@@ -302,31 +302,6 @@ def resolve_seed(random_state) -> int:
     return int(random_state.randint(np.iinfo(np.int32).max))
 
 
-def check_callbacks(callbacks, owner: str) -> None:
-    """Refuse a ``callbacks`` entry that is not a skorch callback before anything trains.
-
-    An entry is a :class:`skorch.callbacks.Callback` (instance or class) or a
-    ``(name, callback)`` pair with a string name.
-
-    Raises
-    ------
-    ValueError
-        Naming the first entry that is neither.
-    """
-    from skorch.callbacks import Callback
-
-    def is_callback(obj) -> bool:
-        return isinstance(obj, Callback) or (isinstance(obj, type) and issubclass(obj, Callback))
-
-    for index, entry in enumerate(callbacks or ()):
-        pair = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
-        if not (is_callback(entry) or (pair and is_callback(entry[1]))):
-            raise ValueError(
-                f"callbacks[{index}] of {owner} is {entry!r}; each entry must be a skorch "
-                "Callback (an instance or a class) or a (name, Callback) pair."
-            )
-
-
 def check_batch_norm_batches(
     n_train: int, batch_size: int, positions: int, owner: str, validation_fraction: float | None
 ) -> None:

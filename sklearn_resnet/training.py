@@ -33,12 +33,15 @@ from .stopping import (
 
 __all__ = [
     "OPTIMIZERS",
+    "RESERVED_CALLBACK_NAMES",
     "Callback",
     "LRSchedule",
     "ResNetNet",
     "TrainingPlan",
     "ValidationScore",
     "build_net",
+    "check_callbacks",
+    "check_validation_callbacks",
     "move_net",
     "next_seed",
     "run_epochs",
@@ -354,6 +357,105 @@ def _verbosity_callbacks(verbose: int) -> list[tuple[str, Callback]]:
 
         callbacks.append(("print_log", PrintLog(sink=tqdm.write).initialize()))
     return callbacks
+
+
+#: Names of the callbacks the estimators add themselves, skorch's defaults included.
+RESERVED_CALLBACK_NAMES = (
+    "epoch_timer",
+    "train_loss",
+    "valid_loss",
+    "lr_schedule",
+    "valid_score",
+    "epoch_log",
+    "guard",
+    "early_stopping",
+    *_VERBOSITY_CALLBACKS,
+    "stop",
+)
+
+
+def _entries(callbacks):
+    """``(index, name or None, callback)`` for each entry of a ``callbacks`` list."""
+    for index, entry in enumerate(callbacks or ()):
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+            yield index, entry[0], entry[1]
+        else:
+            yield index, None, entry
+
+
+def check_callbacks(callbacks, owner: str) -> None:
+    """Refuse ``callbacks`` entries the estimators cannot train with, before training.
+
+    An entry is a :class:`skorch.callbacks.Callback` (instance or class) or a
+    ``(name, callback)`` pair. Refused: anything else; names the estimator uses
+    itself (:data:`RESERVED_CALLBACK_NAMES`); skorch's ``EpochScoring`` and
+    ``BatchScoring``, which expect plain targets and a ``predict`` of labels, while
+    the estimator's batches carry ``(y, weight)`` and its net returns logits (the
+    estimator records the validation score itself, see ``validation_scores_``);
+    ``LRScheduler``, which ``lr_schedule`` would overwrite at every batch; and
+    ``EarlyStopping``, whose stop skorch signals as a Ctrl-C (the estimator's own
+    ``early_stopping`` stops, and restores the best weights, instead).
+
+    Raises
+    ------
+    ValueError
+        Naming the first entry refused and why.
+    """
+    from skorch.callbacks import BatchScoring, EarlyStopping, EpochScoring, LRScheduler
+
+    for index, name, callback in _entries(callbacks):
+        kind = callback if isinstance(callback, type) else type(callback)
+        where = f"callbacks[{index}] of {owner}"
+        if not (isinstance(kind, type) and issubclass(kind, Callback)):
+            raise ValueError(
+                f"{where} is {callbacks[index]!r}; each entry must be a skorch Callback (an "
+                "instance or a class) or a (name, Callback) pair."
+            )
+        if name in RESERVED_CALLBACK_NAMES:
+            raise ValueError(
+                f"{where} is named {name!r}, a name the estimator uses for its own callbacks "
+                f"({', '.join(RESERVED_CALLBACK_NAMES)}); choose another name."
+            )
+        if issubclass(kind, EpochScoring | BatchScoring):
+            raise ValueError(
+                f"{where} is skorch's {kind.__name__}, which the estimator cannot run: its "
+                "batches carry (y, weight) and its net returns logits. The validation "
+                "accuracy or R² is recorded as 'valid_score' in history_ (see "
+                "validation_scores_); compute other scores in a Callback of your own."
+            )
+        if issubclass(kind, EarlyStopping):
+            raise ValueError(
+                f"{where} is skorch's EarlyStopping; the estimator stops early itself: set "
+                "early_stopping=True and n_iter_no_change (it monitors the validation loss "
+                "and restores the best epoch's weights)."
+            )
+        if issubclass(kind, LRScheduler):
+            raise ValueError(
+                f"{where} is skorch's LRScheduler, whose learning rates lr_schedule would "
+                "overwrite at every batch; choose the schedule with lr_schedule "
+                "('cosine', 'step' or 'constant')."
+            )
+
+
+def check_validation_callbacks(callbacks, validation: bool, owner: str) -> None:
+    """Refuse callbacks that monitor a validation value when no validation set is held out.
+
+    Raises
+    ------
+    ValueError
+        For a callback whose ``monitor`` names a ``valid_*`` value (skorch's
+        ``EarlyStopping`` and ``Checkpoint`` by default) while ``validation`` is false.
+    """
+    if validation:
+        return
+    for index, _, callback in _entries(callbacks):
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("valid"):
+            raise ValueError(
+                f"callbacks[{index}] of {owner} monitors {monitor!r}, which needs a "
+                "validation set, but this fit holds none out: set early_stopping=True (or "
+                "'auto' with at least 20 validation rows) or monitor a training value."
+            )
 
 
 def set_verbose(net: ResNetNet, verbose: int) -> None:

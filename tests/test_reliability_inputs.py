@@ -478,6 +478,45 @@ def test_callbacks_that_are_not_skorch_callbacks_are_refused_before_training(ent
     assert_unfitted(est)
 
 
+def _skorch_callbacks():
+    from skorch.callbacks import (
+        BatchScoring,
+        Checkpoint,
+        EarlyStopping,
+        EpochScoring,
+        LRScheduler,
+        PrintLog,
+    )
+
+    return {
+        "scoring": (EpochScoring("accuracy"), "EpochScoring, which the estimator cannot run"),
+        "batch scoring": (BatchScoring("accuracy"), "BatchScoring, which the estimator"),
+        "scheduler": (LRScheduler("StepLR", step_size=1), "LRScheduler, whose learning rates"),
+        "reserved name": (("early_stopping", PrintLog()), "named 'early_stopping', a name"),
+        "early stopping": (EarlyStopping(), "EarlyStopping; the estimator stops early itself"),
+        "needs validation": (Checkpoint(dirname="unused"), "monitors 'valid_loss_best', which"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_skorch_callbacks()))
+def test_skorch_callbacks_the_estimator_cannot_run_are_refused_before_training(case):
+    entry, message = _skorch_callbacks()[case]
+    X, y = data(ResNetClassifier)
+    est = ResNetClassifier(**MLP, early_stopping=False, callbacks=[entry])
+    with pytest.raises(ValueError, match=message):
+        est.fit(X, y)
+    assert_unfitted(est)
+
+
+def test_a_callback_monitoring_validation_runs_when_a_validation_set_is_held_out(tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y = data(ResNetClassifier, n=120)
+    saved = Checkpoint(dirname=str(tmp_path / "checkpoints"), f_optimizer=None, f_history=None)
+    ResNetClassifier(**MLP, early_stopping=True, callbacks=[saved]).fit(X, y)
+    assert (tmp_path / "checkpoints" / "params.pt").exists()
+
+
 def test_skorch_callbacks_as_instances_classes_and_named_pairs_are_taken():
     from skorch.callbacks import Callback
 
