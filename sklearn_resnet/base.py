@@ -266,16 +266,16 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             )
             train, valid = train.subset(train_idx), train.subset(valid_idx)
         if not warm:
-            check_validation_callbacks(self.callbacks, self.early_stopping_, type(self).__name__)
-        if self.backbone_ == "cnn" and not warm:
-            check_batch_norm_batches(
-                len(train),
-                self._batch_size_for(len(train)),
-                cnn_output_positions(self.input_shape_),
-                type(self).__name__,
-                self.validation_fraction if self.early_stopping_ else None,
-            )
-        if not warm:
+            owner = type(self).__name__
+            check_validation_callbacks(self.callbacks, self.early_stopping_, owner)
+            if self.backbone_ == "cnn":
+                check_batch_norm_batches(
+                    len(train),
+                    self._batch_size_for(len(train)),
+                    cnn_output_positions(self.input_shape_),
+                    owner,
+                    self.validation_fraction if self.early_stopping_ else None,
+                )
             self.width_ = resolve_width(self.width, self.backbone_, len(train), self._task)
             plan = self._plan(len(train), shuffle_seed)
             with seeded(init_seed, self.device_):

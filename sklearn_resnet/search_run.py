@@ -74,6 +74,8 @@ class SearchRun:
         self.owner = type(search).__name__
         self.verbose = search.verbose
         self.metric_names = None
+        # The cause of the last batch of trials whose every fit failed.
+        self.last_error = "unknown"
         self.prefix, final = final_step(search.estimator)
         self.space = SearchSpace(
             self._param_distributions(final, X),
@@ -214,7 +216,7 @@ class SearchRun:
         if results is None:
             raise ValueError(
                 f"All the {len(numbers)} trials of {self.owner} failed: every fit raised an "
-                f"error, the last one: {getattr(self, 'last_error', 'unknown')} See the "
+                f"error, the last one: {self.last_error} See the "
                 "warnings above for the others; set error_score='raise' to raise the first one."
             )
         fail_dead_trials(study)

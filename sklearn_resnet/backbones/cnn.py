@@ -24,7 +24,8 @@ __all__ = [
     "PreActBlock",
     "ResidualCNN",
     "cnn_blocks_for_depth",
-    "cnn_valid_depths",
+    "cnn_depth_step",
+    "cnn_output_positions",
 ]
 
 _N_STAGES = 3
@@ -43,7 +44,7 @@ def cnn_blocks_for_depth(depth: int, block: str) -> int:
     ValueError
         If ``depth`` fits no CNN of that block type.
     """
-    step = _N_STAGES * _LAYERS_PER_BLOCK[block]
+    step = cnn_depth_step(block)
     if depth < step + 2 or (depth - 2) % step:
         raise ValueError(f"depth={depth} fits no residual CNN with block={block!r} ({step}n+2).")
     return (depth - 2) // step
@@ -65,12 +66,6 @@ def cnn_output_positions(in_shape: tuple[int, ...]) -> int:
             size = (size - 1) // 2 + 1
         positions *= size
     return positions
-
-
-def cnn_valid_depths(block: str, limit: int) -> list[int]:
-    """Valid CNN depths for ``block`` up to ``limit`` (inclusive)."""
-    step = _N_STAGES * _LAYERS_PER_BLOCK[block]
-    return list(range(step + 2, limit + 1, step))
 
 
 class SignalConv1d(nn.Conv1d):

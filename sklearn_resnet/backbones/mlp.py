@@ -19,7 +19,7 @@ from torch import nn
 from .layers import dropout_layer
 from .scaling import InputScaler
 
-__all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth", "mlp_valid_depths"]
+__all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth"]
 
 _NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
@@ -41,11 +41,6 @@ def mlp_blocks_for_depth(depth: int) -> int:
     if depth < 4 or depth % 2:
         raise ValueError(f"depth={depth} fits no residual MLP (2n+2, n >= 1).")
     return (depth - 2) // 2
-
-
-def mlp_valid_depths(limit: int) -> list[int]:
-    """Valid MLP depths up to ``limit`` (inclusive)."""
-    return list(range(4, limit + 1, 2))
 
 
 class ResidualMLPBlock(nn.Module):
