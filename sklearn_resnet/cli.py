@@ -90,9 +90,7 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     """
     if args.storage is None or args.study_name is None:
         return
-    import optuna
-
-    from .search_study import open_storage, resolve_storage
+    from .search_study import create_study, resolve_storage
 
     wanted = {
         "target": args.target,
@@ -100,11 +98,8 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
         "scoring": args.scoring,
         "columns": [str(column) for column in X.columns],
     }
-    study = optuna.create_study(
-        study_name=args.study_name,
-        storage=open_storage(resolve_storage(args.storage)),
-        direction="maximize",
-        load_if_exists=True,
+    study = create_study(
+        resolve_storage(args.storage), args.study_name, True, sampler=None, pruner=None
     )
     recorded = study.user_attrs.get(_STUDY_ATTR)
     if recorded is None:
@@ -118,7 +113,7 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
         )
 
 
-def _check_fixed_settings(model, X, y) -> None:
+def _check_fixed_settings(model, X, y, task: str) -> None:
     """One epoch of the fixed settings on a few rows, before a search.
 
     A setting that no trial can train with (a depth the block does not allow, say)
@@ -129,7 +124,7 @@ def _check_fixed_settings(model, X, y) -> None:
 
     rows = np.random.default_rng(0).permutation(len(X))[:_PROBE_ROWS]
     X_probe, y_probe = X.iloc[rows], y.iloc[rows]
-    if y_probe.nunique() < y.nunique():  # a few rows may miss a class
+    if task == "classification" and y_probe.nunique() < y.nunique():  # a class missed
         X_probe, y_probe = X, y
     step = ESTIMATOR_STEP + "__"
     probe = clone(model).set_params(**{step + "max_epochs": 1, step + "early_stopping": False})
@@ -231,7 +226,7 @@ def _tune(args: argparse.Namespace) -> int:
     X, y, task = _training_data(args)
     estimator = _estimator(task, args, verbose=0)
     model = build_pipeline(X, estimator)
-    _check_fixed_settings(model, X, y)
+    _check_fixed_settings(model, X, y, task)
     _claim_stored_study(args, task, X)
     search = OptunaSearchCV(
         model,

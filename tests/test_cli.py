@@ -23,6 +23,7 @@ from sklearn_resnet.cli import main
 from sklearn_resnet.cli_data import (
     MAX_CLASSIFICATION_LEVELS,
     CommandLineError,
+    build_pipeline,
     categories_as_text,
     infer_task,
     parse_settings,
@@ -418,6 +419,26 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "searched another target and columns" in err and "another --study-name" in err
     assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
+
+
+def test_tune_checks_its_fixed_settings_on_a_few_rows_for_either_task(monkeypatch):
+    from sklearn_resnet.cli import _check_fixed_settings
+
+    table = _table(400)
+    X = table.drop(columns=["label", "price"])
+    seen = []
+
+    def counting(fit):
+        return lambda self, X, y, **kwargs: seen.append(len(X)) or fit(self, X, y, **kwargs)
+
+    for Estimator, target, task in [
+        (ResNetRegressor, "price", "regression"),
+        (ResNetClassifier, "label", "classification"),
+    ]:
+        monkeypatch.setattr(Estimator, "fit", counting(Estimator.fit))
+        pipeline = build_pipeline(X, Estimator(**FAST_PARAMS))
+        _check_fixed_settings(pipeline, X, table[target], task)
+    assert seen == [256, 256]
 
 
 def test_entry_point_runs_as_a_module(data_dir, fitted, tmp_path):
