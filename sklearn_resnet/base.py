@@ -228,6 +228,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self._resolve_architecture(X, owner)
             self.device_ = resolve_device(self.device, owner=owner)
             self.precision_ = resolve_precision(self.precision, self.device_)
+        else:
+            self._check_sparse_backbone(X, owner)
         if not is_sparse(X):
             X = X.reshape(X.shape[0], *self.input_shape_)
         if self.backbone_ == "cnn" and X.shape[0] < 2:
@@ -291,6 +293,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         epochs = 1 if incremental else self.net_.max_epochs
         run_epochs(self.net_, train, valid, epochs, schedule=not incremental, seed=dropout_seed)
 
+    def _check_sparse_backbone(self, X, owner: str) -> None:
+        """Refuse scipy.sparse training X for the CNN (first and later fits alike)."""
+        if is_sparse(X) and self.backbone_ == "cnn":
+            raise ValueError(
+                f"{owner} takes scipy.sparse X with the MLP backbone only (rows of "
+                "features); convert X to a dense array for backbone='cnn' or input_shape."
+            )
+
     def _resolve_architecture(self, X, owner: str) -> None:
         """Set ``backbone_`` and ``input_shape_`` and check ``depth`` before training."""
         sample_shape = X.shape[1:]
@@ -305,11 +315,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             shape = tuple(sample_shape)
         else:
             shape = (1, self.n_features_in_) if self.backbone_ == "cnn" else sample_shape
-        if is_sparse(X) and self.backbone_ == "cnn":
-            raise ValueError(
-                f"{owner} takes scipy.sparse X with the MLP backbone only (rows of "
-                "features); convert X to a dense array for backbone='cnn' or input_shape."
-            )
+        self._check_sparse_backbone(X, owner)
         if self.backbone_ == "mlp":
             shape = (self.n_features_in_,)
             if self.augment not in (None, "auto"):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import FAST_PARAMS
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
@@ -84,6 +84,17 @@ def test_sparse_input_with_the_cnn_backbone_is_refused():
     with pytest.raises(ValueError, match="sparse X with the MLP backbone only"):
         clf.fit(sp.csr_matrix(SPARSE_X), SPARSE_Y)
     assert not hasattr(clf, "n_features_in_")
+
+
+@pytest.mark.parametrize("Estimator", [ResNetClassifier, ResNetRegressor])
+def test_sparse_input_to_a_fitted_cnn_is_refused_by_partial_fit(Estimator):
+    y = SPARSE_Y if Estimator is ResNetClassifier else SPARSE_Y.astype(float)
+    model = Estimator(**FAST_CNN_PARAMS, input_shape=(1, 40)).fit(SPARSE_X, y)
+    before, epochs = model.predict(SPARSE_X), model.n_iter_
+    with pytest.raises(ValueError, match="sparse X with the MLP backbone only"):
+        model.partial_fit(sp.csr_matrix(SPARSE_X), y)
+    assert model.n_iter_ == epochs
+    np.testing.assert_array_equal(model.predict(SPARSE_X), before)
 
 
 # ---- divergence ---------------------------------------------------------------------
