@@ -410,10 +410,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         if small is not None:
             # A few plain rows: already checked and converted in one step.
             X, convert = small, np.asarray
-        elif is_sparse(X):
-            X, convert = check_predict_X(self, X), dense_rows
         else:
-            X, convert = check_predict_X(self, X), partial(float32_batch, self)
+            # Checked first: a DataFrame of sparse columns comes back as CSR.
+            X = check_predict_X(self, X)
+            convert = dense_rows if is_sparse(X) else partial(float32_batch, self)
         return batched_inference(
             self.net_.module_,
             X,

@@ -175,10 +175,13 @@ def check_predict_X(estimator, X):
     :func:`float32_batch`, so prediction never holds a float32 copy of all of X.
     Numpy arrays and DataFrames with at least one row and two dimensions take this
     path; any other input goes through the full validation, which raises
-    scikit-learn's usual errors.
+    scikit-learn's usual errors. A DataFrame of pandas sparse columns is converted to
+    CSR there, as in fit.
     """
     _check_dtypes(estimator, X)
-    sliceable = isinstance(X, np.ndarray) or hasattr(X, "iloc")
+    # pandas offers the ``.sparse`` accessor only when every column is sparse.
+    frame = hasattr(X, "iloc") and not hasattr(X, "sparse")
+    sliceable = isinstance(X, np.ndarray) or frame
     ndim = _ndim(X)
     if not sliceable or ndim < 2 or _num_samples(X) == 0:
         return validate_X(estimator, X, reset=False)[0]

@@ -79,6 +79,17 @@ def test_sparse_input_is_densified_one_batch_at_a_time(monkeypatch):
     assert rows_seen == [64, 64, 64, 64, 44]
 
 
+def test_a_dataframe_of_sparse_columns_fits_and_predicts_like_its_dense_frame():
+    pd = pytest.importorskip("pandas")
+    dense = pd.DataFrame(SPARSE_X, columns=[f"f{i}" for i in range(SPARSE_X.shape[1])])
+    frame = dense.astype(pd.SparseDtype("float64", 0.0))
+    clf = ResNetClassifier(**FAST_PARAMS).fit(frame, SPARSE_Y)
+    np.testing.assert_array_equal(clf.feature_names_in_, dense.columns)
+    np.testing.assert_array_equal(clf.predict_proba(frame), clf.predict_proba(dense))
+    reference = ResNetClassifier(**FAST_PARAMS).fit(dense, SPARSE_Y)
+    np.testing.assert_array_equal(clf.predict_proba(dense), reference.predict_proba(dense))
+
+
 def test_sparse_input_with_the_cnn_backbone_is_refused():
     clf = ResNetClassifier(**FAST_PARAMS, backbone="cnn", input_shape=(1, 40))
     with pytest.raises(ValueError, match="sparse X with the MLP backbone only"):

@@ -23,6 +23,31 @@ def test_standard_scaling_matches_mean_and_std():
     np.testing.assert_array_equal(Z[:, 2], 0)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_standard_scaling_densifies_a_bounded_number_of_values_at_a_time(monkeypatch, sparse):
+    import scipy.sparse as sp
+
+    from sklearn_resnet.backbones import scaling
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(2, 3, size=(250, 40)).astype(np.float32)
+    X[rng.random(X.shape) < 0.7] = 0.0
+    monkeypatch.setattr(scaling, "_BLOCK_VALUES", 400)  # 10 rows of 40 features
+    densified = []
+    original = InputScaler._values_per_stat
+
+    def spy(self, X_chunk):
+        values = original(self, X_chunk)
+        densified.append(values.size)
+        return values
+
+    monkeypatch.setattr(InputScaler, "_values_per_stat", spy)
+    scaler = InputScaler((40,), "standard").fit(sp.csr_matrix(X) if sparse else X)
+    assert max(densified) == 400 and len(densified) == 2 * 25
+    np.testing.assert_allclose(scaler.shift.numpy().ravel(), X.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scaler.scale.numpy().ravel(), X.std(axis=0), rtol=1e-5)
+
+
 def test_robust_scaling_centres_on_the_median_and_clips_outliers_smoothly():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(1001, 2)).astype(np.float32)

@@ -41,9 +41,10 @@ _BOUND = 1e4
 _N_QUANTILES = 1000
 #: Most values per feature (rows times positions) used for medians and quantiles.
 _SUBSAMPLE = 1_000_000
-#: Rows per chunk when accumulating means and variances.
+#: Most rows per chunk when accumulating means and variances.
 _CHUNK_ROWS = 65_536
-#: Most values densified at a time for medians and quantiles of flat rows.
+#: Most values densified at a time: a chunk of means and variances, or a block of
+#: columns for medians and quantiles of flat rows.
 _BLOCK_VALUES = 1 << 24
 #: Probabilities are kept this far from 0 and 1 before the normal quantile function.
 _EPS = 1e-7
@@ -144,8 +145,14 @@ class InputScaler(nn.Module):
         return np.concatenate(blocks, axis=-1)
 
     def _moments(self, X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation per feature/channel, two passes over chunks."""
-        chunks = [rows[i : i + _CHUNK_ROWS] for i in range(0, len(rows), _CHUNK_ROWS)]
+        """Mean and standard deviation per feature/channel, two passes over chunks.
+
+        A chunk holds at most ``_BLOCK_VALUES`` values, so wide (or sparse) rows are
+        densified a few at a time.
+        """
+        per_sample = int(np.prod(self.in_shape, dtype=np.int64))
+        size = max(1, min(_CHUNK_ROWS, _BLOCK_VALUES // max(per_sample, 1)))
+        chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
         count = 0
         total = np.zeros(self.in_shape[0])
         for chunk in chunks:
