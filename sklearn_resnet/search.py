@@ -27,6 +27,29 @@ from .search_run import SearchRun
 
 __all__ = ["OptunaSearchCV"]
 
+
+def _yields_constant_splits(cv) -> bool:
+    """Whether every ``cv.split`` call gives the same folds (scikit-learn's own rule).
+
+    A splitter that does not shuffle, or shuffles with an integer seed, does; one
+    seeded with ``None`` or a ``RandomState`` draws new folds on every call.
+    """
+    return not getattr(cv, "shuffle", True) or isinstance(getattr(cv, "random_state", 0), Integral)
+
+
+class _FrozenSplits:
+    """The folds of one ``split`` call, given back unchanged on every later call."""
+
+    def __init__(self, splits):
+        self.splits = [(np.asarray(train), np.asarray(test)) for train, test in splits]
+
+    def get_n_splits(self, X=None, y=None, groups=None, **params):
+        return len(self.splits)
+
+    def split(self, X=None, y=None, groups=None, **params):
+        yield from self.splits
+
+
 _TRIALS_DATAFRAME_ATTRS = (
     "number",
     "value",
@@ -128,6 +151,15 @@ class OptunaSearchCV(BaseSearchCV):
         finally:
             del self._run
         return self
+
+    def _check_input_parameters(self, X, y, split_params):
+        # Every batch of trials calls ``cv.split`` again, so a splitter that draws new
+        # folds per call (``ShuffleSplit()``, ``KFold(shuffle=True)`` without an integer
+        # seed) would score each batch on other folds: the splits are drawn once here,
+        # as GridSearchCV draws them once for all its candidates.
+        cv = self._checked_cv_orig
+        if not _yields_constant_splits(cv):
+            self._checked_cv_orig = _FrozenSplits(cv.split(X, y, **split_params))
 
     def _run_search(self, evaluate_candidates):
         self._run.run(evaluate_candidates)

@@ -15,7 +15,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import KFold, ShuffleSplit, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -46,6 +46,18 @@ def _logreg():
 
 
 C_SPACE = {"logisticregression__C": FloatDistribution(1e-3, 1e2, log=True)}
+
+
+@pytest.mark.parametrize("make_cv", [lambda: KFold(3, shuffle=True), lambda: ShuffleSplit(3)])
+def test_a_cv_that_reshuffles_per_call_gives_every_trial_the_same_folds(data, make_cv):
+    X, y = data
+    space = {"logisticregression__C": CategoricalDistribution([1.0])}
+    search = OptunaSearchCV(_logreg(), space, n_trials=4, cv=make_cv(), random_state=0)
+    search.fit(X, y)
+    for split in range(3):
+        scores = search.cv_results_[f"split{split}_test_score"]
+        assert np.all(scores == scores[0]), scores
+    assert search.n_splits_ == 3
 
 
 def test_full_cv_results_best_attributes_and_refit(data):
