@@ -222,11 +222,31 @@ class SearchRun:
         fail_dead_trials(study)
         if self.tmpdir is not None:
             study = copy_to_memory(study)
+        formatted = self._format(study, set(numbers))
+        if not np.any(formatted["status"] == TrialState.COMPLETE.name):
+            self._none_completed(len(numbers))
         search.study_ = study
         search.n_trials_ = len(numbers)
         search.trial_numbers_ = numbers
         results.clear()
-        results.update(self._format(study, set(numbers)))
+        results.update(formatted)
+
+    def _none_completed(self, n_trials: int) -> None:
+        """Refuse to refit when no trial completed (all pruned, or pruned and failed)."""
+        message = (
+            f"None of the {n_trials} trials of {self.owner} completed: each was pruned or "
+            "failed, so no setting has a cross-validated score"
+        )
+        advice = (
+            "Loosen the pruner (a lower threshold, more n_warmup_steps, or "
+            "pruner=optuna.pruners.NopPruner())"
+        )
+        if self.search.refit:
+            raise ValueError(
+                f"{message} and there is no best one to refit. {advice}, or set "
+                "refit=False to keep the per-epoch scores in study_ and cv_results_."
+            )
+        warnings.warn(f"{message}. {advice}.", UserWarning, stacklevel=4)
 
     def _wants_more(self, done: int, start: float) -> bool:
         search = self.search

@@ -241,6 +241,22 @@ def test_pruning_with_parallel_workers_and_no_storage(data):
     assert isinstance(search.study_._storage, optuna.storages.InMemoryStorage)
 
 
+def test_a_search_whose_every_trial_is_pruned_refits_nothing(data):
+    X, y = data
+    pipe = Pipeline([("scale", StandardScaler()), ("net", ResNetClassifier(**NET))])
+    pruner = optuna.pruners.ThresholdPruner(lower=1.01)  # no score reaches it
+    settings = dict(n_trials=2, cv=2, pruner=pruner, random_state=0)
+    search = OptunaSearchCV(pipe, {"net__lr": [1e-2]}, **settings)
+    with pytest.raises(ValueError, match=r"None of the 2 trials .* no best one to refit"):
+        search.fit(X, y)
+    assert not hasattr(search, "best_estimator_") and not hasattr(search, "study_")
+    search.set_params(refit=False)
+    with pytest.warns(UserWarning, match="None of the 2 trials"):
+        search.fit(X, y)
+    assert list(search.cv_results_["status"]) == ["PRUNED", "PRUNED"]
+    assert not hasattr(search, "best_estimator_")
+
+
 @pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(data):
     X, y = data
