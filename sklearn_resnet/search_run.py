@@ -224,29 +224,32 @@ class SearchRun:
             study = copy_to_memory(study)
         formatted = self._format(study, set(numbers))
         if not np.any(formatted["status"] == TrialState.COMPLETE.name):
-            self._none_completed(len(numbers))
+            self._none_completed(formatted["status"])
         search.study_ = study
         search.n_trials_ = len(numbers)
         search.trial_numbers_ = numbers
         results.clear()
         results.update(formatted)
 
-    def _none_completed(self, n_trials: int) -> None:
-        """Refuse to refit when no trial completed (all pruned, or pruned and failed)."""
+    def _none_completed(self, status: np.ndarray) -> None:
+        """Refuse to refit when no trial completed (pruned, or failed in another worker)."""
+        pruned = int(np.sum(status == TrialState.PRUNED.name))
         message = (
-            f"None of the {n_trials} trials of {self.owner} completed: each was pruned or "
-            "failed, so no setting has a cross-validated score"
+            f"None of the {len(status)} trials of {self.owner} completed ({pruned} pruned, "
+            f"{len(status) - pruned} failed), so no setting has a cross-validated score"
         )
         advice = (
-            "Loosen the pruner (a lower threshold, more n_warmup_steps, or "
-            "pruner=optuna.pruners.NopPruner())"
+            " Loosen the pruner (a lower threshold, more n_warmup_steps, or "
+            "pruner=optuna.pruners.NopPruner())."
+            if pruned
+            else ""
         )
         if self.search.refit:
             raise ValueError(
-                f"{message} and there is no best one to refit. {advice}, or set "
-                "refit=False to keep the per-epoch scores in study_ and cv_results_."
+                f"{message} and there is no best one to refit.{advice} With refit=False the "
+                "search keeps cv_results_ and study_ instead."
             )
-        warnings.warn(f"{message}. {advice}.", UserWarning, stacklevel=4)
+        warnings.warn(f"{message}.{advice}", UserWarning, stacklevel=4)
 
     def _wants_more(self, done: int, start: float) -> bool:
         search = self.search

@@ -257,7 +257,11 @@ def test_a_trial_failed_by_another_worker_is_logged_not_raised(tmp_path, caplog)
     X, y = dataset()
     search = _search(path, n_trials=1, refit=False, heartbeat_interval=0.05)
     search.set_params(estimator=MarkedDeadWhileFitting(path=path))
-    with caplog.at_level("WARNING", logger="sklearn_resnet"):
+    no_score = r"None of the 1 trials .* completed \(0 pruned, 1 failed\)"
+    with (
+        caplog.at_level("WARNING", logger="sklearn_resnet"),
+        pytest.warns(UserWarning, match=no_score),
+    ):
         search.fit(X, y)
     # One warning, at the end; the heartbeats of the failed trial just stop.
     messages = [record.getMessage() for record in caplog.records]

@@ -247,7 +247,9 @@ def test_a_search_whose_every_trial_is_pruned_refits_nothing(data):
     pruner = optuna.pruners.ThresholdPruner(lower=1.01)  # no score reaches it
     settings = dict(n_trials=2, cv=2, pruner=pruner, random_state=0)
     search = OptunaSearchCV(pipe, {"net__lr": [1e-2]}, **settings)
-    with pytest.raises(ValueError, match=r"None of the 2 trials .* no best one to refit"):
+    with pytest.raises(
+        ValueError, match=r"None of the 2 trials .* \(2 pruned, 0 failed\).* no best one to refit"
+    ):
         search.fit(X, y)
     assert not hasattr(search, "best_estimator_") and not hasattr(search, "study_")
     search.set_params(refit=False)
