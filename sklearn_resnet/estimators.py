@@ -19,6 +19,7 @@ from sklearn.utils.validation import _assert_all_finite, column_or_1d
 from . import _docs
 from .base import _BaseResNet
 from .inputs import validate_X
+from .sparse_rows import is_sparse
 
 __all__ = ["ResNetClassifier", "ResNetRegressor", "expected_failed_checks"]
 
@@ -314,6 +315,11 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         return self._partial_fit(X, y, sample_weight)
 
     def _validate_targets(self, X, y, *, reset: bool, classes=None):
+        if is_sparse(y):
+            raise ValueError(
+                f"{type(self).__name__} takes y as a dense array; got a scipy.sparse y. "
+                "Convert it with y.toarray()."
+            )
         X, y = validate_X(
             self, X, y, reset=reset, y_kwargs={"y_numeric": True, "multi_output": True}
         )
@@ -350,7 +356,9 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
             mean = np.average(unit, axis=0, weights=weight)
             scale = np.sqrt(np.average((unit - mean) ** 2, axis=0, weights=weight)) * magnitude
             self._y_mean = mean * magnitude
-            self._y_scale = np.where(scale > 0, scale, 1.0)
+            # Constant targets (a first partial_fit call on one row, say) have no spread:
+            # their own size keeps later targets of the same order near ±1.
+            self._y_scale = np.where(scale > 0, scale, magnitude)
         scaled = (y - self._y_mean) / self._y_scale
         if not np.all(np.abs(scaled) < _MAX_SCALED_TARGET):
             hint = (

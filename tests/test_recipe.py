@@ -68,6 +68,23 @@ def test_targets_are_standardised_and_predictions_mapped_back():
     np.testing.assert_allclose(moved._y_mean, 1000 * y.mean() + 5e6)
 
 
+@pytest.mark.parametrize("unit", [1e-6, 1e7])
+def test_a_stream_of_single_rows_is_scaled_in_its_own_units(unit):
+    # A first partial_fit call on one row has no spread in X or y. Dividing by 1 then
+    # left later rows in raw units: a feature near 1e5 was clamped at the scaler's
+    # bound, and targets near 1e7 were refused as too far from the mean.
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(5e4, 1.5e5, 60), rng.normal(size=60)])
+    y = (X[:, 0] / 1e5 + X[:, 1]) * unit
+    reg = ResNetRegressor(**FAST_PARAMS, scaling="robust")
+    for i in range(len(X)):
+        reg.partial_fit(X[i : i + 1], y[i : i + 1])
+    scaler = reg.net_.module_.input_scaler
+    np.testing.assert_allclose(scaler.scale.numpy().ravel(), [abs(X[0, 0]), 1.0], rtol=1e-6)
+    np.testing.assert_allclose(reg._y_scale, [abs(y[0])])
+    assert np.all(np.abs(reg.predict(X) / unit) < 10)
+
+
 # ---- the regressor's linear path ------------------------------------------------------------
 def _initial_outputs(monkeypatch, reg, X, y, **fit_kwargs):
     """Fit ``reg`` and return its network's outputs on ``X`` just before training."""

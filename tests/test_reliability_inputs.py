@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -356,6 +357,10 @@ REGRESSOR_TARGETS = {
     "1e306": (lambda n: np.linspace(-1, 1, n) * 1e306, r"takes targets up to 1e\+304"),
     "wrong length": (lambda n: np.arange(n - 1), r"inconsistent numbers of samples"),
     "3-D": (lambda n: np.arange(n).reshape(n, 1, 1), r"Found array with dim 3"),
+    "sparse": (
+        lambda n: sp.csr_matrix(np.arange(n, dtype=float).reshape(n, 1)),
+        r"takes y as a dense array; got a scipy.sparse y",
+    ),
     "None": (lambda n: None, r"requires y to be passed"),
 }
 TARGET_CASES = [(ResNetClassifier, k, *v) for k, v in CLASSIFIER_TARGETS.items()]

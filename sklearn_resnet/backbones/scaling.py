@@ -116,7 +116,7 @@ class InputScaler(nn.Module):
         if self.method == "standard":
             mean, std = self._moments(X, rows)
             self._set("shift", mean)
-            self._set("scale", np.where(std > 0, std, 1.0))
+            self._set("scale", np.where(std > 0, std, _own_unit(mean)))
             return self
         positions = int(np.prod(self.in_shape[1:], dtype=np.int64))
         cap = max(1, _SUBSAMPLE // positions)
@@ -210,12 +210,24 @@ def _dense(X) -> np.ndarray:
     return np.asarray(X, dtype=np.float32)
 
 
+def _own_unit(centre: np.ndarray) -> np.ndarray:
+    """The spread of a column without any: its centre's size, at least 1.
+
+    A constant column (or the single row of a first ``partial_fit`` call) has no
+    spread to divide by; dividing by 1 would leave later values in raw units, so a
+    column near 1e5 would be scaled to ±1e4 and clamped. Its own size keeps later
+    values of the same order near ±1.
+    """
+    return np.maximum(np.abs(centre), 1.0)
+
+
 def _robust_statistics(values: np.ndarray) -> np.ndarray:
-    """Median and spread (interquartile range, else half the range, else 1) per column."""
+    """Median and spread per column: the interquartile range, else half the range, else
+    the median's size (at least 1)."""
     low, median, high = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
     spread = high - low
     half_range = (values.max(axis=0) - values.min(axis=0)) / 2
-    spread = np.where(spread > 0, spread, np.where(half_range > 0, half_range, 1.0))
+    spread = np.where(spread > 0, spread, np.where(half_range > 0, half_range, _own_unit(median)))
     return np.stack([median, spread])
 
 
