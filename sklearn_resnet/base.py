@@ -311,6 +311,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self.backbone_ = self.backbone
         if self.input_shape is not None:
             shape = check_input_shape(self.input_shape, self.n_features_in_, owner)
+            if self.backbone_ == "cnn" and len(sample_shape) >= 2 and sample_shape != shape:
+                # Reshaping would scramble the values (channels-last images, say), and
+                # prediction refuses such X anyway.
+                raise ValueError(
+                    f"X has samples shaped {sample_shape}, but input_shape={shape}; pass X "
+                    f"shaped (n_samples, *{shape}) or flat rows of {self.n_features_in_} "
+                    "values (for channels-last images, move the channel axis first)."
+                )
         elif len(sample_shape) >= 2:
             shape = tuple(sample_shape)
         else:

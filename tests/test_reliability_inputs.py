@@ -239,6 +239,21 @@ def test_a_fitted_cnn_refuses_samples_of_another_shape(Estimator):
         np.testing.assert_array_equal(mlp.predict(same_values), mlp.predict(X))
 
 
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_fit_refuses_samples_shaped_otherwise_than_input_shape(Estimator):
+    X, y = data(Estimator, shape=(3, 2, 2))
+    channels_last = np.moveaxis(X, 1, -1)
+    est = Estimator(**CNN, input_shape=(3, 2, 2))
+    message = r"samples shaped \(2, 2, 3\), but input_shape=\(3, 2, 2\).* channel axis first"
+    with pytest.raises(ValueError, match=message):
+        est.fit(channels_last, y)
+    assert_unfitted(est)
+    # Flat rows and samples of exactly input_shape are what it takes.
+    shaped = clone(est).fit(X, y)
+    flat = clone(est).fit(X.reshape(24, 12), y)
+    np.testing.assert_array_equal(shaped.predict(X), flat.predict(X))
+
+
 # ---- pandas -------------------------------------------------------------------------------
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
 def test_frames_with_categorical_and_object_columns(Estimator):
