@@ -38,6 +38,13 @@ MIN_TORCH = (2, 6)
 UNSUPPORTED_SCALING = ("quantile",)
 _EXTRA_HINT = "install sklearn-resnet[onnx] (pip install 'sklearn-resnet[onnx]')"
 
+#: Why the lowest opset the exporter reaches per backbone is what it is.
+_LOWEST_OPSET = {
+    "mlp": "layer normalisation, in every MLP, needs opset 17 or later",
+    "cnn": "a CNN needs opset 18 or later: the converter cannot move its global average "
+    "pooling, a ReduceMean, below 18",
+}
+
 
 class _InferenceGraph(nn.Module):
     """The estimator's prediction as one torch module: reshape, network, output map."""
@@ -189,8 +196,8 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         raise ValueError(
             f"to_onnx cannot write opset_version={opset_version}: the exporter could not "
             f"convert the network to it and would have written opset {written} instead "
-            "(layer normalisation, in every MLP, needs opset 17 or later). Nothing was "
-            "written; use opset_version=None or a version the exporter supports."
+            f"({_LOWEST_OPSET[estimator.backbone_]}). Nothing was written; use "
+            "opset_version=None or a version the exporter supports."
         )
     from . import __version__  # imported here: the package imports this module
 

@@ -91,7 +91,7 @@ def default_search_space(
     >>> from sklearn_resnet import ResNetRegressor
     >>> from sklearn_resnet.search_space import default_search_space
     >>> sorted(default_search_space(ResNetRegressor, "cnn"))
-    ['batch_size', 'depth', 'dropout', 'lr', 'weight_decay', 'width']
+    ['augment', 'batch_size', 'depth', 'dropout', 'lr', 'weight_decay', 'width']
     """
     if backbone not in ("mlp", "cnn"):
         raise ValueError(f"backbone must be 'mlp' or 'cnn'; got {backbone!r}.")

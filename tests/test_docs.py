@@ -3,6 +3,7 @@ walk-through runs end to end, and the mkdocs site builds with ``--strict``."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
@@ -189,3 +190,26 @@ def test_reliability_page_names_only_tests_that_exist():
     for path, name in cited:
         source = (ROOT / path).read_text()
         assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name} is missing"
+
+
+def _modules_with_examples() -> list[str]:
+    import doctest
+    import pkgutil
+
+    finder = doctest.DocTestFinder()
+    prefix = "sklearn_resnet."
+    names = [info.name for info in pkgutil.walk_packages(sklearn_resnet.__path__, prefix)]
+    return sorted(
+        name
+        for name in names
+        if any(test.examples for test in finder.find(importlib.import_module(name)))
+    )
+
+
+@pytest.mark.parametrize("module", _modules_with_examples())
+def test_docstring_examples_run_as_written(module):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module), verbose=False, report=False)
+    assert result.attempted > 0
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {module} failed"

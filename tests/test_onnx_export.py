@@ -113,6 +113,14 @@ def test_an_opset_the_network_cannot_have_is_refused_quietly(small_classifier, t
     assert {o.domain: o.version for o in onnx.load(str(path)).opset_import}[""] == 18
 
 
+def test_a_cnn_below_opset_18_is_refused_with_the_cnn_reason(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    cnn = ResNetClassifier(**FAST_CNN_PARAMS, input_shape=(1, 8, 8)).fit(X[:120], y[:120])
+    with pytest.raises(ValueError, match=r"opset_version=17: .*\(a CNN needs opset 18 or later"):
+        to_onnx(cnn, tmp_path / "cnn17.onnx", opset_version=17)
+    assert not (tmp_path / "cnn17.onnx").exists()
+
+
 def test_quantile_scaling_is_refused_before_export(tmp_path):
     X, y = make_classification(60, 4, random_state=0)
     clf = ResNetClassifier(**{**PARAMS, "max_epochs": 1}, scaling="quantile").fit(X, y)
