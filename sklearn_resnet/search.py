@@ -18,6 +18,7 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from sklearn.model_selection._search import BaseSearchCV
+from sklearn.model_selection._split import _CVIterableWrapper, _yields_constant_splits
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -26,28 +27,6 @@ from .search_heartbeat import DEFAULT_HEARTBEAT_INTERVAL
 from .search_run import SearchRun
 
 __all__ = ["OptunaSearchCV"]
-
-
-def _yields_constant_splits(cv) -> bool:
-    """Whether every ``cv.split`` call gives the same folds (scikit-learn's own rule).
-
-    A splitter that does not shuffle, or shuffles with an integer seed, does; one
-    seeded with ``None`` or a ``RandomState`` draws new folds on every call.
-    """
-    return not getattr(cv, "shuffle", True) or isinstance(getattr(cv, "random_state", 0), Integral)
-
-
-class _FrozenSplits:
-    """The folds of one ``split`` call, given back unchanged on every later call."""
-
-    def __init__(self, splits):
-        self.splits = [(np.asarray(train), np.asarray(test)) for train, test in splits]
-
-    def get_n_splits(self, X=None, y=None, groups=None, **params):
-        return len(self.splits)
-
-    def split(self, X=None, y=None, groups=None, **params):
-        yield from self.splits
 
 
 _TRIALS_DATAFRAME_ATTRS = (
@@ -159,7 +138,7 @@ class OptunaSearchCV(BaseSearchCV):
         # as GridSearchCV draws them once for all its candidates.
         cv = self._checked_cv_orig
         if not _yields_constant_splits(cv):
-            self._checked_cv_orig = _FrozenSplits(cv.split(X, y, **split_params))
+            self._checked_cv_orig = _CVIterableWrapper(cv.split(X, y, **split_params))
 
     def _run_search(self, evaluate_candidates):
         self._run.run(evaluate_candidates)
