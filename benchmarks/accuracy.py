@@ -211,17 +211,12 @@ def main() -> None:
     folds = 2 if args.quick else args.folds
     wanted = args.datasets or (QUICK if args.quick else [d.name for d in DATASETS])
     chosen = [d for d in DATASETS if d.name in wanted]
-    header = (
-        "| dataset | metric | "
-        + " | ".join(args.models)
-        + " | fit time (s): "
-        + (" / ".join(args.models) + " |")
-    )
-    lines = [header, "|" + "---|" * (len(args.models) + 3)]
     rivals = [m for m in args.models if m != "ours"] if "ours" in args.models else []
+    columns = [*args.models, "fit time (s): " + " / ".join(args.models)]
     if args.repeats > 1 and rivals:
-        header = header.rstrip(" |") + " | repeats ours is ahead: " + " / ".join(rivals) + " |"
-        lines = [header, "|" + "---|" * (len(args.models) + 4)]
+        columns.append("repeats ours is ahead: " + " / ".join(rivals))
+    header = "| dataset | metric | " + " | ".join(columns) + " |"
+    lines = [header, "|" + "---|" * (len(columns) + 2)]
     print(header, flush=True)
     print(lines[1], flush=True)
     for dataset in chosen:
