@@ -97,7 +97,8 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
 _CLASS_WEIGHT = """\
 class_weight : dict, "balanced" or None, default=None
         Weights per class, as in scikit-learn; multiplied with ``sample_weight``.
-        ``"balanced"`` is computed from the training labels of :meth:`fit` and refused
+        ``"balanced"`` is computed from the training labels of :meth:`fit`, each
+        counted with its ``sample_weight`` (as in ``LogisticRegression``), and refused
         by ``partial_fit`` (pass a dict of weights computed over all the data).
     label_smoothing : float in [0, 1), default=0.0
         Share of each target's probability spread evenly over all classes in the
@@ -189,8 +190,9 @@ def classifier_doc() -> str:
     """Docstring of :class:`~sklearn_resnet.ResNetClassifier`."""
     return _render(
         "Residual network classifier (residual MLP or residual CNN).",
-        "Binary and multiclass classification with any hashable labels; a scikit-learn\n"
-        "    estimator that trains a residual network with skorch and PyTorch.",
+        "Binary and multiclass classification with the labels scikit-learn's classifiers\n"
+        "    take (strings, integers, booleans, integral floats, pandas categories); a\n"
+        "    scikit-learn estimator that trains a residual network with skorch and PyTorch.",
         _CLASS_WEIGHT,
         "classes_ : ndarray of shape (n_classes,)\n        Sorted class labels.\n    ",
         "one logit per class",

@@ -160,8 +160,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
 
     # ---- hooks for the subclasses ---------------------------------------------------
     @abstractmethod
-    def _validate_targets(self, X, y, *, reset: bool, classes=None):
-        """Validate X and y together; return X, encoded y and per-sample extra weights."""
+    def _validate_targets(self, X, y, *, reset: bool, classes=None, sample_weight=None):
+        """Validate X and y together; return X, encoded y and per-sample extra weights.
+
+        ``sample_weight`` (unchecked) is there for extra weights that depend on it.
+        """
 
     def _scale_targets(self, y, weight, *, reset: bool):
         """Map validated targets to what the network learns (identity by default)."""
@@ -184,8 +187,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, C, L) or (n_samples, C, H, W)
             Training inputs; pandas DataFrames are accepted and their column names kept.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
+        y : array-like of shape (n_samples,), or (n_samples, n_outputs) for the regressor
+            Class labels (classifier) or targets (regressor).
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights for the loss.
 
@@ -214,7 +217,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         owner = type(self).__name__
         warm = incremental and hasattr(self, "net_")
         check_callbacks(self.callbacks, owner)
-        X, y, extra_weight = self._validate_targets(X, y, reset=not warm, classes=classes)
+        X, y, extra_weight = self._validate_targets(
+            X, y, reset=not warm, classes=classes, sample_weight=sample_weight
+        )
         # fit normalises the weights to mean 1; partial_fit takes them as given, so
         # that batches weighted differently keep their relative weight across calls.
         weight = sample_weights(sample_weight, X, extra_weight, as_given=incremental)

@@ -13,8 +13,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _assert_all_finite, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _assert_all_finite, _check_sample_weight, column_or_1d
 
 from . import _docs
 from .base import _BaseResNet
@@ -65,12 +65,28 @@ def _check_classes(classes) -> np.ndarray:
         )
     try:
         check_classification_targets(classes)
-    except ValueError as error:
+        return np.unique(classes)
+    except (TypeError, ValueError) as error:
         raise ValueError(f"Invalid classes {classes.tolist()!r}: {error}") from None
-    return np.unique(classes)
 
 
-def _class_weights(class_weight, classes: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _balanced_class_weights(n_classes: int, encoded: np.ndarray, sample_weight) -> np.ndarray:
+    """``class_weight="balanced"``: total weight / (classes present x weight per class).
+
+    Counts are weighted by ``sample_weight``, as in ``LogisticRegression``: a sample of
+    weight k counts k times, and one of weight zero not at all, exactly as if it were
+    not there. A class whose samples all weigh zero gets 1 (its samples are dropped).
+    """
+    counts = np.bincount(encoded, weights=sample_weight, minlength=n_classes)
+    present = counts > 0
+    per_class = np.ones(n_classes)
+    per_class[present] = counts.sum() / (present.sum() * counts[present])
+    return per_class
+
+
+def _class_weights(
+    class_weight, classes: np.ndarray, y: np.ndarray, encoded: np.ndarray, sample_weight
+) -> np.ndarray:
     """Weight per class (in ``classes`` order) for ``class_weight``, checked.
 
     Raises
@@ -79,6 +95,8 @@ def _class_weights(class_weight, classes: np.ndarray, y: np.ndarray) -> np.ndarr
         Naming ``class_weight`` for a weight that is not a number, negative, NaN or
         infinite, or when every class present in ``y`` weighs zero.
     """
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        return _balanced_class_weights(len(classes), encoded, sample_weight)
     try:
         per_class = compute_class_weight(class_weight, classes=classes, y=y)
     except (TypeError, ValueError) as error:
@@ -93,6 +111,14 @@ def _class_weights(class_weight, classes: np.ndarray, y: np.ndarray) -> np.ndarr
             f"class_weight gives every class present in y a weight of zero: {class_weight!r}."
         )
     return per_class
+
+
+def _shape_of(y) -> tuple:
+    """The shape of ``y`` (``()`` for what numpy cannot shape), without converting it."""
+    try:
+        return tuple(np.shape(y)) if not is_sparse(y) else tuple(y.shape)
+    except ValueError:
+        return ()
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -219,21 +245,20 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
             )
         return self._partial_fit(X, y, sample_weight, classes=classes)
 
-    def _validate_targets(self, X, y, *, reset: bool, classes=None):
+    def _validate_targets(self, X, y, *, reset: bool, classes=None, sample_weight=None):
+        shape = _shape_of(y)
+        if len(shape) == 2 and shape[1] > 1:
+            raise ValueError(
+                f"{type(self).__name__} does not support multilabel or multi-output "
+                f"targets; got y of shape {shape}."
+            )
         X, y = validate_X(self, X, y, reset=reset)
-        y = np.asarray(y)
         try:
-            multilabel = type_of_target(y) == "multilabel-indicator"
-            if (y.ndim == 2 and y.shape[1] > 1) or multilabel:
-                raise ValueError(
-                    f"{type(self).__name__} does not support multilabel or multi-output "
-                    f"targets; got y of shape {y.shape}."
-                )
-            y = column_or_1d(y, warn=True)
+            y = column_or_1d(np.asarray(y), warn=True)
             check_classification_targets(y)
         except TypeError as error:
             raise ValueError(
-                f"y mixes labels that cannot be sorted together ({error}); use labels of one "
+                f"y holds labels that cannot be used as classes ({error}); use labels of one "
                 "type, all strings or all numbers."
             ) from None
         if reset:
@@ -254,7 +279,12 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         encoded = np.searchsorted(self.classes_, y)
         extra = None
         if self.class_weight is not None:
-            extra = _class_weights(self.class_weight, self.classes_, y)[encoded]
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(
+                    sample_weight, X, dtype=np.float64, ensure_non_negative=True
+                )
+            per_class = _class_weights(self.class_weight, self.classes_, y, encoded, sample_weight)
+            extra = per_class[encoded]
         return X, encoded, extra
 
     def _n_network_outputs(self) -> int:
@@ -314,7 +344,7 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         """
         return self._partial_fit(X, y, sample_weight)
 
-    def _validate_targets(self, X, y, *, reset: bool, classes=None):
+    def _validate_targets(self, X, y, *, reset: bool, classes=None, sample_weight=None):
         if is_sparse(y):
             raise ValueError(
                 f"{type(self).__name__} takes y as a dense array; got a scipy.sparse y. "

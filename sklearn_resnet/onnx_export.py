@@ -112,6 +112,20 @@ def _quiet_exporter():
 _EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 
 
+def _classes_json(estimator) -> str | None:
+    """A classifier's ``classes_`` as the JSON list stored in the metadata, checked."""
+    if not isinstance(estimator, ResNetClassifier):
+        return None
+    try:
+        return json.dumps(estimator.classes_.tolist(), allow_nan=False)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "to_onnx stores classes_ in the model's metadata as a JSON list, and labels of "
+            f"dtype {estimator.classes_.dtype} cannot be written as JSON; refit with string "
+            "or numeric labels (e.g. y.astype(str)). Nothing was written."
+        ) from None
+
+
 def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     """Export a fitted MLP or CNN estimator to an ONNX file.
 
@@ -147,7 +161,7 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
     ValueError
         If it is not fitted, or was fitted with ``scaling="quantile"``, which ONNX
-        cannot express.
+        cannot express, or with class labels that JSON cannot hold (dates, durations).
 
     Examples
     --------
@@ -175,6 +189,7 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
             "for its sorted search and inverse normal CDF. Refit with scaling='robust' or "
             "'standard', or put a QuantileTransformer before the estimator in a Pipeline."
         )
+    classes = _classes_json(estimator)
     _check_exporter()
     path = Path(path)
     graph = _InferenceGraph(estimator).eval()
@@ -208,8 +223,8 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         "n_features_in": str(estimator.n_features_in_),
         "input_shape": json.dumps(list(estimator.input_shape_)),
     }
-    if graph.classify:
-        metadata["classes"] = json.dumps(estimator.classes_.tolist())
+    if classes is not None:
+        metadata["classes"] = classes
     program.model.metadata_props.update(metadata)
     program.save(str(path))
     return path

@@ -128,6 +128,15 @@ def test_quantile_scaling_is_refused_before_export(tmp_path):
         to_onnx(clf, tmp_path / "clf.onnx")
 
 
+def test_labels_json_cannot_hold_are_refused_before_export(tmp_path):
+    X, y = make_classification(60, 4, random_state=0)
+    days = np.array(["2026-01-01", "2026-01-02"], dtype="datetime64[D]")[y]
+    clf = ResNetClassifier(**{**PARAMS, "max_epochs": 1}).fit(X, days)
+    with pytest.raises(ValueError, match=r"labels of dtype datetime64\[D\] cannot be written"):
+        to_onnx(clf, tmp_path / "clf.onnx")
+    assert not (tmp_path / "clf.onnx").exists()
+
+
 def test_other_objects_are_refused(tmp_path):
     with pytest.raises(TypeError, match="got StandardScaler"):
         to_onnx(StandardScaler(), tmp_path / "x.onnx")

@@ -170,6 +170,26 @@ def test_class_weights_change_the_loss_and_balanced_weights_on_balanced_data_do_
     assert heavy.predict(X).mean() > plain.predict(X).mean()
 
 
+def test_balanced_class_weights_count_samples_by_their_weight():
+    X, y = make_classification(120, 5, weights=[0.25], flip_y=0, random_state=0)
+    params = {**FAST_PARAMS, "early_stopping": False, "class_weight": "balanced"}
+    # Zero-weight samples do not count, exactly as if they were not there.
+    weight = np.ones(len(y))
+    weight[np.flatnonzero(y == 1)[:40]] = 0
+    kept = weight > 0
+    dropped = ResNetClassifier(**params).fit(X, y, sample_weight=weight)
+    absent = ResNetClassifier(**params).fit(X[kept], y[kept])
+    np.testing.assert_array_equal(dropped.predict_proba(X), absent.predict_proba(X))
+    # A sample of weight 2 counts twice, as in LogisticRegression.
+    doubled = np.where(y == 0, 2.0, 1.0)
+    weighted = ResNetClassifier(**params).fit(X, y, sample_weight=doubled)
+    counts = np.bincount(y, weights=doubled)
+    per_class = counts.sum() / (2 * counts)
+    explicit = ResNetClassifier(**{**params, "class_weight": dict(enumerate(per_class))})
+    explicit.fit(X, y, sample_weight=doubled)
+    np.testing.assert_array_equal(weighted.predict_proba(X), explicit.predict_proba(X))
+
+
 def test_partial_fit_keeps_the_weights_of_separate_calls_relative_to_each_other():
     # A stream of one-class chunks: per-call normalisation would erase their weights.
     X, y = make_classification(400, 6, random_state=0)

@@ -345,13 +345,13 @@ CLASSIFIER_TARGETS = {
     "one class": (lambda n: np.zeros(n), r"at least 2 classes .* only one class: 0\.0"),
     "multilabel indicator": (
         lambda n: np.eye(3, dtype=int)[np.arange(n) % 3],
-        r"y should be a 1d array, got an array of shape \(24, 3\)",
+        r"does not support multilabel or multi-output targets; got y of shape \(24, 3\)",
     ),
     "wrong length": (lambda n: np.arange(n + 1) % 2, r"inconsistent numbers of samples"),
     "3-D": (lambda n: (np.arange(n) % 2).reshape(n, 1, 1), r"dim 3|y should be a 1d array"),
     "words and numbers": (
         lambda n: np.array([1, "a"] * n, dtype=object)[:n],
-        r"Unknown label type|mixes labels",
+        r"Unknown label type|cannot be used as classes",
     ),
     "None": (lambda n: None, r"requires y to be passed"),
 }
@@ -413,6 +413,9 @@ def test_partial_fit_classes_must_be_a_1d_array_of_labels():
         ResNetClassifier(**MLP).partial_fit(X, np.arange(24) % 2, classes=[0, 0.5, 1])
     with pytest.raises(ValueError, match=r"labels \['c'\] that are not in classes_"):
         ResNetClassifier(**MLP).partial_fit(X, y, classes=["a", "b"])
+    for mixed in (np.array(["a", 1, "b"], dtype=object), ["a", None, "b"]):
+        with pytest.raises(ValueError, match=r"Invalid classes \['a', (1|None), 'b'\]"):
+            ResNetClassifier(**MLP).partial_fit(X, y, classes=mixed)
 
 
 # ---- sample and class weights -------------------------------------------------------------
