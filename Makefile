@@ -6,11 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Without an NVIDIA GPU, install the CPU build of torch first (a CUDA build is several
-# GB). Override either, e.g. `make test TORCH="torch>=2.2"`.
+# Without an NVIDIA GPU, install a CPU build of torch first (a CUDA build is several
+# GB). Override either, e.g. `make test TORCH="torch>=2.2"`. On Linux, PyPI's torch wheel
+# is the CUDA build; TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu takes torch
+# from PyTorch's CPU-only index instead (left empty, pip uses its configured sources).
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch>=2.2
 TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),$(TORCH_GPU),$(TORCH_CPU))
+TORCH_INDEX_URL ?=
 EXTRAS ?= dev,plot,docs,parquet,onnx
 PYTEST_WORKERS ?= 2
 
@@ -20,7 +23,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 

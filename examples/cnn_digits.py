@@ -7,8 +7,8 @@ network sits at the end of an ordinary scikit-learn ``Pipeline`` after a
 ``MinMaxScaler``. ``depth=20`` is He et al.'s ResNet-20 (three stages of three
 basic blocks, 16/32/64 channels).
 
-Ten epochs with batches of 64 images reach about 98 % test accuracy; training
-takes under ten seconds on a two-core CPU.
+Ten epochs with batches of 32 images reach about 98 % test accuracy (the script
+prints 0.982 with this seed); training takes about 15 seconds on one CPU core.
 """
 
 from sklearn.datasets import load_digits
@@ -33,7 +33,7 @@ def main():
         depth=20,  # ResNet-20: 6n + 2 weight layers with n = 3 blocks per stage
         input_shape=(1, 8, 8),  # channels, height, width of one sample
         max_epochs=10,
-        batch_size=64,
+        batch_size=32,
         random_state=RANDOM_STATE,
     )
     # MinMaxScaler maps the pixel values to [0, 1] (the same as dividing by 16).
@@ -45,8 +45,8 @@ def main():
     n_params = sum(p.numel() for p in fitted.module_.parameters())
     print(f"Trainable parameters: {n_params:,}")
 
-    # With more than 1,000 training images, early_stopping="auto" holds out 10 %
-    # of them and keeps the weights of the epoch with the lowest validation loss.
+    # From 200 training images on, early_stopping="auto" holds out 10 % of them
+    # and keeps the weights of the epoch with the lowest validation loss.
     print(
         f"Early stopping: {fitted.early_stopping_}, epochs trained: {fitted.n_iter_}, "
         f"best epoch: {fitted.best_epoch_}"

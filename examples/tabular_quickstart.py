@@ -32,8 +32,9 @@ def classification():
         X, y, test_size=0.25, stratify=y, random_state=RANDOM_STATE
     )
 
-    # Neural networks want standardised inputs, so scale inside the pipeline: the
-    # scaler is then fitted on the training split only. A small residual MLP (one
+    # The estimator scales its inputs itself (robust scaling fitted on the training
+    # rows), so the StandardScaler is optional; inside a pipeline it too is fitted on
+    # the training split only. A small residual MLP (one
     # residual block, depth = 2 * 1 + 2 = 4) suits a data set of a few hundred rows.
     # Early stopping holds out 20 % of the training data, stops once the validation
     # loss has not improved for 5 epochs and restores the weights of the best epoch.

@@ -90,7 +90,7 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     """
     if args.storage is None or args.study_name is None:
         return
-    from .search_study import create_study, resolve_storage
+    from .search_study import create_study, quiet_optuna, resolve_storage
 
     wanted = {
         "target": args.target,
@@ -98,9 +98,10 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
         "scoring": args.scoring,
         "columns": [str(column) for column in X.columns],
     }
-    study = create_study(
-        resolve_storage(args.storage), args.study_name, True, sampler=None, pruner=None
-    )
+    with quiet_optuna(_verbosity(args) == 0):
+        study = create_study(
+            resolve_storage(args.storage), args.study_name, True, sampler=None, pruner=None
+        )
     recorded = study.user_attrs.get(_STUDY_ATTR)
     if recorded is None:
         study.set_user_attr(_STUDY_ATTR, wanted)

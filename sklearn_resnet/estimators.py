@@ -114,11 +114,15 @@ def _class_weights(
 
 
 def _shape_of(y) -> tuple:
-    """The shape of ``y`` (``()`` for what numpy cannot shape), without converting it."""
-    try:
-        return tuple(np.shape(y)) if not is_sparse(y) else tuple(y.shape)
-    except ValueError:
-        return ()
+    """The shape of an array or (nested) list ``y``; ``()`` for anything else."""
+    if hasattr(y, "shape"):
+        return tuple(y.shape)
+    if isinstance(y, (list, tuple)):
+        try:
+            return tuple(np.shape(y))
+        except ValueError:  # ragged
+            return ()
+    return ()
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -21,7 +21,6 @@ from contextlib import ExitStack, contextmanager
 from numbers import Integral
 
 import numpy as np
-import optuna
 from joblib import effective_n_jobs
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.pruners import BasePruner, MedianPruner, NopPruner
@@ -43,6 +42,7 @@ from .search_study import (
     in_memory,
     journal_storage,
     quiet_format,
+    quiet_optuna,
     resolve_storage,
     results_rows,
     split_record,
@@ -166,15 +166,12 @@ class SearchRun:
     def active(self):
         """Quiet Optuna at verbose=0 and map verbose to scikit-learn's levels (≥2: fits)."""
         search = self.search
-        level = optuna.logging.get_verbosity()
-        if self.verbose == 0:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
         search.verbose = max(0, self.verbose - 1)
         try:
-            yield
+            with quiet_optuna(self.verbose == 0):
+                yield
         finally:
             search.verbose = self.verbose
-            optuna.logging.set_verbosity(level)
             if self.tmpdir is not None:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
 

@@ -21,6 +21,7 @@ import math
 import os
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import optuna
@@ -41,6 +42,7 @@ __all__ = [
     "journal_storage",
     "open_storage",
     "quiet_format",
+    "quiet_optuna",
     "resolve_storage",
     "results_rows",
     "split_record",
@@ -51,6 +53,18 @@ RECORD_ATTR = "cv_results"
 _JOURNAL_SUFFIXES = (".log", ".jsonl")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _SCHEMA_ATTEMPTS = 6
+
+
+@contextmanager
+def quiet_optuna(quiet: bool = True):
+    """Optuna's log at WARNING inside the block when ``quiet`` (``verbose=0``), then as before."""
+    level = optuna.logging.get_verbosity()
+    if quiet:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def journal_storage(path, heartbeat_interval=None) -> JournalStorage:

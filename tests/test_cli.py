@@ -3,6 +3,7 @@ Parquet tables, the rules for ``--task auto`` and ``--set``, and one-line errors
 
 from __future__ import annotations
 
+import logging.handlers
 import os
 import subprocess
 import sys
@@ -389,7 +390,7 @@ def test_info_lists_versions_and_devices(capsys):
     assert "devices: cpu" in out
 
 
-def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capsys):
+def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
     try:
         from sklearn_resnet import OptunaSearchCV  # noqa: F401
     except ImportError:
@@ -398,10 +399,20 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capsys):
     model = tmp_path / "best.joblib"
     base = ["tune", str(data_dir / "train.csv"), "--target", "label", *FAST, "--cv", "2"]
     base += ["--storage", storage, "--study-name", "cli"]
-    assert main([*base, "--n-trials", "2"]) == 0
-    assert "(2 trials in the study)" in capsys.readouterr().out
+    # Off a terminal (or with --quiet) even Optuna's "A new study created" is quiet.
+    records = logging.handlers.BufferingHandler(capacity=1000)
+    optuna_logger, level = logging.getLogger("optuna"), optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    optuna_logger.addHandler(records)
+    try:
+        assert main([*base, "--n-trials", "2"]) == 0
+    finally:
+        optuna_logger.removeHandler(records)
+        optuna.logging.set_verbosity(level)
+    assert [r.getMessage() for r in records.buffer] == []
+    assert "(2 trials in the study)" in capfd.readouterr().out
     assert main([*base, "--n-trials", "1", "-o", str(model)]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "(3 trials in the study)" in out and "Best cross-validated score" in out
     searched = [line.split("=")[0].strip() for line in out.splitlines() if line.startswith("  ")]
     assert "lr" in searched
@@ -416,7 +427,7 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capsys):
     train.assign(other=train["label"]).to_csv(tmp_path / "other.csv", index=False)
     other = ["tune", str(tmp_path / "other.csv"), "--target", "other", *FAST, "--cv", "2"]
     assert main([*other, "--storage", storage, "--study-name", "cli", "--n-trials", "1"]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "searched another target and columns" in err and "another --study-name" in err
     assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
 
