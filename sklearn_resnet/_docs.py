@@ -52,19 +52,22 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     weight_decay : float, default=None
         ``None`` is 1e-2 for AdamW (decoupled), 0 for Adam and 1e-4 for SGD.
     lr_schedule : {"cosine", "constant", "step"}, default="cosine"
-        ``"cosine"``: linear warm-up over the first 5 % of the steps, then cosine decay
-        to zero over ``max_epochs``. ``"step"``: divide by 10 at 50 % and 75 % of the
-        epochs (He et al.). ``"constant"``: the base rate throughout.
+        ``"cosine"``: linear warm-up over the first 5 % of the steps (none in a fit of
+        fewer than 30 steps), then cosine decay to zero over ``max_epochs``.
+        ``"step"``: divide by 10 at 50 % and 75 % of the epochs (He et al.).
+        ``"constant"``: the base rate throughout.
     batch_size : int or "auto", default="auto"
         Samples per training step. ``"auto"``: ``n/8`` rounded down to a power of two,
-        between 16 and 256.
+        between 16 and 256, where ``n`` is the number of training rows left after the
+        validation split (of the first call, for ``partial_fit``).
     max_epochs : int, default=None
         Upper bound on training epochs; ``None`` is 100 for the MLP and 60 for the CNN.
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training data, stop when the validation
         loss has not improved by 0.01 % for ``n_iter_no_change`` epochs, and restore
-        the weights of the best epoch. ``"auto"`` turns it on when the held-out part
-        has at least 20 samples (200 samples at the default fraction).
+        the weights of the best epoch. ``"auto"`` turns it on when
+        ``validation_fraction * n_samples`` is at least 20 (200 samples at the default
+        fraction).
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified for
         classification where every class has two samples).
