@@ -54,6 +54,8 @@ def expected_failed_checks(estimator) -> dict[str, str]:
 _MAX_TARGET = 1e304
 #: Largest standardised target (in standard deviations) that continued training takes.
 _MAX_SCALED_TARGET = 1e6
+#: Smallest target scale, as a share of the largest deviation from the mean.
+_MIN_SPREAD_SHARE = 1e-5
 
 
 def _check_classes(classes) -> np.ndarray:
@@ -388,22 +390,25 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
             magnitude = np.where(magnitude > 0, magnitude, 1.0)
             unit = y / magnitude
             mean = np.average(unit, axis=0, weights=weight)
-            scale = np.sqrt(np.average((unit - mean) ** 2, axis=0, weights=weight)) * magnitude
+            spread = np.sqrt(np.average((unit - mean) ** 2, axis=0, weights=weight))
+            # Weights can put nearly all their mass on one target (weights 1 and 1e300
+            # leave a spread 1e-150 of the range): the scale stays at least a share of
+            # the largest deviation, so no target lies beyond 1/share scales.
+            spread = np.maximum(spread, _MIN_SPREAD_SHARE * np.abs(unit - mean).max(axis=0))
+            scale = spread * magnitude
             self._y_mean = mean * magnitude
             # Constant targets (a first partial_fit call on one row, say) have no spread:
             # their own size keeps later targets of the same order near ±1.
             self._y_scale = np.where(scale > 0, scale, magnitude)
         scaled = (y - self._y_mean) / self._y_scale
+        # Only continued training can get here: the first fit's scale keeps its own
+        # targets within 1 / _MIN_SPREAD_SHARE scales of their mean.
         if not np.all(np.abs(scaled) < _MAX_SCALED_TARGET):
-            hint = (
-                "their (weighted) spread is too small for their range."
-                if reset
-                else "continue with partial_fit only on targets of the first fit's scale."
-            )
             raise ValueError(
                 f"y lies up to {np.abs(scaled).max():.3g} standard deviations from the "
-                f"targets' mean; {type(self).__name__} trains on at most "
-                f"{_MAX_SCALED_TARGET:.0e}: {hint}"
+                f"first fit's target mean; {type(self).__name__} trains on at most "
+                f"{_MAX_SCALED_TARGET:.0e}: continue with partial_fit only on targets of "
+                "the first fit's scale."
             )
         return scaled
 

@@ -18,7 +18,6 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.model_selection._split import _CVIterableWrapper, _yields_constant_splits
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -123,6 +122,7 @@ class OptunaSearchCV(BaseSearchCV):
         """
         self._validate_params()
         run = SearchRun(self, X)
+        run.draw_splits(X, y, params)
         self._run = run
         try:
             with run.active():
@@ -130,15 +130,6 @@ class OptunaSearchCV(BaseSearchCV):
         finally:
             del self._run
         return self
-
-    def _check_input_parameters(self, X, y, split_params):
-        # Every batch of trials calls ``cv.split`` again, so a splitter that draws new
-        # folds per call (``ShuffleSplit()``, ``KFold(shuffle=True)`` without an integer
-        # seed) would score each batch on other folds: the splits are drawn once here,
-        # as GridSearchCV draws them once for all its candidates.
-        cv = self._checked_cv_orig
-        if not _yields_constant_splits(cv):
-            self._checked_cv_orig = _CVIterableWrapper(cv.split(X, y, **split_params))
 
     def _run_search(self, evaluate_candidates):
         self._run.run(evaluate_candidates)

@@ -26,9 +26,13 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import TrialState
+from sklearn.base import is_classifier
 from sklearn.exceptions import FitFailedWarning
+from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.utils import check_random_state
+from sklearn.model_selection._split import _CVIterableWrapper, _yields_constant_splits
+from sklearn.utils import check_random_state, indexable
+from sklearn.utils.validation import _check_method_params
 
 from .base import _BaseResNet
 from .pruning import PRUNED_ATTR, EpochReporter, StudyHandle, live_study
@@ -96,6 +100,8 @@ class SearchRun:
             raise ValueError(
                 f"{self.owner} needs n_trials or timeout to know when to stop; both are None."
             )
+        # The folds of every trial and their number (``draw_splits``).
+        self.cv, self.n_splits = None, None
         self.heartbeat_interval = search.heartbeat_interval
         self.storage = resolve_storage(search.storage, self.owner, self.heartbeat_interval)
         parallel = effective_n_jobs(search.n_jobs) != 1
@@ -161,6 +167,25 @@ class SearchRun:
                 f" does not. Leave pruner=None."
             )
         return copy.deepcopy(pruner)
+
+    def draw_splits(self, X, y, params: dict) -> None:
+        """Fix the folds that every trial is scored on, before the first trial.
+
+        Each batch of trials is one call of scikit-learn's ``evaluate_candidates``,
+        which splits again, so a splitter that draws new folds per call
+        (``ShuffleSplit()``, ``KFold(shuffle=True)`` without an integer seed) would
+        score each batch on other folds. Such a splitter's folds are drawn once here,
+        as ``GridSearchCV`` draws them once for all its candidates, and passed to
+        every batch.
+        """
+        search = self.search
+        X, y = indexable(X, y)
+        routed = search._get_routed_params_for_fit(_check_method_params(X, params=params))
+        split_params = routed.splitter.split
+        cv = check_cv(search.cv, y, classifier=is_classifier(search.estimator))
+        if not _yields_constant_splits(cv):
+            cv = _CVIterableWrapper(cv.split(X, y, **split_params))
+        self.cv, self.n_splits = cv, cv.get_n_splits(X, y, **split_params)
 
     @contextmanager
     def active(self):
@@ -276,14 +301,14 @@ class SearchRun:
         started = time.monotonic()
         try:
             with Heartbeat(study._storage, [trial._trial_id for trial in trials]):
-                results = evaluate_candidates(candidates)
+                results = evaluate_candidates(candidates, cv=self.cv)
             outs = self.batch_outs
         except ValueError as exc:
             if search.error_score == "raise" or "fits failed" not in str(exc):
                 self._fail(study, trials)
                 raise
             results, outs = None, None
-            seconds = (time.monotonic() - started) / (len(trials) * search.n_splits_)
+            seconds = (time.monotonic() - started) / (len(trials) * self.n_splits)
             self.last_error = _error_line(str(exc))
             self._warn_failed(trials, exc)
         except BaseException:
@@ -297,7 +322,7 @@ class SearchRun:
                 self.metric_names = self.metric_names or list(record["test"])
             else:
                 record = failed_record(
-                    search.n_splits_,
+                    self.n_splits,
                     self._metrics(),
                     search.error_score,
                     seconds,
@@ -363,7 +388,7 @@ class SearchRun:
         params, outs, more, only_expected_nan = results_rows(
             study,
             self.space.decode,
-            search.n_splits_,
+            self.n_splits,
             self._metrics(),
             search.return_train_score,
             own,
@@ -371,7 +396,7 @@ class SearchRun:
             names=set(self.space.distributions),
         )
         return quiet_format(
-            lambda: BaseSearchCV._format_results(search, params, search.n_splits_, outs, more),
+            lambda: BaseSearchCV._format_results(search, params, self.n_splits, outs, more),
             only_expected_nan,
         )
 
