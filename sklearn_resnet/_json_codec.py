@@ -170,10 +170,16 @@ def _decode_labels(value, bad: FormatError) -> np.ndarray:
         isinstance(v, expected) and (dtype.kind == "b") == isinstance(v, bool) for v in values
     ):
         raise bad
+    if dtype.kind in "iu":
+        # Checked here: numpy 2 raises for an int out of the dtype's range, numpy 1
+        # warns and wraps it around.
+        info = np.iinfo(dtype)
+        if not all(info.min <= v <= info.max for v in values):
+            raise bad
     try:
         with np.errstate(all="ignore"):
             labels = np.asarray(values, dtype=dtype)
-    except (OverflowError, ValueError):  # an int out of the dtype's range
+    except (OverflowError, ValueError):
         raise bad from None
     if labels.tolist() != values:  # truncated strings, floats rounded or overflowed
         raise bad

@@ -27,6 +27,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .device import torch_release
 from .estimators import ResNetClassifier, ResNetRegressor
 
 __all__ = ["to_onnx"]
@@ -80,8 +81,7 @@ def _check_exporter() -> None:
             missing.append(name)
     if missing:
         raise ImportError(f"to_onnx needs the packages {missing}; {_EXTRA_HINT}.") from None
-    version = tuple(int(part) for part in torch.__version__.split(".")[:2])
-    if version < MIN_TORCH:
+    if torch_release() < MIN_TORCH:
         raise ImportError(
             f"to_onnx needs torch>={'.'.join(map(str, MIN_TORCH))}; found {torch.__version__}."
         )

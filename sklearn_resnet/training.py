@@ -22,7 +22,7 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 
 from .backbones.layers import set_dropout_generator
 from .data import SliceBatches, TensorData
-from .device import autocast_dtype, device_type
+from .device import autocast_dtype, device_type, torch_release
 from .stopping import (
     INTERRUPTED,
     ResNetEarlyStopping,
@@ -62,8 +62,10 @@ OPTIMIZERS = {
     ),
 }
 
-#: Devices on which the optimizers run as one fused kernel.
-FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+#: Devices on which the optimizers run as one fused kernel, with the first torch release
+#: that has fused AdamW, Adam and SGD there (the CPU kernels came in 2.4; earlier
+#: releases train with the unfused optimizers).
+FUSED_OPTIMIZER_DEVICES = {"cpu": (2, 4), "cuda": (2, 4)}
 #: Share of the planned optimisation steps spent on linear warm-up.
 WARMUP_FRACTION = 0.05
 #: Relative improvement of the validation loss that counts as progress.
@@ -503,7 +505,8 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
     callbacks.extend(plan.callbacks)
     callbacks.append(("stop", StopAtEpochEnd()))
     optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_extra.items()}
-    if device_type(plan.device) in FUSED_OPTIMIZER_DEVICES:
+    first_fused = FUSED_OPTIMIZER_DEVICES.get(device_type(plan.device))
+    if first_fused is not None and torch_release() >= first_fused:
         # One fused kernel per step instead of a Python loop over parameters.
         optimizer_params["optimizer__fused"] = True
     # The module in the layout its batches come in (channels_last for image CNNs), for

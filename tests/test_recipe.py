@@ -9,6 +9,7 @@ from sklearn.linear_model import Ridge
 
 import sklearn_resnet.base as base_module
 import sklearn_resnet.data as data_module
+import sklearn_resnet.training as training_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.data import augment_batch
 
@@ -277,3 +278,14 @@ def test_augmentation_is_reproducible():
     a = ResNetClassifier(**params).fit(X[:200], y[:200]).predict_proba(X[:50])
     b = ResNetClassifier(**params).fit(X[:200], y[:200]).predict_proba(X[:50])
     np.testing.assert_array_equal(a, b)
+
+
+# ---- optimizer kernels --------------------------------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+def test_optimizers_are_fused_on_the_cpu_from_torch_2_4_and_plain_before(optimizer, monkeypatch):
+    X, y = make_classification(60, 4, random_state=0)
+    params = {**FAST_PARAMS, "max_epochs": 1, "optimizer": optimizer}
+    assert ResNetClassifier(**params).fit(X, y).net_.optimizer_.defaults["fused"] is True
+    # torch 2.2 and 2.3 have no fused CPU kernels (fused=True raises there).
+    monkeypatch.setattr(training_module, "torch_release", lambda: (2, 3))
+    assert not ResNetClassifier(**params).fit(X, y).net_.optimizer_.defaults.get("fused")
