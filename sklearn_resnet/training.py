@@ -72,6 +72,14 @@ WARMUP_FRACTION = 0.05
 EARLY_STOPPING_THRESHOLD = 1e-4
 
 
+def _cuda_grad_scaler():
+    """A gradient scaler for fp16 on CUDA (``torch.amp``'s from torch 2.3, before it
+    ``torch.cuda.amp``'s, deprecated since)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
+
+
 #: Held while torch's global generators are seeded, so threads never share a seed.
 _GLOBAL_RNG_LOCK = threading.RLock()
 
@@ -241,7 +249,7 @@ class ResNetNet(NeuralNet):
         super().initialize()
         dtype = autocast_dtype(self.precision)
         use_scaler = dtype is torch.float16 and device_type(self.device) == "cuda"
-        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.grad_scaler_ = _cuda_grad_scaler() if use_scaler else None
         return self
 
     def autocast(self):
