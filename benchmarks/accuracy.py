@@ -191,8 +191,11 @@ def evaluate(
                     warnings.simplefilter("always", ConvergenceWarning)
                     model.fit(X[train], y[train])
                 results[name]["times"].append(time.perf_counter() - start)
-                if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-                    results[name]["unconverged"] += 1
+                capped = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+                results[name]["unconverged"] += bool(capped)
+                for w in caught:  # any other warning is shown as usual
+                    if w not in capped:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
                 results[name]["scores"][-1].append(model.score(X[test], y[test]))
     return results
 

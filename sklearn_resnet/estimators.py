@@ -14,7 +14,12 @@ from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _assert_all_finite, _check_sample_weight, column_or_1d
+from sklearn.utils.validation import (
+    _assert_all_finite,
+    _check_sample_weight,
+    _num_samples,
+    column_or_1d,
+)
 
 from . import _docs
 from .base import _BaseResNet
@@ -73,16 +78,19 @@ def _check_classes(classes) -> np.ndarray:
 
 
 def _balanced_class_weights(n_classes: int, encoded: np.ndarray, sample_weight) -> np.ndarray:
-    """``class_weight="balanced"``: total weight / (classes present x weight per class).
+    """``class_weight="balanced"``: inversely proportional to each class's total weight.
 
     Counts are weighted by ``sample_weight``, as in ``LogisticRegression``: a sample of
     weight k counts k times, and one of weight zero not at all, exactly as if it were
-    not there. A class whose samples all weigh zero gets 1 (its samples are dropped).
+    not there. The weights are scikit-learn's ``n / (n_classes * count)`` divided by
+    their largest, which ``fit`` normalises away anyway, so that extreme but finite
+    sample weights cannot overflow them. A class whose samples all weigh zero gets 1
+    (its samples are dropped).
     """
     counts = np.bincount(encoded, weights=sample_weight, minlength=n_classes)
     present = counts > 0
     per_class = np.ones(n_classes)
-    per_class[present] = counts.sum() / (present.sum() * counts[present])
+    per_class[present] = counts[present].min() / counts[present]
     return per_class
 
 
@@ -125,6 +133,14 @@ def _shape_of(y) -> tuple:
         except ValueError:  # ragged
             return ()
     return ()
+
+
+def _n_rows(X) -> int | None:
+    """The number of samples in X, or None where X is not array-like."""
+    try:
+        return _num_samples(X)
+    except TypeError:
+        return None
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -253,7 +269,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
 
     def _validate_targets(self, X, y, *, reset: bool, classes=None, sample_weight=None):
         shape = _shape_of(y)
-        if len(shape) == 2 and shape[1] > 1:
+        if len(shape) == 2 and shape[1] > 1 and shape[0] == _n_rows(X):
             raise ValueError(
                 f"{type(self).__name__} does not support multilabel or multi-output "
                 f"targets; got y of shape {shape}."

@@ -122,12 +122,17 @@ class OptunaSearchCV(BaseSearchCV):
         """
         self._validate_params()
         run = SearchRun(self, X)
-        run.draw_splits(X, y, params)
         self._run = run
+        cv = self.cv
         try:
             with run.active():
+                run.draw_splits(X, y, params)
+                # scikit-learn's fit checks and counts the same folds (a generator
+                # given as cv is used up by now).
+                self.cv = run.cv
                 super().fit(X, y, **params)
         finally:
+            self.cv = cv
             del self._run
         return self
 

@@ -72,6 +72,24 @@ WARMUP_FRACTION = 0.05
 EARLY_STOPPING_THRESHOLD = 1e-4
 
 
+def use_fused_optimizer(optimizer: str, device: str, precision: str) -> bool:
+    """Whether the optimizer runs as one fused kernel on ``device``.
+
+    Not SGD with fp16's gradient scaler: when the scaler skips a step (inf or NaN
+    gradients, common on the first steps at its initial scale), fused SGD has already
+    created its momentum buffers uninitialised, and the next step applies garbage.
+    """
+    first_fused = FUSED_OPTIMIZER_DEVICES.get(device_type(device))
+    if first_fused is None or torch_release() < first_fused:
+        return False
+    return not (optimizer == "sgd" and _uses_grad_scaler(precision, device))
+
+
+def _uses_grad_scaler(precision: str, device: str) -> bool:
+    """fp16 on CUDA trains with a gradient scaler."""
+    return autocast_dtype(precision) is torch.float16 and device_type(device) == "cuda"
+
+
 def _cuda_grad_scaler():
     """A gradient scaler for fp16 on CUDA (``torch.amp``'s from torch 2.3, before it
     ``torch.cuda.amp``'s, deprecated since)."""
@@ -247,8 +265,7 @@ class ResNetNet(NeuralNet):
 
     def initialize(self):
         super().initialize()
-        dtype = autocast_dtype(self.precision)
-        use_scaler = dtype is torch.float16 and device_type(self.device) == "cuda"
+        use_scaler = _uses_grad_scaler(self.precision, self.device)
         self.grad_scaler_ = _cuda_grad_scaler() if use_scaler else None
         return self
 
@@ -513,8 +530,7 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
     callbacks.extend(plan.callbacks)
     callbacks.append(("stop", StopAtEpochEnd()))
     optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_extra.items()}
-    first_fused = FUSED_OPTIMIZER_DEVICES.get(device_type(plan.device))
-    if first_fused is not None and torch_release() >= first_fused:
+    if use_fused_optimizer(plan.optimizer, plan.device, plan.precision):
         # One fused kernel per step instead of a Python loop over parameters.
         optimizer_params["optimizer__fused"] = True
     # The module in the layout its batches come in (channels_last for image CNNs), for

@@ -193,6 +193,14 @@ def test_balanced_class_weights_count_samples_by_their_weight():
     np.testing.assert_array_equal(weighted.predict_proba(X), explicit.predict_proba(X))
 
 
+def test_balanced_class_weights_take_extreme_but_finite_sample_weights():
+    X, y = make_classification(60, 4, random_state=0)
+    for heavy in (1e308, 1e-300):
+        weight = np.where(np.arange(60) < 2, heavy, 1.0)
+        clf = ResNetClassifier(**FAST_PARAMS, class_weight="balanced").fit(X, y, weight)
+        assert np.isfinite(clf.loss_curve_).all()
+
+
 def test_partial_fit_keeps_the_weights_of_separate_calls_relative_to_each_other():
     # A stream of one-class chunks: per-call normalisation would erase their weights.
     X, y = make_classification(400, 6, random_state=0)
@@ -291,6 +299,23 @@ def test_optimizers_are_fused_on_the_cpu_from_torch_2_4_and_plain_before(optimiz
     # torch 2.2 and 2.3 have no fused CPU kernels (fused=True raises there).
     monkeypatch.setattr(training_module, "torch_release", lambda: (2, 3))
     assert not ResNetClassifier(**params).fit(X, y).net_.optimizer_.defaults.get("fused")
+
+
+@pytest.mark.parametrize(
+    "optimizer, device, precision, fused",
+    [
+        ("sgd", "cpu", "32", True),
+        ("sgd", "cuda:1", "bf16", True),
+        ("adamw", "cuda", "16", True),
+        ("adam", "cuda", "16", True),
+        # fp16's scaler skips steps, and fused SGD then steps with uninitialised momentum.
+        ("sgd", "cuda", "16", False),
+        ("sgd", "cuda:1", "16", False),
+        ("adamw", "mps", "32", False),
+    ],
+)
+def test_which_optimizers_run_fused(optimizer, device, precision, fused):
+    assert training_module.use_fused_optimizer(optimizer, device, precision) is fused
 
 
 def test_the_fp16_gradient_scaler_comes_from_torch_cuda_amp_before_torch_2_3(monkeypatch):

@@ -348,6 +348,10 @@ CLASSIFIER_TARGETS = {
         r"does not support multilabel or multi-output targets; got y of shape \(24, 3\)",
     ),
     "wrong length": (lambda n: np.arange(n + 1) % 2, r"inconsistent numbers of samples"),
+    "row vector": (
+        lambda n: (np.arange(n) % 2).reshape(1, n),
+        r"y should be a 1d array, got an array of shape \(1, 24\)",
+    ),
     "3-D": (lambda n: (np.arange(n) % 2).reshape(n, 1, 1), r"dim 3|y should be a 1d array"),
     "words and numbers": (
         lambda n: np.array([1, "a"] * n, dtype=object)[:n],

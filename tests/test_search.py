@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import tempfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, ShuffleSplit, cross_val_score
+from sklearn.model_selection import KFold, LeaveOneGroupOut, ShuffleSplit, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -58,6 +59,32 @@ def test_a_cv_that_reshuffles_per_call_gives_every_trial_the_same_folds(data, ma
         scores = search.cv_results_[f"split{split}_test_score"]
         assert np.all(scores == scores[0]), scores
     assert search.n_splits_ == 3
+
+
+def test_cv_given_as_a_generator_is_split_once_like_a_list(data):
+    X, y = data
+    space = {"logisticregression__C": CategoricalDistribution([1.0])}
+    fitted = [
+        OptunaSearchCV(_logreg(), space, n_trials=2, cv=folds, random_state=0).fit(X, y)
+        for folds in ((pair for pair in KFold(3).split(X)), list(KFold(3).split(X)))
+    ]
+    assert [search.n_splits_ for search in fitted] == [3, 3]
+    for split in range(3):
+        key = f"split{split}_test_score"
+        np.testing.assert_array_equal(fitted[0].cv_results_[key], fitted[1].cv_results_[key])
+
+
+def test_a_search_refused_before_its_first_trial_leaves_no_temporary_files(
+    data, tmp_path, monkeypatch
+):
+    # Pruning in parallel without a storage keeps its study in a temporary journal.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    X, y = data
+    pipe = Pipeline([("scale", StandardScaler()), ("net", ResNetClassifier(**NET))])
+    search = OptunaSearchCV(pipe, {"net__lr": [1e-2]}, n_trials=1, n_jobs=2, cv=LeaveOneGroupOut())
+    with pytest.raises(ValueError, match="groups"):
+        search.fit(X, y)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_full_cv_results_best_attributes_and_refit(data):
