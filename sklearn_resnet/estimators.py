@@ -106,6 +106,10 @@ def _class_weights(
         infinite, or when every class present in ``y`` weighs zero.
     """
     if isinstance(class_weight, str) and class_weight == "balanced":
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, y, dtype=np.float64, ensure_non_negative=True
+            )
         return _balanced_class_weights(len(classes), encoded, sample_weight)
     try:
         per_class = compute_class_weight(class_weight, classes=classes, y=y)
@@ -301,10 +305,6 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         encoded = np.searchsorted(self.classes_, y)
         extra = None
         if self.class_weight is not None:
-            if sample_weight is not None:
-                sample_weight = _check_sample_weight(
-                    sample_weight, X, dtype=np.float64, ensure_non_negative=True
-                )
             per_class = _class_weights(self.class_weight, self.classes_, y, encoded, sample_weight)
             extra = per_class[encoded]
         return X, encoded, extra

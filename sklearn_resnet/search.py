@@ -27,7 +27,6 @@ from .search_run import SearchRun
 
 __all__ = ["OptunaSearchCV"]
 
-
 _TRIALS_DATAFRAME_ATTRS = (
     "number",
     "value",
@@ -127,7 +126,7 @@ class OptunaSearchCV(BaseSearchCV):
         try:
             with run.active():
                 run.draw_splits(X, y, params)
-                # scikit-learn's fit checks and counts the same folds (a generator
+                # scikit-learn's fit splits with the folds drawn once (a generator
                 # given as cv is used up by now).
                 self.cv = run.cv
                 super().fit(X, y, **params)

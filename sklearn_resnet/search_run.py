@@ -175,8 +175,8 @@ class SearchRun:
         which splits again, so a splitter that draws new folds per call
         (``ShuffleSplit()``, ``KFold(shuffle=True)`` without an integer seed) would
         score each batch on other folds. Such a splitter's folds are drawn once here,
-        as ``GridSearchCV`` draws them once for all its candidates, and passed to
-        every batch.
+        as ``GridSearchCV`` draws them once for all its candidates; the search hands
+        ``cv`` to scikit-learn's ``fit`` in place of its own parameter.
         """
         search = self.search
         X, y = indexable(X, y)
@@ -301,7 +301,7 @@ class SearchRun:
         started = time.monotonic()
         try:
             with Heartbeat(study._storage, [trial._trial_id for trial in trials]):
-                results = evaluate_candidates(candidates, cv=self.cv)
+                results = evaluate_candidates(candidates)
             outs = self.batch_outs
         except ValueError as exc:
             if search.error_score == "raise" or "fits failed" not in str(exc):
