@@ -83,9 +83,11 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     compile : bool, default=False
         Compile the module with ``torch.compile``.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight init, dropout, shuffling and the validation split through local
-        generators; an int gives bit-identical refits on CPU. ``None`` draws a fresh
-        seed from OS entropy. Global numpy and torch RNGs are never touched.
+        Seeds weight init, dropout, shuffling and the validation split; an int gives
+        bit-identical refits on CPU with the same torch build and thread count.
+        ``None`` draws a fresh seed from OS entropy, so, unlike scikit-learn's
+        estimators, ``np.random.seed`` has no effect. Global numpy and torch RNGs are
+        left as found (see the user guide's "Reproducibility").
     verbose : int, default=0
         0: silent. 1: a progress bar over epochs with the latest losses. 2: also a
         table row per epoch.
