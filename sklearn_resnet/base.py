@@ -63,6 +63,7 @@ from .stopping import report_stop
 from .training import (
     OPTIMIZERS,
     TrainingPlan,
+    autograd_enabled,
     build_net,
     check_callbacks,
     check_validation_callbacks,
@@ -246,7 +247,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             set_verbose(self.net_, self.verbose)
         seed = resolve_seed(self.random_state) if not warm else next_seed(self.net_)
         try:
-            self._train(X, y, weight, incremental, warm, seed)
+            with autograd_enabled():
+                self._train(X, y, weight, incremental, warm, seed)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise

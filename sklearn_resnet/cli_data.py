@@ -80,10 +80,12 @@ def read_table(path) -> pd.DataFrame:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "rows.csv"
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "rows.csv"
     >>> _ = path.write_text("x,label\\n1.5,a\\n2.0,b\\n")
     >>> read_table(path).shape
     (2, 2)
+    >>> folder.cleanup()
     """
     pd = _pandas()
     path = Path(path)
@@ -132,10 +134,12 @@ def write_table(frame, path) -> None:
     --------
     >>> import tempfile, pathlib
     >>> import pandas as pd
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.csv"
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "out.csv"
     >>> write_table(pd.DataFrame({"prediction": ["a", "b"]}), path)
     >>> path.read_text().splitlines()
     ['prediction', 'a', 'b']
+    >>> folder.cleanup()
     """
     name = Path(path).name.lower()
     if name.endswith(_PARQUET_SUFFIXES):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from torch import nn
 
 from .device import torch_release
 from .estimators import ResNetClassifier, ResNetRegressor
+from .user_warnings import ignoring
 
 __all__ = ["to_onnx"]
 
@@ -94,18 +93,10 @@ def _quiet_exporter():
     A failed conversion to another opset is logged (with a traceback) by the converter
     and is reported by :func:`to_onnx` as an error of its own instead.
     """
-    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+    with ignoring(
+        {"category": DeprecationWarning}, {"category": FutureWarning}, loggers=_EXPORTER_LOGGERS
+    ):
+        yield
 
 
 #: Loggers of the ONNX exporter and the converters it calls.

@@ -9,10 +9,11 @@ backend or shows a window.
 from __future__ import annotations
 
 import math
-import warnings
 
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
+
+from .user_warnings import ignoring
 
 __all__ = ["plot_history", "plot_optimization_history", "plot_param_importances"]
 
@@ -262,8 +263,7 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         )
     if evaluator is None:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with ignoring({"category": optuna.exceptions.ExperimentalWarning}):
         importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
     ax = _new_axes(ax)
     # Least important first, so the most important bar is drawn at the top.

@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import JournalStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
+
+from .user_warnings import ignoring
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
@@ -74,10 +75,12 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     --------
     >>> import os, tempfile
     >>> from optuna.storages.journal import JournalFileBackend
-    >>> path = os.path.join(tempfile.mkdtemp(), "study.log")
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "study.log")
     >>> storage = HeartbeatJournalStorage(JournalFileBackend(path), heartbeat_interval=30)
     >>> storage.get_heartbeat_interval()
     30
+    >>> folder.cleanup()
     """
 
     def __init__(self, backend, heartbeat_interval=None, grace_period=None):
@@ -190,8 +193,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
+    with ignoring({"category": ExperimentalWarning}):
         optuna.storages.fail_stale_trials(study)
     numbers = [t.number for t in running if storage.get_trial(t._trial_id).state == TrialState.FAIL]
     if numbers:
@@ -206,6 +208,5 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
 def ask(study: optuna.Study, distributions) -> optuna.Trial:
     """``study.ask(distributions)``, without Optuna's warning that heartbeats belong to
     ``Study.optimize`` (the search records them itself, with :class:`Heartbeat`)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_ASK_WARNING)
+    with ignoring({"message": _ASK_WARNING}):
         return study.ask(distributions)

@@ -16,7 +16,6 @@ import shutil
 import tempfile
 import time
 import uuid
-import warnings
 from contextlib import ExitStack, contextmanager
 from numbers import Integral
 
@@ -51,6 +50,7 @@ from .search_study import (
     results_rows,
     split_record,
 )
+from .user_warnings import warn
 
 __all__ = ["DEFAULT_PRUNER", "SearchRun"]
 
@@ -271,7 +271,7 @@ class SearchRun:
                 f"{message} and there is no best one to refit.{advice} With refit=False the "
                 "search keeps cv_results_ and study_ instead."
             )
-        warnings.warn(f"{message}.{advice}", UserWarning, stacklevel=4)
+        warn(f"{message}.{advice}", UserWarning)
 
     def _wants_more(self, done: int, start: float) -> bool:
         search = self.search
@@ -359,11 +359,10 @@ class SearchRun:
 
     def _warn_failed(self, trials, exc) -> None:
         numbers = ", ".join(str(t.number) for t in trials)
-        warnings.warn(
+        warn(
             f"Every fit of trial(s) {numbers} failed; recorded with "
             f"error_score={self.search.error_score!r}.{exc}",
             FitFailedWarning,
-            stacklevel=2,
         )
 
     def _metrics(self) -> list[str]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
-import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -31,6 +31,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from .search_heartbeat import HeartbeatJournalStorage, grace_period
+from .user_warnings import ignoring
 
 __all__ = [
     "RECORD_ATTR",
@@ -55,16 +56,35 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _SCHEMA_ATTEMPTS = 6
 
 
+#: Quiet searches running now (in any thread), and Optuna's verbosity before the first.
+_quiet = {"searches": 0, "verbosity": None}
+_QUIET_LOCK = threading.Lock()
+
+
 @contextmanager
 def quiet_optuna(quiet: bool = True):
-    """Optuna's log at WARNING inside the block when ``quiet`` (``verbose=0``), then as before."""
-    level = optuna.logging.get_verbosity()
-    if quiet:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Optuna's log at WARNING inside the block when ``quiet`` (``verbose=0``), then as before.
+
+    Optuna's verbosity is process-wide. Searches that overlap in several threads share
+    one change: the first to start saves the verbosity and the last to end restores it,
+    so it is never left at WARNING. While a quiet search runs, Optuna is quiet in every
+    thread.
+    """
+    if not quiet:
+        yield
+        return
+    with _QUIET_LOCK:
+        if _quiet["searches"] == 0:
+            _quiet["verbosity"] = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        _quiet["searches"] += 1
     try:
         yield
     finally:
-        optuna.logging.set_verbosity(level)
+        with _QUIET_LOCK:
+            _quiet["searches"] -= 1
+            if _quiet["searches"] == 0:
+                optuna.logging.set_verbosity(_quiet["verbosity"])
 
 
 def journal_storage(path, heartbeat_interval=None) -> JournalStorage:
@@ -85,9 +105,11 @@ def journal_storage(path, heartbeat_interval=None) -> JournalStorage:
     Examples
     --------
     >>> import os, tempfile
-    >>> storage = journal_storage(os.path.join(tempfile.mkdtemp(), "study.log"), 30)
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> storage = journal_storage(os.path.join(folder.name, "study.log"), 30)
     >>> storage.get_heartbeat_interval()
     30
+    >>> folder.cleanup()
     """
     grace = None if heartbeat_interval is None else grace_period(heartbeat_interval)
     return HeartbeatJournalStorage(JournalFileBackend(os.fspath(path)), heartbeat_interval, grace)
@@ -153,8 +175,7 @@ def open_storage(storage, heartbeat_interval=None):
     attempt = 0
     while True:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)
+            with ignoring({"category": ExperimentalWarning}):
                 return optuna.storages.RDBStorage(storage, **beats)
         except (IntegrityError, ProgrammingError):
             attempt += 1
@@ -345,6 +366,5 @@ def quiet_format(format_results, only_expected_nan: bool):
     are non-finite."""
     if not only_expected_nan:
         return format_results()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="One or more of the .* scores are non-finite")
+    with ignoring({"message": "One or more of the .* scores are non-finite"}):
         return format_results()

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from copy import deepcopy
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback, EarlyStopping
+
+from .user_warnings import warn
 
 __all__ = [
     "DIVERGED",
@@ -202,20 +203,18 @@ def report_stop(net, owner: str, lr: float) -> None:
                 f"learning rate than lr={lr:g}, check the targets for extreme values, or "
                 "use scaling='robust'."
             )
-        warnings.warn(
+        warn(
             f"{owner} diverged at epoch {epoch}: the training loss became NaN or "
             f"infinite, so training stopped and the weights of epoch "
             f"{net.history[-1]['weights_epoch']} were restored. Use a lower learning rate "
             f"than lr={lr:g}.",
             ConvergenceWarning,
-            stacklevel=4,
         )
     elif reason == INTERRUPTED:
         if finished == 0:
             raise KeyboardInterrupt
-        warnings.warn(
+        warn(
             f"{owner}: training was interrupted after {finished} finished epoch(s); the "
             f"estimator keeps the weights of epoch {net.history[-1]['weights_epoch']}.",
             UserWarning,
-            stacklevel=4,
         )

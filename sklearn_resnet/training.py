@@ -39,6 +39,7 @@ __all__ = [
     "ResNetNet",
     "TrainingPlan",
     "ValidationScore",
+    "autograd_enabled",
     "build_net",
     "check_callbacks",
     "check_validation_callbacks",
@@ -100,6 +101,16 @@ def _cuda_grad_scaler():
 
 #: Held while torch's global generators are seeded, so threads never share a seed.
 _GLOBAL_RNG_LOCK = threading.RLock()
+
+
+@contextmanager
+def autograd_enabled():
+    """Autograd on, even inside the caller's ``torch.no_grad()`` or ``inference_mode()``.
+
+    Both switches are thread-local, so this changes nothing for other threads.
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 @contextmanager

@@ -20,9 +20,11 @@ from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from sklearn_resnet import ResNetClassifier, ResNetRegressor
+from sklearn_resnet import ResNetClassifier, ResNetRegressor, load_model, save_model
 from sklearn_resnet import sparse_rows as sparse_module
+from sklearn_resnet.search_study import quiet_optuna
 from sklearn_resnet.training import Callback
+from sklearn_resnet.user_warnings import ignoring
 
 SPARSE_X, SPARSE_Y = make_classification(300, 40, n_informative=8, random_state=0)
 SPARSE_X[np.abs(SPARSE_X) < 1.0] = 0.0
@@ -211,8 +213,9 @@ def test_interrupt_keeps_the_finished_epochs_and_warns():
     clf, caught = _recorded(
         lambda: ResNetClassifier(**params, callbacks=[InterruptAt(4)]).fit(X, y)
     )
-    messages = [str(w.message) for w in caught]
-    assert any("interrupted after 3 finished epoch(s)" in m for m in messages)
+    [warning] = [w for w in caught if "interrupted after 3 finished epoch(s)" in str(w.message)]
+    # Attributed to the user's line (here the lambda above), not to the package's code.
+    assert warning.filename == __file__
     assert clf.n_iter_ == 3 and clf.best_epoch_ == 3
     # The weights are those at the end of epoch 3: the same as training 3 epochs.
     three = ResNetClassifier(**{**params, "max_epochs": 3}).fit(X, y)
@@ -324,6 +327,88 @@ def test_concurrent_fits_in_threads_equal_sequential_fits():
         thread.join()
     for got, expected in zip(results, sequential, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_float64_default_dtype_changes_neither_the_model_nor_loading(tmp_path):
+    # Scientific code often sets torch's default dtype to float64; the networks stay
+    # float32, and the seeded initial weights do not depend on it.
+    X, y = make_classification(120, 6, random_state=0)
+    images = np.random.default_rng(0).normal(size=(40, 1, 8, 8))
+    fits = {
+        "classifier": lambda: ResNetClassifier(**FAST_PARAMS, scaling="quantile").fit(X, y),
+        "regressor": lambda: ResNetRegressor(**FAST_PARAMS).fit(X, y.astype(float)),
+        "cnn": lambda: ResNetClassifier(**FAST_CNN_PARAMS).fit(images, y[:40]),
+    }
+    data = {"classifier": X, "regressor": X, "cnn": images}
+    expected = {name: fit() for name, fit in fits.items()}
+    save_model(expected["classifier"], tmp_path / "model")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for name, fit in fits.items():
+            np.testing.assert_array_equal(
+                fit().predict(data[name]), expected[name].predict(data[name])
+            )
+        loaded = load_model(tmp_path / "model")
+        loaded.partial_fit(X, y)
+    finally:
+        torch.set_default_dtype(previous)
+    assert next(loaded.net_.module_.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_fit_works_inside_the_callers_no_grad_or_inference_mode(mode):
+    X, y = make_classification(100, 6, random_state=0)
+    expected = ResNetClassifier(**FAST_PARAMS).fit(X, y).predict_proba(X)
+    with mode():
+        clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+        got = clf.predict_proba(X)
+        clf.partial_fit(X, y)
+        assert torch.is_inference_mode_enabled() == (mode is torch.inference_mode)
+    np.testing.assert_array_equal(got, expected)
+    assert clf.n_iter_ == FAST_PARAMS["max_epochs"] + 1
+
+
+def test_overlapping_quiet_searches_restore_optunas_verbosity():
+    optuna = pytest.importorskip("optuna")
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        first, second = quiet_optuna(), quiet_optuna()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first search ends while the second runs
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+        second.__exit__(None, None, None)
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+def test_quiet_blocks_in_two_threads_leave_the_warning_filters_as_found():
+    # Without the shared lock the second block would enter while the first runs and,
+    # exiting last, put back a filter list that holds the first block's filter.
+    before = list(warnings.filters)
+    first_inside, second_inside, first_done = (threading.Event() for _ in range(3))
+
+    def first():
+        with ignoring({"category": FutureWarning}):
+            first_inside.set()
+            second_inside.wait(timeout=0.5)  # in vain: the second waits for the lock
+        first_done.set()
+
+    def second():
+        first_inside.wait()
+        with ignoring({"category": DeprecationWarning}):
+            second_inside.set()
+            first_done.wait(timeout=5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert warnings.filters == before
 
 
 # ---- memory -------------------------------------------------------------------------

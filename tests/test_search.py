@@ -290,8 +290,10 @@ def test_a_search_whose_every_trial_is_pruned_refits_nothing(data):
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(data):
     X, y = data
     space = {"logisticregression__C": [1.0, -1.0]}  # C=-1 fails in fit
-    with pytest.warns(FitFailedWarning, match="Every fit of trial"):
+    with pytest.warns(FitFailedWarning, match="Every fit of trial") as caught:
         search = OptunaSearchCV(_logreg(), space, n_trials=6, cv=2, random_state=0).fit(X, y)
+    # Attributed to the line that called fit, not to the search's code.
+    assert {w.filename for w in caught if w.category is FitFailedWarning} == {__file__}
     results = search.cv_results_
     bad = np.array([p["logisticregression__C"] == -1.0 for p in results["params"]])
     assert bad.any() and not bad.all() and len(bad) == 6

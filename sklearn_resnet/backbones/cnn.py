@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import dropout_layer
+from .layers import FLOAT32, dropout_layer
 from .scaling import InputScaler
 
 __all__ = [
@@ -125,13 +125,15 @@ class _Ops:
         self.pool_cls = nn.AdaptiveAvgPool1d if n_dims == 1 else nn.AdaptiveAvgPool2d
 
     def conv3x3(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
-        return self.conv_cls(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        return self.conv_cls(
+            in_channels, out_channels, 3, stride=stride, padding=1, bias=False, **FLOAT32
+        )
 
     def conv1x1(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
-        return self.conv_cls(in_channels, out_channels, 1, stride=stride, bias=False)
+        return self.conv_cls(in_channels, out_channels, 1, stride=stride, bias=False, **FLOAT32)
 
     def norm(self, channels: int) -> nn.Module:
-        return self.norm_cls(channels)
+        return self.norm_cls(channels, **FLOAT32)
 
     def shortcut(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
         """Identity where the shape stays, else 1x1 convolution + batch norm (option B)."""
@@ -317,7 +319,7 @@ class ResidualCNN(nn.Module):
         self.final_norm = ops.norm(in_channels) if self.preact else nn.Identity()
         self.final_act = nn.ReLU(inplace=True) if self.preact else nn.Identity()
         self.pool = ops.pool_cls(1)
-        self.head = nn.Linear(in_channels, n_outputs)
+        self.head = nn.Linear(in_channels, n_outputs, **FLOAT32)
         self._init_weights(zero_init_last)
 
     def _init_weights(self, zero_init_last: bool) -> None:

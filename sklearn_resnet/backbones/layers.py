@@ -6,7 +6,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["GeneratorDropout", "dropout_layer", "set_dropout_generator"]
+__all__ = ["FLOAT32", "GeneratorDropout", "dropout_layer", "set_dropout_generator"]
+
+#: Factory keyword arguments of every layer and buffer: networks are float32 whatever
+#: ``torch.set_default_dtype`` says, and their initial weights do not depend on it.
+FLOAT32 = {"dtype": torch.float32}
 
 
 class GeneratorDropout(nn.Dropout):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import dropout_layer
+from .layers import FLOAT32, dropout_layer
 from .scaling import InputScaler
 
 __all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth"]
@@ -62,11 +62,11 @@ class ResidualMLPBlock(nn.Module):
 
     def __init__(self, width: int, hidden: int, dropout: float, norm: str, activation: str):
         super().__init__()
-        self.norm = _NORMS[norm](width)
-        self.linear1 = nn.Linear(width, hidden)
+        self.norm = _NORMS[norm](width, **FLOAT32)
+        self.linear1 = nn.Linear(width, hidden, **FLOAT32)
         self.act = _ACTIVATIONS[activation]()
         self.drop1 = dropout_layer(dropout)
-        self.linear2 = nn.Linear(hidden, width)
+        self.linear2 = nn.Linear(hidden, width, **FLOAT32)
         self.drop2 = dropout_layer(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,14 +133,14 @@ class ResidualMLP(nn.Module):
             )
         hidden = max(1, width // _BOTTLENECK_FACTOR) if block == "bottleneck" else width
         self.input_scaler = InputScaler((n_inputs,), scaling)
-        self.stem = nn.Linear(n_inputs, width)
+        self.stem = nn.Linear(n_inputs, width, **FLOAT32)
         self.blocks = nn.Sequential(
             *(ResidualMLPBlock(width, hidden, dropout, norm, activation) for _ in range(n_blocks))
         )
-        self.head_norm = _NORMS[norm](width)
+        self.head_norm = _NORMS[norm](width, **FLOAT32)
         self.head_act = _ACTIVATIONS[activation]()
-        self.head = nn.Linear(width, n_outputs)
-        self.linear = nn.Linear(n_inputs, n_outputs) if linear_path else None
+        self.head = nn.Linear(width, n_outputs, **FLOAT32)
+        self.linear = nn.Linear(n_inputs, n_outputs, **FLOAT32) if linear_path else None
         if linear_path:
             for layer in (self.head, self.linear):
                 nn.init.zeros_(layer.weight)

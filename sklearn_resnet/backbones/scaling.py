@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .layers import FLOAT32
+
 __all__ = ["SCALING_METHODS", "InputScaler"]
 
 SCALING_METHODS = ("standard", "robust", "quantile")
@@ -81,11 +83,11 @@ class InputScaler(nn.Module):
         # Statistics broadcast over positions: (n_features,) or (C, 1[, 1]).
         self._stat_shape = (n_stats,) + (1,) * (len(self.in_shape) - 1)
         if method in ("standard", "robust"):
-            self.register_buffer("shift", torch.zeros(self._stat_shape))
-            self.register_buffer("scale", torch.ones(self._stat_shape))
+            self.register_buffer("shift", torch.zeros(self._stat_shape, **FLOAT32))
+            self.register_buffer("scale", torch.ones(self._stat_shape, **FLOAT32))
         elif method == "quantile":
             references = torch.linspace(0.0, 1.0, _N_QUANTILES, dtype=torch.float64)
-            self.register_buffer("quantiles", torch.zeros(n_stats, _N_QUANTILES))
+            self.register_buffer("quantiles", torch.zeros(n_stats, _N_QUANTILES, **FLOAT32))
             self.register_buffer("references", references.float())
 
     def extra_repr(self) -> str:
