@@ -37,9 +37,11 @@ from .cli_data import (
     build_pipeline,
     evaluation_scores,
     infer_task,
+    model_columns,
     parse_settings,
     read_table,
     split_target,
+    unseen_labels,
     write_table,
 )
 
@@ -145,12 +147,25 @@ def _training_data(args: argparse.Namespace):
 def _load_model(path: str):
     import joblib
 
+    if Path(path).is_dir():
+        hint = (
+            " It holds a model written by save_model: load that in Python with "
+            "sklearn_resnet.load_model; the command line reads the joblib files that fit "
+            "and tune write."
+            if (Path(path) / "config.json").is_file()
+            else ""
+        )
+        raise CommandLineError(f"model file {path!r} is a folder, not a joblib file.{hint}")
     if not Path(path).is_file():
         raise CommandLineError(f"model file {path!r} does not exist.")
     try:
         model = joblib.load(path)
     except Exception as exc:  # unpickling can fail in many ways; all mean "not a model"
-        raise CommandLineError(f"cannot load a model from {path!r}: {exc}") from exc
+        raise CommandLineError(
+            f"cannot load a model from {path!r}: it is not a joblib file of a model (as fit, "
+            f"tune or joblib.dump write them); reading it failed with {type(exc).__name__}: "
+            f"{exc}"
+        ) from exc
     if not hasattr(model, "predict"):
         raise CommandLineError(f"{path!r} holds a {type(model).__name__}, not a model.")
     return model
@@ -179,7 +194,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     _check_output(args.output)
     model = _load_model(args.model)
-    X = read_table(args.data)
+    X = model_columns(model, read_table(args.data))
     import pandas as pd  # read_table has checked that pandas is there
 
     if args.proba and not hasattr(model, "predict_proba"):
@@ -200,8 +215,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     X, y = split_target(read_table(args.data), args.target)
-    for name, value in evaluation_scores(model, X, y).items():
+    for name, value in evaluation_scores(model, model_columns(model, X), y).items():
         print(f"{name}: {value:.4f}")
+    unseen = unseen_labels(model, y)
+    if unseen:
+        print(f"log_loss: n/a (labels the model was not trained on: {unseen})")
     return 0
 
 

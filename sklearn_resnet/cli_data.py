@@ -27,9 +27,11 @@ __all__ = [
     "categories_as_text",
     "evaluation_scores",
     "infer_task",
+    "model_columns",
     "parse_settings",
     "read_table",
     "split_target",
+    "unseen_labels",
     "write_table",
 ]
 
@@ -185,8 +187,7 @@ def split_target(frame, target: str):
     (['x'], ['a', 'b'])
     """
     if target not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:20]))
-        raise CommandLineError(f"no target column {target!r}; the columns are: {columns}.")
+        raise CommandLineError(f"no target column {target!r}; {_column_list(frame.columns)}.")
     y = frame[target]
     if y.isna().any():
         raise CommandLineError(
@@ -197,6 +198,63 @@ def split_target(frame, target: str):
     if X.shape[1] == 0:
         raise CommandLineError(f"the data has no feature columns besides {target!r}.")
     return X, y
+
+
+def _column_list(columns, limit: int = 20) -> str:
+    """``"the columns are: a, b, c"``, the first ``limit`` of them and how many more."""
+    shown = ", ".join(map(str, columns[:limit]))
+    more = f" and {len(columns) - limit} more" if len(columns) > limit else ""
+    return f"the columns are: {shown}{more}"
+
+
+def model_columns(model, X):
+    """The columns of ``X`` that ``model`` was trained on, by name and in its order.
+
+    The table may hold the target or other extra columns. A model without
+    ``feature_names_in_`` (trained on an array) gets ``X`` as it is.
+
+    Raises
+    ------
+    CommandLineError
+        When ``X`` lacks a column the model was trained on.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn.dummy import DummyClassifier
+    >>> model = DummyClassifier().fit(pd.DataFrame({"a": [0, 1], "b": [1, 0]}), [0, 1])
+    >>> list(model_columns(model, pd.DataFrame({"y": [1], "b": [2], "a": [3]})).columns)
+    ['a', 'b']
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        return X
+    missing = [name for name in names if name not in X.columns]
+    if missing:
+        raise CommandLineError(
+            f"the data lacks {len(missing)} column(s) the model was trained on: "
+            f"{', '.join(map(str, missing[:20]))}{' ...' if len(missing) > 20 else ''}; "
+            f"{_column_list(X.columns)}."
+        )
+    return X[list(names)]
+
+
+def unseen_labels(model, y) -> list:
+    """The labels in ``y`` that the classifier ``model`` was not trained on; ``[]`` for a regressor.
+
+    Examples
+    --------
+    >>> from sklearn.dummy import DummyClassifier
+    >>> unseen_labels(DummyClassifier().fit([[0], [1]], ["a", "b"]), ["a", "c", "c"])
+    ['c']
+    """
+    import numpy as np
+    from sklearn.base import is_classifier
+
+    if not is_classifier(model):
+        return []
+    labels = np.asarray(y)
+    return np.unique(labels[~np.isin(labels, model.classes_)]).tolist()
 
 
 def infer_task(y) -> str:
@@ -405,7 +463,6 @@ def evaluation_scores(model, X, y) -> dict[str, float]:
     >>> round(evaluation_scores(model, [[0], [1], [2]], ["a", "a", "b"])["accuracy"], 3)
     0.667
     """
-    import numpy as np
     from sklearn import metrics
     from sklearn.base import is_classifier
 
@@ -415,7 +472,7 @@ def evaluation_scores(model, X, y) -> dict[str, float]:
             "accuracy": metrics.accuracy_score(y, predictions),
             "balanced_accuracy": metrics.balanced_accuracy_score(y, predictions),
         }
-        if hasattr(model, "predict_proba") and np.isin(y, model.classes_).all():
+        if hasattr(model, "predict_proba") and not unseen_labels(model, y):
             proba = model.predict_proba(X)
             scores["log_loss"] = metrics.log_loss(y, proba, labels=model.classes_)
     else:

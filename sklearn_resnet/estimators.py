@@ -289,6 +289,12 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
             ) from None
         if reset:
             labels = np.unique(y) if classes is None else _check_classes(classes)
+            if len(labels) < 2 and classes is not None:
+                raise ValueError(
+                    f"classes={labels.tolist()!r} names only one class; {type(self).__name__} "
+                    "needs at least 2, and classes must list every label that any partial_fit "
+                    "call will see."
+                )
             if len(labels) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in the data, "

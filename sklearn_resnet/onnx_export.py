@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,6 +87,17 @@ def _check_exporter() -> None:
         )
 
 
+def _check_output_file(path: Path) -> None:
+    """Refuse a path that cannot be written, before the export (which takes seconds)."""
+    if path.is_dir():
+        raise ValueError(f"to_onnx cannot write {str(path)!r}: it is a folder; give a file name.")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise ValueError(f"to_onnx cannot write {str(path)!r}: its folder does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"to_onnx cannot write {str(path)!r}: its folder is not writable.")
+
+
 @contextmanager
 def _quiet_exporter():
     """Keep the exporter's own log lines and deprecation notices out of user output.
@@ -134,7 +146,8 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         A fitted estimator (either backbone, on any device; the export runs on a CPU
         copy in float32).
     path : str or path-like
-        The ``.onnx`` file to write; its folder must exist.
+        The ``.onnx`` file to write; its folder must exist and be writable (checked
+        before the export).
     opset_version : int, optional
         ONNX opset; ``None`` uses the exporter's default. A version the network cannot
         be converted to raises a ``ValueError`` and writes nothing.
@@ -152,7 +165,8 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
     ValueError
         If it is not fitted, or was fitted with ``scaling="quantile"``, which ONNX
-        cannot express, or with class labels that JSON cannot hold (dates, durations).
+        cannot express, or with class labels that JSON cannot hold (dates, durations),
+        or if ``path`` is a folder or its folder is missing or not writable.
 
     Examples
     --------
@@ -181,8 +195,9 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
             "'standard', or put a QuantileTransformer before the estimator in a Pipeline."
         )
     classes = _classes_json(estimator)
-    _check_exporter()
     path = Path(path)
+    _check_output_file(path)
+    _check_exporter()
     graph = _InferenceGraph(estimator).eval()
     output = "probabilities" if graph.classify else "predictions"
     example = torch.zeros(2, estimator.n_features_in_)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import sys
 import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -391,10 +393,22 @@ def _verbosity_callbacks(verbose: int) -> list[tuple[str, Callback]]:
     if verbose >= 1:
         callbacks.append(("progress", EpochProgress()))
     if verbose >= 2:
-        from tqdm.auto import tqdm
-
-        callbacks.append(("print_log", PrintLog(sink=tqdm.write).initialize()))
+        callbacks.append(("print_log", PrintLog(sink=_write_table_row).initialize()))
     return callbacks
+
+
+#: skorch's colour codes in the per-epoch table.
+_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _write_table_row(text: str) -> None:
+    """``tqdm.write`` (under the progress bar), without colour codes when stdout is not
+    a terminal (a log file, a captured stream)."""
+    from tqdm.auto import tqdm
+
+    if not getattr(sys.stdout, "isatty", lambda: False)():
+        text = _ANSI_CODES.sub("", text)
+    tqdm.write(text)
 
 
 #: Names of the callbacks the estimators add themselves, skorch's defaults included.

@@ -7,6 +7,7 @@ import logging.handlers
 import os
 import subprocess
 import sys
+from io import StringIO
 
 import joblib
 import numpy as np
@@ -29,6 +30,7 @@ from sklearn_resnet.cli_data import (
     infer_task,
     parse_settings,
     read_table,
+    split_target,
 )
 
 #: Tiny networks, few epochs and a seed, as options; ``FAST`` adds ``--quiet``.
@@ -150,8 +152,33 @@ def test_evaluate_leaves_out_log_loss_for_labels_the_model_never_saw(data_dir, f
     test.loc[0, "label"] = "maybe"
     test.to_csv(data_dir / "unseen.csv", index=False)
     assert main(["evaluate", str(fitted), str(data_dir / "unseen.csv"), "--target", "label"]) == 0
-    names = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["accuracy", "balanced_accuracy"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["accuracy", "balanced_accuracy", "log_loss"]
+    assert lines[-1] == "log_loss: n/a (labels the model was not trained on: ['maybe'])"
+
+
+def test_predict_and_evaluate_read_a_models_columns_by_name(data_dir, tmp_path, capsys):
+    # A model fitted in Python on a DataFrame (no Pipeline): the table may still hold
+    # the target and its columns in another order.
+    train = pd.read_csv(data_dir / "train.csv")
+    features = ["weight", "size"]
+    model = ResNetClassifier(**FAST_PARAMS).fit(train[features].fillna(0.0), train["label"])
+    joblib.dump(model, tmp_path / "bare.joblib")
+    test = pd.read_csv(data_dir / "test.csv").fillna(0.0)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    assert main(["predict", str(tmp_path / "bare.joblib"), str(tmp_path / "test.csv")]) == 0
+    got = pd.read_csv(StringIO(capsys.readouterr().out))["prediction"]
+    np.testing.assert_array_equal(got, model.predict(test[features]))
+    args = ["evaluate", str(tmp_path / "bare.joblib"), str(tmp_path / "test.csv")]
+    assert main([*args, "--target", "label"]) == 0
+    accuracy = model.score(test[features], test["label"])
+    assert capsys.readouterr().out.splitlines()[0] == f"accuracy: {accuracy:.4f}"
+
+
+def test_a_missing_target_lists_how_many_columns_are_not_shown(tmp_path):
+    frame = pd.DataFrame({f"c{i}": [0.0, 1.0] for i in range(25)})
+    with pytest.raises(CommandLineError, match=r"the columns are: c0, .*, c19 and 5 more\.$"):
+        split_target(frame, "label")
 
 
 def test_evaluate_prints_the_scores(data_dir, fitted, capsys):
@@ -321,7 +348,8 @@ def test_read_table_refuses_unknown_file_types(tmp_path):
             ["fit", "{dir}/train.csv", "--target", "label", "-o", "{tmp}/no/such/dir/m.joblib"],
             "folder does not exist",
         ),
-        (["predict", "{dir}/train.csv", "{dir}/test.csv"], "cannot load a model"),
+        (["predict", "{dir}/train.csv", "{dir}/test.csv"], "not a joblib file of a model"),
+        (["predict", "{tmp}/saved", "{dir}/test.csv"], "sklearn_resnet.load_model"),
         (["predict", "{dir}/model.joblib", "{dir}/missing.csv"], "does not exist"),
         (["predict", "{dir}/model.joblib", "{tmp}/other.csv"], "weight"),
         (
@@ -344,6 +372,7 @@ def test_read_table_refuses_unknown_file_types(tmp_path):
         "bad-value",
         "out-dir",
         "not-model",
+        "save-model-folder",
         "no-data",
         "no-column",
         "eval-target",
@@ -356,6 +385,8 @@ def test_read_table_refuses_unknown_file_types(tmp_path):
 def test_bad_input_is_one_line_and_exit_code_2(args, message, data_dir, fitted, tmp_path, capsys):
     (tmp_path / "broken.csv").write_bytes(b'a,b\n1,"2\n')  # an unterminated quote
     (tmp_path / "other.csv").write_text("size,colour\n0.5,red\n")  # no "weight" column
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "config.json").write_text("{}")  # the mark of a save_model folder
     argv = [arg.format(dir=data_dir, tmp=tmp_path) for arg in args]
     assert main(argv) == 2
     captured = capsys.readouterr()

@@ -401,6 +401,7 @@ def test_verbose_1_shows_a_progress_bar_and_2_a_table(capsys):
     ResNetClassifier(**{**FAST_PARAMS, "verbose": 2}).fit(X, y)
     out = capsys.readouterr().out
     assert "train_loss" in out and "valid_loss" in out
+    assert "\x1b[" not in out  # no colour codes: the captured stdout is not a terminal
 
 
 def test_partial_fit_follows_verbose_changed_after_fit(capsys):

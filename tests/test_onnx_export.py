@@ -137,6 +137,20 @@ def test_labels_json_cannot_hold_are_refused_before_export(tmp_path):
     assert not (tmp_path / "clf.onnx").exists()
 
 
+@pytest.mark.parametrize("target", ["folder", "missing/clf.onnx"])
+def test_an_unwritable_path_is_refused_before_export(
+    small_classifier, tmp_path, monkeypatch, target
+):
+    def no_export(*args, **kwargs):
+        raise AssertionError("the export ran before the path was checked")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    (tmp_path / "folder").mkdir()
+    problem = "it is a folder" if target == "folder" else "its folder does not exist"
+    with pytest.raises(ValueError, match=f"to_onnx cannot write .*: {problem}"):
+        to_onnx(small_classifier, tmp_path / target)
+
+
 def test_other_objects_are_refused(tmp_path):
     with pytest.raises(TypeError, match="got StandardScaler"):
         to_onnx(StandardScaler(), tmp_path / "x.onnx")

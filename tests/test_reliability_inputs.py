@@ -420,6 +420,9 @@ def test_partial_fit_classes_must_be_a_1d_array_of_labels():
     for mixed in (np.array(["a", 1, "b"], dtype=object), ["a", None, "b"]):
         with pytest.raises(ValueError, match=r"Invalid classes \['a', (1|None), 'b'\]"):
             ResNetClassifier(**MLP).partial_fit(X, y, classes=mixed)
+    # The data holds three classes: the message blames classes=, not the data.
+    with pytest.raises(ValueError, match=r"classes=\['a'\] names only one class"):
+        ResNetClassifier(**MLP).partial_fit(X, y, classes=["a"])
 
 
 # ---- sample and class weights -------------------------------------------------------------
