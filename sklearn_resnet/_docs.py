@@ -146,7 +146,8 @@ n_features_in_ : int
     loss_curve_ : list of float
         Training loss per epoch.
     validation_scores_ : list of float or None
-        {score} on the held-out set per epoch; ``None`` without early stopping.
+        {score} on the held-out set per epoch; ``None`` without early stopping. Epochs
+        added later by ``partial_fit``, which does not validate, hold ``None``.
     best_validation_score_ : float or None
         Validation score at ``best_epoch_``."""
 

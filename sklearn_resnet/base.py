@@ -205,19 +205,31 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
 
     def _fit(self, X, y, sample_weight, *, incremental: bool, classes=None):
         previous = dict(self.__dict__)
+        # The shuffling stream that continued training draws from: a failed call puts
+        # it back too, so that a retry trains as if the failure had not happened.
+        stream = getattr(getattr(self, "net_", None), "iterator_train__generator", None)
+        stream_state = None if stream is None else stream.get_state()
         try:
             self._fit_unchecked(X, y, sample_weight, incremental=incremental, classes=classes)
         except BaseException:
             # Nothing half-fitted: every attribute goes back to what it was.
             self.__dict__.clear()
             self.__dict__.update(previous)
+            if stream is not None:
+                stream.set_state(stream_state)
             raise
         return self
 
     def _fit_unchecked(self, X, y, sample_weight, *, incremental: bool, classes):
         owner = type(self).__name__
         warm = incremental and hasattr(self, "net_")
-        check_callbacks(self.callbacks, owner)
+        if warm:
+            # scikit-learn validates the parameters of an unfitted estimator only; those
+            # read at every call (verbose, class_weight) must be valid here too.
+            self._validate_params()
+        else:
+            # Callbacks, like the other training settings, are read when the net is built.
+            check_callbacks(self.callbacks, owner)
         X, y, extra_weight = self._validate_targets(
             X, y, reset=not warm, classes=classes, sample_weight=sample_weight
         )
@@ -253,12 +265,19 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if not is_out_of_memory(exc):
                 raise
             batch_size = self.net_.batch_size if warm else self._batch_size_for(X.shape[0])
+            advice = (
+                "partial_fit keeps the network and batch size of its first call; refit with "
+                "fit and a smaller batch_size, a smaller width or depth, precision='bf16', "
+                "or another device."
+                if warm
+                else "Use a smaller batch_size, a smaller width or depth, precision='bf16', "
+                "or another device."
+            )
             raise out_of_memory_error(
                 exc,
                 self.device_,
                 f"training {owner} with batch_size={batch_size} needs more memory than the "
-                "device has. Use a smaller batch_size, a smaller width or depth, "
-                "precision='bf16', or another device.",
+                f"device has. {advice}",
             ) from exc
         report_stop(self.net_, owner, self.net_.lr)
 

@@ -234,11 +234,13 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         """Train for one epoch on (X, y) at the base learning rate, without early stopping.
 
         The first call builds the network and needs ``classes`` unless ``fit`` ran
-        before; later calls continue from the current weights.
+        before; it also fits the input scaling on its rows, which later calls keep, so
+        make the first batch representative. Later calls continue from the current
+        weights.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, L) or (n_samples, C, H, W)
             Training inputs.
         y : array-like of shape (n_samples,)
             Labels, all among ``classes``.
@@ -353,12 +355,13 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
     def partial_fit(self, X, y, sample_weight=None):
         """Train for one epoch on (X, y) at the base learning rate, without early stopping.
 
-        The first call builds the network and standardises targets with this batch's
-        mean and scale; later calls continue from the current weights.
+        The first call builds the network, fits the input scaling on its rows and
+        standardises targets with this batch's mean and scale; later calls keep both,
+        so make the first batch representative, and continue from the current weights.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, L) or (n_samples, C, H, W)
             Training inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.

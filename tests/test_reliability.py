@@ -180,6 +180,10 @@ def test_diverging_partial_fit_keeps_the_previous_weights_and_optimizer():
     reg.net_.callbacks_ = [(n, cb) for n, cb in reg.net_.callbacks_ if n != "poison"]
     reg.partial_fit(X, y)
     assert np.isfinite(reg.predict(X)).all()
+    # The failed call also left the shuffling stream as it was: the retry above trained
+    # exactly as a call on a model that never failed.
+    untouched = ResNetRegressor(**FAST_PARAMS, early_stopping=False).fit(X, y).partial_fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), untouched.predict(X))
 
 
 def test_a_net_pickled_before_the_stop_callback_still_stops_on_divergence():
@@ -255,6 +259,15 @@ def test_out_of_memory_in_fit_names_the_batch_size_and_device(monkeypatch):
     with pytest.raises(torch.OutOfMemoryError, match=r"'cpu'.*batch_size=64.*smaller batch_size"):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
+
+
+def test_out_of_memory_in_partial_fit_says_the_first_calls_batch_size_is_kept(monkeypatch):
+    X, y = make_classification(100, 5, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS, batch_size=64).fit(X, y)
+    monkeypatch.setattr("sklearn_resnet.backbones.mlp.ResidualMLP.forward", _raise_out_of_memory)
+    clf.set_params(batch_size=8)  # read when the network is built, not here
+    with pytest.raises(torch.OutOfMemoryError, match=r"batch_size=64.*refit with fit"):
+        clf.partial_fit(X, y)
 
 
 def test_out_of_memory_in_predict_halves_the_batch_and_retries(monkeypatch):

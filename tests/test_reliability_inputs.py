@@ -409,6 +409,17 @@ def test_targets_fit_or_the_message_names_the_problem(Estimator, kind, make, mes
     outputs(est, X)
 
 
+def test_later_partial_fit_calls_validate_the_parameters_and_change_nothing_on_error():
+    X, y = data(ResNetClassifier)
+    clf = ResNetClassifier(**MLP).partial_fit(X, y, classes=["a", "b", "c"])
+    before = clf.predict_proba(X)
+    clf.set_params(verbose="loud")
+    with pytest.raises(InvalidParameterError, match="'verbose' parameter"):
+        clf.partial_fit(X, y)
+    assert clf.net_.verbose == 0 and len(clf.history_) == 1
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
 def test_partial_fit_classes_must_be_a_1d_array_of_labels():
     X, y = data(ResNetClassifier)
     with pytest.raises(ValueError, match=r"classes must be a 1-D array .* shape \(1, 3\)"):
