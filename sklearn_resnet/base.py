@@ -251,9 +251,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         if not is_sparse(X):
             X = X.reshape(X.shape[0], *self.input_shape_)
         if self.backbone_ == "cnn" and X.shape[0] < 2:
+            weighted = " with a positive sample_weight" if weight is not None else ""
             raise ValueError(
                 f"The CNN backbone of {owner} needs at least 2 training samples for batch "
-                "normalisation; got 1 sample."
+                f"normalisation; got 1 sample{weighted}."
             )
         if warm:
             set_verbose(self.net_, self.verbose)
@@ -286,12 +287,19 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         init_seed, shuffle_seed, split_seed, dropout_seed = spawn_seeds(seed, 4)
         self.early_stopping_ = (not incremental) and self._use_early_stopping(X.shape[0])
         classify = self._task == "classification"
-        train = tensor_data(X, y, weight, classification=classify, device=self.device_)
         valid, train_idx = None, None
         if self.early_stopping_:
             train_idx, valid_idx = split_indices(
                 X.shape[0], self.validation_fraction, split_seed, y if classify else None
             )
+            if weight is not None:
+                # Mean 1 within each part, so that the training rows' weights do not
+                # depend on (or underflow float32 next to) a heavy validation row's.
+                weight = weight.copy()
+                for part in (train_idx, valid_idx):
+                    weight[part] /= weight[part].mean()
+        train = tensor_data(X, y, weight, classification=classify, device=self.device_)
+        if self.early_stopping_:
             train, valid = train.subset(train_idx), train.subset(valid_idx)
         if not warm:
             owner = type(self).__name__
@@ -359,9 +367,15 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     "for tabular data, or set input_shape to use the CNN."
                 )
         elif len(shape) not in (2, 3):
+            advice = (
+                f"input_shape={shape} has {len(shape)} dimension(s); give (C, L) for signals "
+                "or (C, H, W) for images, or leave input_shape out for the MLP"
+                if self.input_shape is not None
+                else "Set input_shape or use backbone='mlp'"
+            )
             raise ValueError(
                 f"The CNN backbone of {owner} takes samples shaped (C, L) or (C, H, W); "
-                f"got per-sample shape {shape}. Set input_shape or use backbone='mlp'."
+                f"got per-sample shape {shape}. {advice}."
             )
         self.input_shape_ = shape
         self.scaling_ = resolve_scaling(self.scaling, self.backbone_)

@@ -44,6 +44,7 @@ from .cli_data import (
     unseen_labels,
     write_table,
 )
+from .paths import unwritable_file
 
 __all__ = ["build_parser", "main"]
 
@@ -73,14 +74,9 @@ def _check_output(path: str | None) -> None:
     """Refuse an output path that cannot be written, before any training."""
     if path is None:
         return
-    target = Path(path)
-    if target.is_dir():
-        raise CommandLineError(f"cannot write {path!r}: it is a directory; give a file name.")
-    folder = target.resolve().parent
-    if not folder.is_dir():
-        raise CommandLineError(f"cannot write {path!r}: its folder does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise CommandLineError(f"cannot write {path!r}: its folder is not writable.")
+    problem = unwritable_file(path)
+    if problem is not None:
+        raise CommandLineError(f"cannot write {path!r}: {problem}.")
 
 
 def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from torch import nn
 
 from .device import torch_release
 from .estimators import ResNetClassifier, ResNetRegressor
+from .paths import unwritable_file
 from .user_warnings import ignoring
 
 __all__ = ["to_onnx"]
@@ -85,17 +85,6 @@ def _check_exporter() -> None:
         raise ImportError(
             f"to_onnx needs torch>={'.'.join(map(str, MIN_TORCH))}; found {torch.__version__}."
         )
-
-
-def _check_output_file(path: Path) -> None:
-    """Refuse a path that cannot be written, before the export (which takes seconds)."""
-    if path.is_dir():
-        raise ValueError(f"to_onnx cannot write {str(path)!r}: it is a folder; give a file name.")
-    folder = path.absolute().parent
-    if not folder.is_dir():
-        raise ValueError(f"to_onnx cannot write {str(path)!r}: its folder does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"to_onnx cannot write {str(path)!r}: its folder is not writable.")
 
 
 @contextmanager
@@ -196,7 +185,9 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         )
     classes = _classes_json(estimator)
     path = Path(path)
-    _check_output_file(path)
+    problem = unwritable_file(path)  # checked now: the export takes seconds
+    if problem is not None:
+        raise ValueError(f"to_onnx cannot write {str(path)!r}: {problem}.")
     _check_exporter()
     graph = _InferenceGraph(estimator).eval()
     output = "probabilities" if graph.classify else "predictions"

@@ -178,15 +178,18 @@ class LRSchedule(Callback):
 class ValidationScore(Callback):
     """Record ``valid_score`` every epoch: accuracy (classification) or R² (regression).
 
-    Sums are accumulated on the device and read once per epoch, so there is no
-    host synchronisation per batch.
+    Per-batch sums stay on the device and are read once per epoch, so there is no
+    host synchronisation per batch. For R² each batch keeps its weighted mean and
+    centred sum of squares, combined in float64 at the end of the epoch: the float32
+    difference of raw sums would cancel to noise when the targets barely vary (a
+    validation part of one row).
     """
 
     def __init__(self, task: str):
         self.task = task
 
     def on_epoch_begin(self, net, **kwargs):
-        self.sums_ = None
+        self.sums_ = []
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if training:
@@ -198,31 +201,32 @@ class ValidationScore(Callback):
         weight = weight.float()
         if self.task == "classification":
             correct = (y_pred.argmax(1) == target).float()
-            sums = torch.stack([(weight * correct).sum(), weight.sum()])
-        else:
-            target = target.float().reshape(y_pred.shape)
-            w = weight.reshape(-1, 1)
-            sums = torch.stack(
-                [
-                    (w * (target - y_pred) ** 2).sum(0),
-                    (w * target).sum(0),
-                    (w * target**2).sum(0),
-                    w.sum(0).expand(target.shape[1]),
-                ]
-            )
-        self.sums_ = sums if self.sums_ is None else self.sums_ + sums
+            self.sums_.append(torch.stack([(weight * correct).sum(), weight.sum()]))
+            return
+        target = target.float().reshape(y_pred.shape)
+        w = weight.reshape(-1, 1)
+        total = w.sum(0).expand(target.shape[1])
+        mean = (w * target).sum(0) / total.clamp_min(torch.finfo(torch.float32).tiny)
+        residual = (w * (target - y_pred) ** 2).sum(0)
+        squares = (w * (target - mean) ** 2).sum(0)
+        self.sums_.append(torch.stack([residual, total, mean, squares]))
 
     def on_epoch_end(self, net, **kwargs):
-        if self.sums_ is None:
+        if not self.sums_:
             return
-        sums = self.sums_.double().cpu().numpy()
+        sums = torch.stack(self.sums_).double().cpu().numpy()
         if self.task == "classification":
-            score = float(sums[0] / sums[1])
+            correct, total = sums.sum(0)
+            score = float(correct / total)
         else:
-            residual, total, total_sq, weight = sums
-            variance = total_sq - total**2 / weight
+            residual, total, mean, squares = sums[:, 0].sum(0), sums[:, 1], sums[:, 2], sums[:, 3]
+            weight = total.sum(0)
+            overall = (total * mean).sum(0) / weight
+            variance = squares.sum(0) + (total * (mean - overall) ** 2).sum(0)
+            # What rounding leaves of a zero variance is far below this share.
+            spread = variance > 1e-12 * (squares.sum(0) + (total * mean**2).sum(0))
             with np.errstate(divide="ignore", invalid="ignore"):
-                r2 = np.where(variance > 0, 1.0 - residual / variance, 0.0)
+                r2 = np.where(spread, 1.0 - residual / variance, 0.0)
             score = float(np.mean(r2))
         net.history.record("valid_score", score)
 

@@ -146,7 +146,7 @@ def test_an_unwritable_path_is_refused_before_export(
 
     monkeypatch.setattr(torch.onnx, "export", no_export)
     (tmp_path / "folder").mkdir()
-    problem = "it is a folder" if target == "folder" else "its folder does not exist"
+    problem = "it is a directory" if target == "folder" else "its folder does not exist"
     with pytest.raises(ValueError, match=f"to_onnx cannot write .*: {problem}"):
         to_onnx(small_classifier, tmp_path / target)
 

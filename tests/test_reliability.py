@@ -293,6 +293,33 @@ def test_out_of_memory_in_predict_halves_the_batch_and_retries(monkeypatch):
         clf.predict(X)
 
 
+def test_a_one_row_validation_part_scores_zero_not_rounding_noise():
+    # R² of targets without spread is 0 by convention; float32 sums of one row used to
+    # leave a "variance" of rounding noise and scores near -1e8.
+    rng = np.random.default_rng(0)
+    for n_samples in (5, 10):  # one validation row each
+        X = rng.normal(size=(n_samples, 4))
+        reg = ResNetRegressor(**FAST_PARAMS, early_stopping=True).fit(X, X[:, 0])
+        assert reg.validation_scores_ == [0.0] * len(reg.validation_scores_)
+
+
+def test_the_training_rows_weights_do_not_depend_on_the_validation_rows():
+    from sklearn_resnet.inputs import spawn_seeds, split_indices
+
+    X, y = make_classification(300, 6, random_state=0)
+    params = {**FAST_PARAMS, "early_stopping": True}
+    split_seed = spawn_seeds(params["random_state"], 4)[2]
+    _, valid_idx = split_indices(len(y), 0.1, split_seed, y)
+    losses = []
+    for heavy in (2.0, 1e300):  # 1e300 used to turn every training weight into 0 in float32
+        weight = np.ones(len(y))
+        weight[valid_idx[0]] = heavy
+        clf = ResNetClassifier(**params).fit(X, y, sample_weight=weight)
+        losses.append(clf.history_[:, "train_loss"])
+    assert losses[0] == losses[1]
+    assert losses[1][-1] < losses[1][0]
+
+
 # ---- threads and global state -------------------------------------------------------
 def _global_state():
     return (

@@ -17,6 +17,7 @@ import pytest
 import scipy.sparse as sp
 from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.base import clone
+from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -418,6 +419,15 @@ def test_later_partial_fit_calls_validate_the_parameters_and_change_nothing_on_e
         clf.partial_fit(X, y)
     assert clf.net_.verbose == 0 and len(clf.history_) == 1
     np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
+def test_cnn_messages_name_sample_weight_and_input_shape():
+    X, y = make_classification(10, 8, random_state=0)
+    weight = np.r_[1.0, np.zeros(9)]  # nine of the ten rows dropped
+    with pytest.raises(ValueError, match="got 1 sample with a positive sample_weight"):
+        ResNetClassifier(**CNN, input_shape=(1, 8)).fit(X, y, sample_weight=weight)
+    with pytest.raises(ValueError, match=r"input_shape=\(8,\) has 1 dimension\(s\)"):
+        ResNetClassifier(**CNN, input_shape=(8,)).fit(X, y)
 
 
 def test_partial_fit_classes_must_be_a_1d_array_of_labels():

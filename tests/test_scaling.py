@@ -109,6 +109,26 @@ def test_scaler_state_loads_into_a_freshly_built_network(method):
     torch.testing.assert_close(fresh(x), net(x))
 
 
+@pytest.mark.parametrize("method", ["robust", "quantile"])
+def test_a_column_spread_beyond_float32s_range_scales_to_finite_values(method):
+    # Every value is finite in float32, but the spread (6e38) is not.
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=60), np.where(rng.random(60) < 0.6, -3e38, 3e38)].astype(np.float32)
+    z = InputScaler((2,), method).fit(X)(torch.as_tensor(X))
+    assert torch.isfinite(z).all()
+    # The two values of the column stay apart, in their order.
+    low, high = z[X[:, 1] < 0, 1], z[X[:, 1] > 0, 1]
+    assert low.max() < high.min()
+
+
+def test_a_denormal_column_does_not_divide_by_zero():
+    # Its standard deviation (6e-46) is positive in float64 but zero in float32.
+    X = np.c_[np.linspace(-1, 1, 8), np.r_[0.0, [1.4e-45] * 7]].astype(np.float32)
+    scaler = InputScaler((2,), "standard").fit(X)
+    assert torch.isfinite(scaler(torch.as_tensor(X))).all()
+    assert scaler.scale.min() > 0
+
+
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="Unknown scaling 'minmax'"):
         InputScaler((3,), "minmax")

@@ -26,6 +26,8 @@ Statistics are per feature for flat rows and per channel for signals and images
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from torch import nn
@@ -50,6 +52,7 @@ _CHUNK_ROWS = 65_536
 _BLOCK_VALUES = 1 << 24
 #: Probabilities are kept this far from 0 and 1 before the normal quantile function.
 _EPS = 1e-7
+_FLOAT32 = np.finfo(np.float32)
 
 
 class InputScaler(nn.Module):
@@ -132,7 +135,9 @@ class InputScaler(nn.Module):
         # A fixed number of quantiles (interpolated between samples when there are
         # fewer), so the buffers' shapes depend on the architecture only.
         references = np.linspace(0.0, 1.0, _N_QUANTILES)
-        quantiles = self._per_column(X[rows], lambda v: np.quantile(v, references, axis=0)).T
+        quantiles = self._per_column(
+            X[rows], lambda v: _in_range(partial(np.quantile, q=references, axis=0), v)
+        ).T
         self.quantiles.copy_(torch.as_tensor(np.ascontiguousarray(quantiles)))
         return self
 
@@ -169,7 +174,12 @@ class InputScaler(nn.Module):
         return mean, np.sqrt(squares / max(count, 1))
 
     def _set(self, name: str, values: np.ndarray) -> None:
-        tensor = torch.as_tensor(np.asarray(values, dtype=np.float32).reshape(self._stat_shape))
+        values = np.asarray(values, dtype=np.float64)
+        if name == "scale":
+            # A spread beyond float32's range (a column at ±3e38) or below its smallest
+            # normal number (a denormal column) would divide to infinity or NaN.
+            values = np.clip(values, _FLOAT32.tiny, _FLOAT32.max)
+        tensor = torch.as_tensor(values.astype(np.float32).reshape(self._stat_shape))
         getattr(self, name).copy_(tensor)
 
     def forward(self, x: torch.Tensor, clip: bool = True) -> torch.Tensor:
@@ -226,11 +236,28 @@ def _own_unit(centre: np.ndarray) -> np.ndarray:
 def _robust_statistics(values: np.ndarray) -> np.ndarray:
     """Median and spread per column: the interquartile range, else half the range, else
     the median's size (at least 1)."""
+    return _in_range(_median_and_spread, values)
+
+
+def _median_and_spread(values: np.ndarray) -> np.ndarray:
     low, median, high = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
     spread = high - low
     half_range = (values.max(axis=0) - values.min(axis=0)) / 2
     spread = np.where(spread > 0, spread, np.where(half_range > 0, half_range, _own_unit(median)))
     return np.stack([median, spread])
+
+
+def _in_range(statistic, values: np.ndarray) -> np.ndarray:
+    """``statistic(values)`` in the values' float32, or in float64 where that overflows.
+
+    Quantiles and spreads of float32 values spread over more than float32's range (a
+    column at ±3e38) overflow to infinity; ordinary data keeps its float32 result.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = statistic(values)
+    if np.isfinite(result).all():
+        return result
+    return statistic(np.asarray(values, dtype=np.float64))
 
 
 def _interpolate(
@@ -242,6 +269,9 @@ def _interpolate(
     lower = upper - 1
     q_low, q_high = quantiles.gather(1, lower), quantiles.gather(1, upper)
     r_low, r_high = refs[lower], refs[upper]
-    width = q_high - q_low
-    t = torch.where(width > 0, (values - q_low) / torch.where(width > 0, width, 1), 0.5)
+    # Halved (exactly, in binary floating point) so that quantiles spread over more
+    # than float32's range cannot overflow to inf / inf.
+    width = q_high * 0.5 - q_low * 0.5
+    offset = values * 0.5 - q_low * 0.5
+    t = torch.where(width > 0, offset / torch.where(width > 0, width, 1), 0.5)
     return (r_low + t.clamp(0, 1) * (r_high - r_low)).clamp(0, 1)
