@@ -1,10 +1,12 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import sklearn_resnet
 from sklearn_resnet.backbones import (
     ResidualCNN,
     ResidualMLP,
@@ -123,20 +125,21 @@ def test_unknown_backbone_kind():
 
 
 def test_backbones_import_neither_sklearn_nor_skorch():
-    # The parent package imports the estimators, so load the subpackage on its own.
+    # The parent package imports the estimators, so load the subpackage on its own, from
+    # its folder, in a process that imports nothing of the package before.
+    root = Path(sklearn_resnet.__file__).parent
     result = subprocess.run(
-        [sys.executable, "-c", _ISOLATED_IMPORT], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _ISOLATED_IMPORT, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert result.stdout.strip() == "[]"
 
 
 _ISOLATED_IMPORT = """
 import importlib.util, pathlib, sys, types
-import sklearn_resnet
-root = pathlib.Path(sklearn_resnet.__file__).parent
-for name in list(sys.modules):
-    if name.startswith(("sklearn", "skorch")):
-        del sys.modules[name]
+root = pathlib.Path(sys.argv[1])
 pkg = types.ModuleType("iso"); pkg.__path__ = [str(root)]; sys.modules["iso"] = pkg
 spec = importlib.util.spec_from_file_location(
     "iso.backbones", root / "backbones" / "__init__.py",
