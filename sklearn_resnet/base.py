@@ -14,7 +14,11 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_is_fitted
 
 from .backbones import (
@@ -75,6 +79,9 @@ from .training import (
 )
 
 __all__ = ["_BaseResNet"]
+
+#: Parameters a later ``partial_fit`` call reads (the rest are read when the net is built).
+_READ_AT_EVERY_CALL = ("verbose", "class_weight")
 
 
 class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
@@ -226,7 +233,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         if warm:
             # scikit-learn validates the parameters of an unfitted estimator only; those
             # read at every call (verbose, class_weight) must be valid here too.
-            self._validate_params()
+            read = [name for name in _READ_AT_EVERY_CALL if name in self._parameter_constraints]
+            validate_parameter_constraints(
+                {name: self._parameter_constraints[name] for name in read},
+                {name: getattr(self, name) for name in read},
+                caller_name=type(self).__name__,
+            )
         else:
             # Callbacks, like the other training settings, are read when the net is built.
             check_callbacks(self.callbacks, owner)

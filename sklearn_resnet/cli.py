@@ -29,6 +29,8 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
+from functools import partial
 from pathlib import Path
 
 from .cli_data import (
@@ -213,7 +215,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     X, y = split_target(read_table(args.data), args.target)
     for name, value in evaluation_scores(model, model_columns(model, X), y).items():
         print(f"{name}: {value:.4f}")
-    unseen = unseen_labels(model, y)
+    unseen = unseen_labels(model, y) if hasattr(model, "predict_proba") else []
     if unseen:
         print(f"log_loss: n/a (labels the model was not trained on: {unseen})")
     return 0
@@ -459,7 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            # One line per warning, like the errors, instead of Python's source location
+            # (which names the console script or runpy).
+            warnings.showwarning = partial(_show_warning, command=args.command)
+            return args.run(args)
     except KeyboardInterrupt:
         print(f"{_PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -471,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"{_PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, *, command):
+    print(f"{_PROG} {command}: {category.__name__}: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -284,7 +284,7 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None)
             offsets = torch.randint(-pad, pad + 1, (n,), generator=generator).to(x.device)
             x = _shift_along(x, axis, offsets)
     if "flip" in kind:
-        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        flip = (torch.rand(n, generator=generator, dtype=torch.float32) < 0.5).to(x.device)
         x = torch.where(flip.view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
     return x
 

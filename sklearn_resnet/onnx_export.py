@@ -191,7 +191,7 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     _check_exporter()
     graph = _InferenceGraph(estimator).eval()
     output = "probabilities" if graph.classify else "predictions"
-    example = torch.zeros(2, estimator.n_features_in_)
+    example = torch.zeros(2, estimator.n_features_in_, dtype=torch.float32)
     with _quiet_exporter():
         program = torch.onnx.export(
             graph,

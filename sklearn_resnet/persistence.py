@@ -57,7 +57,7 @@ from ._load_checks import (
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
 from .inputs import resolve_seed, spawn_seeds
-from .training import build_net, seeded
+from .training import autograd_enabled, build_net, seeded
 
 __all__ = ["FITTED_ATTRIBUTES", "FORMAT_VERSION", "load_model", "save_model"]
 
@@ -281,8 +281,9 @@ def _load(path: Path):
             f"{CONFIG_FILE}: training batch_size {batch_size!r:.40} is not a positive int."
         )
     tensors = _read_weights(path / WEIGHTS_FILE, config["weights_sha256"])
-    module = _rebuild_module(estimator, tensors)
-    _attach_net(estimator, module, history, batch_size)
+    with autograd_enabled():  # trainable weights, even under the caller's inference_mode
+        module = _rebuild_module(estimator, tensors)
+        _attach_net(estimator, module, history, batch_size)
     return estimator
 
 

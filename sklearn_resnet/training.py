@@ -214,7 +214,7 @@ class ValidationScore(Callback):
     def on_epoch_end(self, net, **kwargs):
         if not self.sums_:
             return
-        sums = torch.stack(self.sums_).double().cpu().numpy()
+        sums = torch.stack(self.sums_).cpu().double().numpy()  # MPS has no float64
         if self.task == "classification":
             correct, total = sums.sum(0)
             score = float(correct / total)

@@ -5,9 +5,10 @@ libraries it calls kept out of user output, safely across threads.
 on exit, and a logger's level is process-wide too. Two such blocks overlapping in
 different threads restore each other's state in the wrong order and can leave a filter
 or a level in place for good. Every block of this package that changes them therefore
-holds one lock: its fits, searches and exports can run in threads at the same time and
-leave the filters and levels exactly as they found them. (Code outside this package that
-changes them in another thread at the same moment is not held by the lock.)
+holds one lock, so that these blocks never restore each other's state in the wrong
+order. Code outside this package that changes them in another thread at the same moment
+(scikit-learn's search loop saves and restores the filters around every fit) is not held
+by the lock.
 """
 
 from __future__ import annotations

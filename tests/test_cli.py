@@ -175,6 +175,44 @@ def test_predict_and_evaluate_read_a_models_columns_by_name(data_dir, tmp_path, 
     assert capsys.readouterr().out.splitlines()[0] == f"accuracy: {accuracy:.4f}"
 
 
+def test_evaluate_of_a_model_without_probabilities_prints_no_log_loss_line(tmp_path, capsys):
+    from sklearn.svm import LinearSVC
+
+    train = pd.read_csv(StringIO("a,label\n0,x\n1,y\n2,x\n3,y\n"))
+    joblib.dump(LinearSVC().fit(train[["a"]], train["label"]), tmp_path / "svc.joblib")
+    (tmp_path / "test.csv").write_text("a,label\n0,x\n1,z\n")  # z: never seen
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "svc.joblib"),
+                str(tmp_path / "test.csv"),
+                "--target",
+                "label",
+            ]
+        )
+        == 0
+    )
+    names = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["accuracy", "balanced_accuracy"]
+
+
+def test_warnings_are_one_line_naming_the_command(monkeypatch, capsys):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from sklearn_resnet import cli
+
+    def warns(args):
+        warnings.warn("stopped early", ConvergenceWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(cli, "_evaluate", warns)
+    assert main(["evaluate", "m.joblib", "d.csv", "--target", "y"]) == 0
+    assert capsys.readouterr().err == "sklearn-resnet evaluate: ConvergenceWarning: stopped early\n"
+
+
 def test_a_missing_target_lists_how_many_columns_are_not_shown(tmp_path):
     frame = pd.DataFrame({f"c{i}": [0.0, 1.0] for i in range(25)})
     with pytest.raises(CommandLineError, match=r"the columns are: c0, .*, c19 and 5 more\.$"):

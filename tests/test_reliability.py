@@ -377,7 +377,7 @@ def test_a_float64_default_dtype_changes_neither_the_model_nor_loading(tmp_path)
     fits = {
         "classifier": lambda: ResNetClassifier(**FAST_PARAMS, scaling="quantile").fit(X, y),
         "regressor": lambda: ResNetRegressor(**FAST_PARAMS).fit(X, y.astype(float)),
-        "cnn": lambda: ResNetClassifier(**FAST_CNN_PARAMS).fit(images, y[:40]),
+        "cnn": lambda: ResNetClassifier(**FAST_CNN_PARAMS, augment="flip").fit(images, y[:40]),
     }
     data = {"classifier": X, "regressor": X, "cnn": images}
     expected = {name: fit() for name, fit in fits.items()}
@@ -391,22 +391,41 @@ def test_a_float64_default_dtype_changes_neither_the_model_nor_loading(tmp_path)
             )
         loaded = load_model(tmp_path / "model")
         loaded.partial_fit(X, y)
+        exported = _onnx_outputs(expected["regressor"], X, tmp_path / "model.onnx")
     finally:
         torch.set_default_dtype(previous)
     assert next(loaded.net_.module_.parameters()).dtype == torch.float32
+    if exported is not None:
+        np.testing.assert_allclose(exported, expected["regressor"].predict(X), atol=1e-5)
+
+
+def _onnx_outputs(estimator, X, path):
+    """The exported model's outputs for ``X``, or ``None`` without the onnx extra."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    from sklearn_resnet import to_onnx
+
+    session = onnxruntime.InferenceSession(str(to_onnx(estimator, path)))
+    return session.run(None, {"input": X.astype(np.float32)})[0]
 
 
 @pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
-def test_fit_works_inside_the_callers_no_grad_or_inference_mode(mode):
+def test_fit_works_inside_the_callers_no_grad_or_inference_mode(mode, tmp_path):
     X, y = make_classification(100, 6, random_state=0)
     expected = ResNetClassifier(**FAST_PARAMS).fit(X, y).predict_proba(X)
+    save_model(ResNetClassifier(**FAST_PARAMS).fit(X, y), tmp_path / "model")
     with mode():
         clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
         got = clf.predict_proba(X)
         clf.partial_fit(X, y)
+        loaded = load_model(tmp_path / "model")
         assert torch.is_inference_mode_enabled() == (mode is torch.inference_mode)
     np.testing.assert_array_equal(got, expected)
     assert clf.n_iter_ == FAST_PARAMS["max_epochs"] + 1
+    loaded.partial_fit(X, y)  # a model loaded inside the mode still trains
+    assert loaded.n_iter_ == FAST_PARAMS["max_epochs"] + 1
 
 
 def test_overlapping_quiet_searches_restore_optunas_verbosity():

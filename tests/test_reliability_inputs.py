@@ -419,6 +419,11 @@ def test_later_partial_fit_calls_validate_the_parameters_and_change_nothing_on_e
         clf.partial_fit(X, y)
     assert clf.net_.verbose == 0 and len(clf.history_) == 1
     np.testing.assert_array_equal(clf.predict_proba(X), before)
+    # Settings read when the net is built are not checked (nor used) by later calls,
+    # as scikit-learn's own partial_fit does not check them.
+    clf.set_params(verbose=0, lr="fast")
+    clf.partial_fit(X, y)
+    assert len(clf.history_) == 2
 
 
 def test_cnn_messages_name_sample_weight_and_input_shape():
