@@ -406,13 +406,20 @@ _ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _write_table_row(text: str) -> None:
-    """``tqdm.write`` (under the progress bar), without colour codes when stdout is not
-    a terminal (a log file, a captured stream)."""
+    """``tqdm.write`` (under the progress bar), without colour codes when stdout shows
+    none: a log file or a captured stream, but not a terminal or a Jupyter notebook."""
     from tqdm.auto import tqdm
 
-    if not getattr(sys.stdout, "isatty", lambda: False)():
+    if not _shows_colours(sys.stdout):
         text = _ANSI_CODES.sub("", text)
     tqdm.write(text)
+
+
+def _shows_colours(stream) -> bool:
+    """Whether ``stream`` renders ANSI colour codes: a terminal, or a notebook's output."""
+    if getattr(stream, "isatty", lambda: False)():
+        return True
+    return type(stream).__module__.startswith("ipykernel")
 
 
 #: Names of the callbacks the estimators add themselves, skorch's defaults included.

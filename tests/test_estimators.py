@@ -1,3 +1,4 @@
+import io
 import os
 import pickle
 import warnings
@@ -402,6 +403,14 @@ def test_verbose_1_shows_a_progress_bar_and_2_a_table(capsys):
     out = capsys.readouterr().out
     assert "train_loss" in out and "valid_loss" in out
     assert "\x1b[" not in out  # no colour codes: the captured stdout is not a terminal
+
+
+def test_the_epoch_table_keeps_its_colours_in_a_notebook():
+    from sklearn_resnet.training import _shows_colours
+
+    notebook_stream = type("OutStream", (), {"__module__": "ipykernel.iostream"})()
+    assert _shows_colours(notebook_stream)
+    assert not _shows_colours(io.StringIO())
 
 
 def test_partial_fit_follows_verbose_changed_after_fit(capsys):
