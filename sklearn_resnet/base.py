@@ -237,7 +237,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             validate_parameter_constraints(
                 {name: self._parameter_constraints[name] for name in read},
                 {name: getattr(self, name) for name in read},
-                caller_name=type(self).__name__,
+                caller_name=owner,
             )
         else:
             # Callbacks, like the other training settings, are read when the net is built.
@@ -278,13 +278,15 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if not is_out_of_memory(exc):
                 raise
             batch_size = self.net_.batch_size if warm else self._batch_size_for(X.shape[0])
+            remedies = (
+                "a smaller batch_size, a smaller width or depth, precision='bf16', or another "
+                "device"
+            )
             advice = (
                 "partial_fit keeps the network and batch size of its first call; refit with "
-                "fit and a smaller batch_size, a smaller width or depth, precision='bf16', "
-                "or another device."
+                f"fit and {remedies}."
                 if warm
-                else "Use a smaller batch_size, a smaller width or depth, precision='bf16', "
-                "or another device."
+                else f"Use {remedies}."
             )
             raise out_of_memory_error(
                 exc,

@@ -200,11 +200,15 @@ def split_target(frame, target: str):
     return X, y
 
 
-def _column_list(columns, limit: int = 20) -> str:
-    """``"the columns are: a, b, c"``, the first ``limit`` of them and how many more."""
-    shown = ", ".join(map(str, columns[:limit]))
-    more = f" and {len(columns) - limit} more" if len(columns) > limit else ""
-    return f"the columns are: {shown}{more}"
+def _names(names, limit: int = 20) -> str:
+    """``"a, b, c"``: the first ``limit`` of ``names`` and how many more."""
+    shown = ", ".join(map(str, names[:limit]))
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _column_list(columns) -> str:
+    """``"the columns are: a, b, c"``, at most 20 of them and how many more."""
+    return f"the columns are: {_names(columns)}"
 
 
 def model_columns(model, X):
@@ -233,7 +237,7 @@ def model_columns(model, X):
     if missing:
         raise CommandLineError(
             f"the data lacks {len(missing)} column(s) the model was trained on: "
-            f"{', '.join(map(str, missing[:20]))}{' ...' if len(missing) > 20 else ''}; "
+            f"{_names(missing)}; "
             f"{_column_list(X.columns)}."
         )
     return X[list(names)]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -87,17 +86,15 @@ def _check_exporter() -> None:
         )
 
 
-@contextmanager
 def _quiet_exporter():
     """Keep the exporter's own log lines and deprecation notices out of user output.
 
     A failed conversion to another opset is logged (with a traceback) by the converter
     and is reported by :func:`to_onnx` as an error of its own instead.
     """
-    with ignoring(
+    return ignoring(
         {"category": DeprecationWarning}, {"category": FutureWarning}, loggers=_EXPORTER_LOGGERS
-    ):
-        yield
+    )
 
 
 #: Loggers of the ONNX exporter and the converters it calls.

@@ -39,9 +39,10 @@ def warn(message: str, category: type[Warning]) -> None:
     """:func:`warnings.warn` attributed to the first caller outside this package.
 
     The warning names the user's line (``model.fit(X, y)``, ``search.fit(X, y)``), so
-    that filters by module and the ``default`` action's once-per-line rule work as they
-    do for scikit-learn's own warnings. scikit-learn's and joblib's frames in between
-    (``_fit_context``, a search's loop) are skipped too.
+    that the ``default`` action's once-per-line rule counts the user's lines; filter
+    these warnings by category or message, since a filter by module sees the user's
+    module. scikit-learn's and joblib's frames in between (``_fit_context``, a search's
+    loop) are skipped too.
 
     Examples
     --------
