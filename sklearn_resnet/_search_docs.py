@@ -16,7 +16,8 @@ estimator : estimator object
     ``ResNetClassifier``/``ResNetRegressor``, its validation score is reported every
     epoch and unpromising trials are pruned.
 param_distributions : dict, default=None
-    Parameter name to a list of values (a categorical choice) or an Optuna
+    Parameter name to a list of values (a categorical choice; a tuple, ``range`` or
+    one-dimensional array too) or an Optuna
     distribution (``FloatDistribution(1e-4, 1e-1, log=True)``, ``IntDistribution``,
     ``CategoricalDistribution``), used as is. ``None`` takes the estimator's
     ``default_search_space()``, also through a Pipeline's final step (names prefixed).
@@ -75,9 +76,10 @@ verbose : int, default=0
 pre_dispatch : int or str, default="2*n_jobs"
     As in ``GridSearchCV``.
 error_score : "raise" or float, default=np.nan
-    Score of a failed fit. A trial with a failed fit is recorded with this score and
-    status ``"FAIL"``; the search goes on (only a search whose every trial fails
-    raises).
+    Score of a failed fit. A trial whose mean score is then NaN, or whose every fit
+    failed, is recorded with status ``"FAIL"``; with a number, a trial with some failed
+    fits is scored with it standing in for them, as in ``GridSearchCV``. The search goes
+    on (only a search whose every trial fails raises).
 return_train_score : bool, default=False
     Include training scores in ``cv_results_``.
 

@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _search_docs
 from .search_heartbeat import DEFAULT_HEARTBEAT_INTERVAL
 from .search_run import SearchRun
+from .stopping import interrupts_propagate
 
 __all__ = ["OptunaSearchCV"]
 
@@ -124,7 +125,8 @@ class OptunaSearchCV(BaseSearchCV):
         self._run = run
         cv = self.cv
         try:
-            with run.active():
+            # Ctrl-C ends the search: no cut-short fit is scored as a finished trial.
+            with run.active(), interrupts_propagate():
                 run.draw_splits(X, y, params)
                 # scikit-learn's fit splits with the folds drawn once (a generator
                 # given as cv is used up by now).

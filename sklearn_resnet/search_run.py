@@ -12,6 +12,7 @@ import copy
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -39,6 +40,7 @@ from .search_heartbeat import Heartbeat, ask, fail_dead_trials
 from .search_space import SearchSpace, final_step
 from .search_study import (
     RECORD_ATTR,
+    check_resumable,
     copy_to_memory,
     create_study,
     failed_record,
@@ -48,7 +50,10 @@ from .search_study import (
     quiet_optuna,
     resolve_storage,
     results_rows,
+    running_record,
+    scoring_key,
     split_record,
+    tell,
 )
 from .user_warnings import warn
 
@@ -78,6 +83,7 @@ class SearchRun:
         self.owner = type(search).__name__
         self.verbose = search.verbose
         self.metric_names = None
+        self.scoring = scoring_key(search.scoring)
         # The cause of the last batch of trials whose every fit failed.
         self.last_error = "unknown"
         self.prefix, final = final_step(search.estimator)
@@ -89,13 +95,17 @@ class SearchRun:
         # The final step reports epochs, unless the search replaces that step itself.
         steps = self.prefix.split("__")[:-1]
         replaced = {"__".join(steps[: k + 1]) for k in range(len(steps))}
-        self.reports = isinstance(final, _BaseResNet) and not replaced & set(
-            self.space.distributions
-        )
+        self.replaced = sorted(replaced & set(self.space.distributions))
+        self.reports = isinstance(final, _BaseResNet) and not self.replaced
         self.base_callbacks = final.get_params().get("callbacks") if self.reports else None
         self.sampler = self._sampler()
         self.pruner = self._pruner()
         self.prunes = self.reports and not isinstance(self.pruner, NopPruner)
+        if search.study_name == "":
+            raise ValueError(
+                f"study_name of {self.owner} is an empty string; pass a name, or None for a "
+                "generated one."
+            )
         if search.n_trials is None and search.timeout is None:
             raise ValueError(
                 f"{self.owner} needs n_trials or timeout to know when to stop; both are None."
@@ -103,7 +113,10 @@ class SearchRun:
         # The folds of every trial and their number (``draw_splits``).
         self.cv, self.n_splits = None, None
         self.heartbeat_interval = search.heartbeat_interval
-        self.storage = resolve_storage(search.storage, self.owner, self.heartbeat_interval)
+        # A journal path is only checked here: the file is created when the search starts.
+        self.storage = resolve_storage(
+            search.storage, self.owner, self.heartbeat_interval, open_journal=False
+        )
         parallel = effective_n_jobs(search.n_jobs) != 1
         if self.prunes and parallel and search.storage is not None and in_memory(self.storage):
             raise ValueError(
@@ -118,6 +131,8 @@ class SearchRun:
             self.storage = journal_storage(os.path.join(self.tmpdir, "study.log"))
         self.batch = None
         self.batch_outs = None
+        # Set when the sampler has nothing left to try (GridSampler's last grid point).
+        self.sampler_done = False
 
     def _param_distributions(self, final, X):
         search = self.search
@@ -134,8 +149,10 @@ class SearchRun:
         else:
             backbone = final.backbone
             if backbone == "auto":
+                # As the estimator decides at fit time; in a Pipeline, from X as given to the
+                # search (steps that change the number of dimensions need backbone set).
                 ndim = getattr(X, "ndim", None) or np.ndim(X)
-                cnn = final.input_shape is not None or (ndim >= 3 and not self.prefix)
+                cnn = final.input_shape is not None or ndim >= 3
                 backbone = "cnn" if cnn else "mlp"
             space = final.default_search_space(backbone, final.block, final.optimizer)
         return {self.prefix + name: dist for name, dist in space.items()}
@@ -160,6 +177,13 @@ class SearchRun:
         if pruner is None:
             return MedianPruner(**DEFAULT_PRUNER) if self.reports else NopPruner()
         if not self.reports and not isinstance(pruner, NopPruner):
+            if self.replaced:
+                raise ValueError(
+                    f"pruner={type(pruner).__name__}() cannot prune when {self.owner} "
+                    f"replaces the step {self.replaced[-1]!r} that trains: its candidates "
+                    "are not reached by the per-epoch reports. Leave pruner=None, or search "
+                    "each candidate's own parameters in a separate search."
+                )
             raise ValueError(
                 f"pruner={type(pruner).__name__}() needs an estimator that reports a "
                 f"validation score every epoch (ResNetClassifier, ResNetRegressor, or a "
@@ -203,6 +227,7 @@ class SearchRun:
     # ---- the search loop ----------------------------------------------------------------
     def run(self, evaluate_candidates) -> None:
         search = self.search
+        self.storage = resolve_storage(self.storage, self.owner, self.heartbeat_interval)
         study = create_study(
             self.storage,
             search.study_name,
@@ -212,6 +237,7 @@ class SearchRun:
             self.owner,
             self.heartbeat_interval,
         )
+        check_resumable(study, self.space.distributions, self.space.fingerprints(), self.owner)
         token = uuid.uuid4().hex
         shared = None if in_memory(self.storage) else self.storage
         handle = StudyHandle(token, study.study_name, shared, self.pruner)
@@ -238,7 +264,7 @@ class SearchRun:
         if results is None:
             raise ValueError(
                 f"All the {len(numbers)} trials of {self.owner} failed: every fit raised an "
-                f"error, the last one: {self.last_error} See the "
+                f"error, the last one: {_sentence(self.last_error)} See the "
                 "warnings above for the others; set error_score='raise' to raise the first one."
             )
         fail_dead_trials(study)
@@ -260,6 +286,8 @@ class SearchRun:
             f"None of the {len(status)} trials of {self.owner} completed ({pruned} pruned, "
             f"{len(status) - pruned} failed), so no setting has a cross-validated score"
         )
+        if self.last_error != "unknown":
+            message += f" (the last error: {self.last_error})"
         advice = (
             " Loosen the pruner (a lower threshold, more n_warmup_steps, or "
             "pruner=optuna.pruners.NopPruner())."
@@ -275,6 +303,8 @@ class SearchRun:
 
     def _wants_more(self, done: int, start: float) -> bool:
         search = self.search
+        if self.sampler_done:
+            return False
         if search.n_trials is not None and done >= search.n_trials:
             return False
         return search.timeout is None or time.monotonic() - start < search.timeout
@@ -300,6 +330,11 @@ class SearchRun:
         self.batch, self.batch_outs = trials, None
         started = time.monotonic()
         try:
+            stub = running_record(
+                self.n_splits, self._metrics(), search.return_train_score, self.scoring
+            )
+            for trial in trials:
+                trial.set_user_attr(RECORD_ATTR, stub)
             with Heartbeat(study._storage, [trial._trial_id for trial in trials]):
                 results = evaluate_candidates(candidates)
             outs = self.batch_outs
@@ -318,8 +353,11 @@ class SearchRun:
             self.batch = None
         for i, trial in enumerate(trials):
             if outs is not None:
-                record = split_record(outs[i], search.return_train_score)
+                record = split_record(outs[i], search.return_train_score, self.scoring)
                 self.metric_names = self.metric_names or list(record["test"])
+                errors = [out["fit_error"] for out in outs[i] if out.get("fit_error")]
+                if errors:
+                    self.last_error = _error_line(errors[-1])
             else:
                 record = failed_record(
                     self.n_splits,
@@ -327,6 +365,7 @@ class SearchRun:
                     search.error_score,
                     seconds,
                     search.return_train_score,
+                    self.scoring,
                 )
             self._tell(study, trial, record)
         return results
@@ -344,18 +383,24 @@ class SearchRun:
             return
         attrs = study._storage.get_trial(trial._trial_id).system_attrs
         if PRUNED_ATTR in attrs:
-            study.tell(trial, state=TrialState.PRUNED)
+            self._tell_study(study, trial, state=TrialState.PRUNED)
             return
         scores = record["test"].get(self._objective(record), [math.nan])
         value = math.fsum(scores) / len(scores)
-        if any(record["failed"]) or not math.isfinite(value):
-            study.tell(trial, state=TrialState.FAIL)
+        # As in GridSearchCV, a numeric error_score stands in for the folds that failed;
+        # a trial with no fold that fitted has no score of its own.
+        if all(record["failed"]) or not math.isfinite(value):
+            self._tell_study(study, trial, state=TrialState.FAIL)
         else:
-            study.tell(trial, value)
+            self._tell_study(study, trial, values=value)
+
+    def _tell_study(self, study, trial, **kwargs) -> None:
+        if tell(study, trial, **kwargs):
+            self.sampler_done = True
 
     def _fail(self, study, trials) -> None:
         for trial in trials:
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            self._tell_study(study, trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def _warn_failed(self, trials, exc) -> None:
         numbers = ", ".join(str(t.number) for t in trials)
@@ -393,6 +438,7 @@ class SearchRun:
             own,
             search.error_score,
             names=set(self.space.distributions),
+            scoring=self.scoring,
         )
         return quiet_format(
             lambda: BaseSearchCV._format_results(search, params, self.n_splits, outs, more),
@@ -400,10 +446,37 @@ class SearchRun:
         )
 
 
+#: At most this many characters of an error message are quoted.
+_ERROR_CHARS = 500
+
+
 def _error_line(details: str) -> str:
-    """The exception line (``ValueError: ...``) at the end of scikit-learn's fit-failure report."""
-    lines = [line.strip() for line in details.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown"
+    """The exception (``ValueError: ...``) of the last traceback in a fit-failure report.
+
+    ``details`` is scikit-learn's report (blocks of "N fits failed with the following
+    error:" and a traceback) or one fit's traceback. The exception's message may span
+    several lines; they are joined into one.
+    """
+    lines = details.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if not starts:
+        text = " ".join(line.strip() for line in lines if line.strip())
+    else:
+        rest = lines[starts[-1] + 1 :]
+        # The frames are indented; the exception is the first line that is not.
+        first = next((i for i, line in enumerate(rest) if line and not line[0].isspace()), None)
+        message = []
+        for line in rest[first:] if first is not None else []:
+            if line.startswith("-----") or re.match(r"\d+ fits? failed with", line):
+                break
+            message.append(line.strip())
+        text = " ".join(line for line in message if line)
+    text = text or "unknown"
+    return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 
 @contextmanager

@@ -7,6 +7,7 @@ way back from a trial's parameters to the values given to ``set_params``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,7 +20,7 @@ from optuna.distributions import (
 
 from .training import OPTIMIZERS
 
-__all__ = ["SPACE", "SearchSpace", "default_search_space", "final_step"]
+__all__ = ["SPACE", "SearchSpace", "default_search_space", "final_step", "fingerprint"]
 
 #: The default search space: one row per parameter, one distribution per backbone
 #: (``"any"``: every backbone; ``"cnn-bottleneck"``: CNN with bottleneck blocks, whose
@@ -126,6 +127,17 @@ def final_step(estimator) -> tuple[str, object]:
     return prefix, estimator
 
 
+def fingerprint(value) -> str:
+    """``repr(value)`` without memory addresses, which differ between processes.
+
+    Examples
+    --------
+    >>> fingerprint(object()) == fingerprint(object())
+    True
+    """
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
 def _as_choice(value):
     return value.item() if isinstance(value, np.generic) else value
 
@@ -133,9 +145,9 @@ def _as_choice(value):
 class SearchSpace:
     """Optuna distributions for ``param_distributions``, and back to parameter values.
 
-    Lists (and tuples) become categorical distributions. Choices Optuna cannot store
-    (estimators, tuples, arrays, ...) are stored as their position in the list and
-    decoded when the parameters are handed to the estimator.
+    Lists (and tuples, ranges, one-dimensional arrays) become categorical distributions.
+    Choices Optuna cannot store (estimators, tuples, arrays, ...) are stored as their
+    position in the list and decoded when the parameters are handed to the estimator.
 
     Parameters
     ----------
@@ -172,11 +184,15 @@ class SearchSpace:
     def _convert(self, name, value, owner) -> BaseDistribution:
         if isinstance(value, BaseDistribution):
             return value
+        # As in GridSearchCV: any sequence of values, a one-dimensional array included.
+        if isinstance(value, (range, np.ndarray)) and np.ndim(value) == 1:
+            value = list(value)
         if not isinstance(value, (list, tuple)):
             raise TypeError(
-                f"param_distributions[{name!r}] of {owner} must be a list of values or an "
-                f"optuna distribution (FloatDistribution, IntDistribution, "
-                f"CategoricalDistribution); got {type(value).__name__}."
+                f"param_distributions[{name!r}] of {owner} must be a list of values (or a "
+                f"tuple, a range, a one-dimensional array) or an optuna distribution "
+                f"(FloatDistribution, IntDistribution, CategoricalDistribution); got "
+                f"{type(value).__name__}."
             )
         if len(value) == 0:
             raise ValueError(f"param_distributions[{name!r}] of {owner} is an empty list.")
@@ -185,6 +201,10 @@ class SearchSpace:
             return CategoricalDistribution(choices)
         self._choices[name] = list(value)
         return CategoricalDistribution(list(range(len(value))))
+
+    def fingerprints(self) -> dict[str, list[str]]:
+        """For each parameter whose choices are stored by position, what they are."""
+        return {name: [fingerprint(c) for c in choices] for name, choices in self._choices.items()}
 
     def decode(self, params: Mapping) -> dict:
         """Parameter values for ``set_params`` from a trial's parameters."""

@@ -17,6 +17,7 @@ row of NaN scores and times.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -25,16 +26,19 @@ from contextlib import contextmanager
 
 import numpy as np
 import optuna
+from optuna.distributions import check_distribution_compatibility
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from .search_heartbeat import HeartbeatJournalStorage, grace_period
+from .search_space import fingerprint
 from .user_warnings import ignoring
 
 __all__ = [
     "RECORD_ATTR",
+    "check_resumable",
     "copy_to_memory",
     "create_study",
     "failed_record",
@@ -46,11 +50,17 @@ __all__ = [
     "quiet_optuna",
     "resolve_storage",
     "results_rows",
+    "running_record",
+    "scoring_key",
     "split_record",
+    "tell",
 ]
 
 #: User attribute holding a trial's per-split cross-validation results.
 RECORD_ATTR = "cv_results"
+#: Study user attribute: for each parameter whose choices are stored by position, what the
+#: choices were (so that a resumed search with a reordered list is refused).
+CHOICES_ATTR = "sklearn_resnet:choices"
 _JOURNAL_SUFFIXES = (".log", ".jsonl")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _SCHEMA_ATTEMPTS = 6
@@ -115,7 +125,9 @@ def journal_storage(path, heartbeat_interval=None) -> JournalStorage:
     return HeartbeatJournalStorage(JournalFileBackend(os.fspath(path)), heartbeat_interval, grace)
 
 
-def resolve_storage(storage, owner: str = "OptunaSearchCV", heartbeat_interval=None):
+def resolve_storage(
+    storage, owner: str = "OptunaSearchCV", heartbeat_interval=None, open_journal=True
+):
     """What ``optuna.create_study`` takes for the ``storage`` parameter.
 
     Parameters
@@ -127,11 +139,14 @@ def resolve_storage(storage, owner: str = "OptunaSearchCV", heartbeat_interval=N
         Class name used in error messages.
     heartbeat_interval : float or None, default=None
         Heartbeats of a journal path's storage (a URL's are set by :func:`open_storage`).
+    open_journal : bool, default=True
+        Open a journal path (which creates the file); ``False`` checks the path and
+        returns it as a string, so that nothing is created before the search starts.
 
     Returns
     -------
     storage : None, str or optuna storage
-        ``None``, the URL, or a storage object.
+        ``None``, the URL, the journal path (``open_journal=False``), or a storage object.
 
     Examples
     --------
@@ -144,7 +159,7 @@ def resolve_storage(storage, owner: str = "OptunaSearchCV", heartbeat_interval=N
     if "://" in text:
         return text
     if text.endswith(_JOURNAL_SUFFIXES):
-        return journal_storage(text, heartbeat_interval)
+        return journal_storage(text, heartbeat_interval) if open_journal else text
     raise ValueError(
         f"The 'storage' parameter of {owner} must be a database URL (sqlite:///file.db, "
         f"postgresql://user@host/db), a journal file path ending in .log or .jsonl, or an "
@@ -218,6 +233,92 @@ def create_study(
         ) from None
 
 
+def tell(study: optuna.Study, trial, **kwargs) -> bool:
+    """``study.tell(trial, **kwargs)``; return whether the sampler asked the search to stop.
+
+    Some samplers end a search from their ``after_trial`` hook with ``study.stop()``
+    (``GridSampler`` and ``BruteForceSampler`` once every combination has run), which
+    Optuna allows only inside ``Study.optimize``. The search asks and tells outside it,
+    so the hook is let through here and the request handed back to the search's loop.
+    """
+    local = study._thread_local
+    inside = getattr(local, "in_optimize_loop", False)
+    local.in_optimize_loop, study._stop_flag = True, False
+    try:
+        study.tell(trial, **kwargs)
+    finally:
+        local.in_optimize_loop = inside
+    stop, study._stop_flag = study._stop_flag, False
+    return stop
+
+
+def scoring_key(scoring) -> str:
+    """A text that differs between scorings, stored with every trial's record.
+
+    Examples
+    --------
+    >>> scoring_key("accuracy"), scoring_key(None), scoring_key(["f1", "accuracy"])
+    ('accuracy', 'default', '["accuracy", "f1"]')
+    """
+    if scoring is None:
+        return "default"
+    if isinstance(scoring, str):
+        return scoring
+    if isinstance(scoring, dict):
+        named = {str(name): scoring_key(value) for name, value in scoring.items()}
+        return json.dumps(named, sort_keys=True)
+    if isinstance(scoring, (list, tuple, set)):
+        return json.dumps(sorted(str(name) for name in scoring))
+    return fingerprint(scoring)
+
+
+def check_resumable(study: optuna.Study, distributions: dict, choices: dict, owner: str) -> None:
+    """Refuse to add trials to ``study`` from a space its earlier trials do not fit.
+
+    Optuna refuses a changed categorical list only when it asks for a trial, leaving
+    that trial running for good; choices stored by position (estimators, tuples) would
+    silently take another meaning if the list were reordered. Both are checked here,
+    before any trial, and the positions' meaning is recorded in the study.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study about to be extended.
+    distributions : dict
+        Parameter name to the Optuna distribution of this search.
+    choices : dict
+        Parameter name to the fingerprints of its choices, for parameters whose choices
+        are stored by position.
+    owner : str
+        Class name used in error messages.
+    """
+    for trial in study.get_trials(deepcopy=False):
+        for name, old in trial.distributions.items():
+            new = distributions.get(name)
+            if new is None:
+                continue
+            try:
+                check_distribution_compatibility(old, new)
+            except ValueError as error:
+                raise ValueError(
+                    f"param_distributions[{name!r}] of {owner} does not fit the trials "
+                    f"already in study {study.study_name!r} ({error} It was {old}, it is now "
+                    f"{new}.) Resume with the same distribution, or pass another study_name."
+                ) from None
+    stored = study.user_attrs.get(CHOICES_ATTR, {})
+    for name, values in choices.items():
+        if name in stored and stored[name] != values:
+            raise ValueError(
+                f"param_distributions[{name!r}] of {owner} lists other values, or the same "
+                f"in another order, than when study {study.study_name!r} was first searched: "
+                f"{stored[name]} then, {values} now. Its trials record these values by "
+                "position, so resume with the same list in the same order, or pass another "
+                "study_name."
+            )
+    if any(name not in stored for name in choices):
+        study.set_user_attr(CHOICES_ATTR, {**stored, **choices})
+
+
 def copy_to_memory(study: optuna.Study) -> optuna.Study:
     """A copy of ``study`` in a fresh in-memory storage, with the same sampler and pruner."""
     memory = InMemoryStorage()
@@ -235,11 +336,12 @@ def _scores(value) -> dict[str, float]:
     return {"score": float(value)}
 
 
-def split_record(outs: list[dict], return_train_score: bool) -> dict:
+def split_record(outs: list[dict], return_train_score: bool, scoring: str) -> dict:
     """The record of one trial from scikit-learn's per-split results (``_fit_and_score``)."""
     test = [_scores(out["test_scores"]) for out in outs]
     record = {
         "n_splits": len(outs),
+        "scoring": scoring,
         "test": {name: [split[name] for split in test] for name in test[0]},
         "fit_time": [float(out["fit_time"]) for out in outs],
         "score_time": [float(out["score_time"]) for out in outs],
@@ -251,11 +353,12 @@ def split_record(outs: list[dict], return_train_score: bool) -> dict:
     return record
 
 
-def failed_record(n_splits, metrics, error_score, fit_time, return_train_score) -> dict:
+def failed_record(n_splits, metrics, error_score, fit_time, return_train_score, scoring) -> dict:
     """The record of a trial whose fits all failed."""
     scores = {name: [float(error_score)] * n_splits for name in metrics}
     record = {
         "n_splits": n_splits,
+        "scoring": scoring,
         "test": scores,
         "fit_time": [float(fit_time)] * n_splits,
         "score_time": [0.0] * n_splits,
@@ -266,12 +369,20 @@ def failed_record(n_splits, metrics, error_score, fit_time, return_train_score) 
     return record
 
 
-def interrupted_record(n_splits, metrics, return_train_score) -> dict:
-    """The record of a failed trial that recorded nothing: its worker was killed or its
-    search interrupted. Scores and times are unknown (NaN)."""
-    record = failed_record(n_splits, metrics, math.nan, math.nan, return_train_score)
+def interrupted_record(n_splits, metrics, return_train_score, scoring=None) -> dict:
+    """The record of a failed trial that recorded no results: its worker was killed or
+    its search interrupted. Scores and times are unknown (NaN)."""
+    record = failed_record(n_splits, metrics, math.nan, math.nan, return_train_score, scoring)
     record["score_time"] = [math.nan] * n_splits
+    record["interrupted"] = True
     return record
+
+
+def running_record(n_splits, metrics, return_train_score, scoring) -> dict:
+    """The record a trial holds while it runs: that of an interrupted trial, replaced by
+    its results when they are told. A trial whose worker dies keeps it, so its row is
+    shown only to searches with the same splits and scoring."""
+    return interrupted_record(n_splits, metrics, return_train_score, scoring)
 
 
 def _row_outs(record, state, metrics, return_train_score, fill):
@@ -303,15 +414,25 @@ def _row_outs(record, state, metrics, return_train_score, fill):
 
 
 def results_rows(
-    study, decode, n_splits, metrics, return_train_score, own, error_score, names=None
+    study,
+    decode,
+    n_splits,
+    metrics,
+    return_train_score,
+    own,
+    error_score,
+    names=None,
+    scoring=None,
 ):
     """Parameters, per-split entries and extra columns of every finished trial.
 
-    A trial is included when it carries a record for ``n_splits`` splits and the
-    ``metrics`` (trials of this fit, numbers in ``own``, are always included; metrics
-    they lack hold ``error_score``), or when it failed without a record and its
+    A trial is included when it carries a record for ``n_splits`` splits, the
+    ``metrics`` and the ``scoring`` (a record without a scoring, from an earlier
+    release, matches any; trials of this fit, numbers in ``own``, are always included;
+    metrics they lack hold ``error_score``), or when it failed without a record and its
     parameters are exactly ``names`` (the search space): such a trial's worker was
-    killed, and its scores and times are NaN. Rows are in trial-number order.
+    killed, and its scores and times are NaN, as are those of a trial that kept its
+    running record. Rows are in trial-number order.
 
     Returns
     -------
@@ -324,12 +445,14 @@ def results_rows(
     only_expected_nan = True
     for trial in sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=_number):
         record = trial.user_attrs.get(RECORD_ATTR)
-        interrupted = not record
-        if interrupted:
+        if not record:
             if trial.state != TrialState.FAIL or names is None or set(trial.params) != names:
                 continue
-            record = interrupted_record(n_splits, metrics, return_train_score)
+            record = interrupted_record(n_splits, metrics, return_train_score, scoring)
+        interrupted = bool(record.get("interrupted"))
         if record.get("n_splits") != n_splits:
+            continue
+        if record.get("scoring", scoring) != scoring:
             continue
         mine = trial.number in own
         if not mine and not set(metrics) <= set(record.get("test", {})):

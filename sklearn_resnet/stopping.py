@@ -18,8 +18,10 @@ included, and returns as if nothing happened. Here the reason is kept:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
+from contextlib import contextmanager
 from copy import deepcopy
 
 import torch
@@ -37,6 +39,7 @@ __all__ = [
     "StopAtEpochEnd",
     "StopTraining",
     "TrainingGuard",
+    "interrupts_propagate",
     "report_stop",
     "request_stop",
 ]
@@ -47,6 +50,26 @@ EARLY_STOPPED = "early_stopping"
 PRUNED = "pruned"
 DIVERGED = "diverged"
 INTERRUPTED = "interrupted"
+
+
+#: Whether an interrupted fit raises instead of keeping its finished epochs (in a search).
+_PROPAGATE = contextvars.ContextVar("sklearn_resnet_interrupts_propagate", default=False)
+
+
+@contextmanager
+def interrupts_propagate():
+    """Inside the block, a fit interrupted by Ctrl-C raises ``KeyboardInterrupt``.
+
+    Alone, an interrupted fit keeps the weights of its finished epochs and warns. Inside
+    a hyper-parameter search that would score a cut-short fit as a finished trial and go
+    on with the next one, so the search wraps its fits in this block: the interrupt ends
+    the search, and the interrupted estimator is left as it was before the call.
+    """
+    token = _PROPAGATE.set(True)
+    try:
+        yield
+    finally:
+        _PROPAGATE.reset(token)
 
 
 class StopTraining(KeyboardInterrupt):
@@ -190,7 +213,8 @@ def report_stop(net, owner: str, lr: float) -> None:
         When the loss was not finite in any epoch of the call (the estimator is left
         as it was before the call).
     KeyboardInterrupt
-        When an interrupt came before the first epoch finished.
+        When an interrupt came before the first epoch finished, or inside
+        :func:`interrupts_propagate`.
     """
     reason = getattr(net, "stop_reason_", None)
     finished = getattr(net, "finished_epochs_", 0)
@@ -211,7 +235,7 @@ def report_stop(net, owner: str, lr: float) -> None:
             ConvergenceWarning,
         )
     elif reason == INTERRUPTED:
-        if finished == 0:
+        if finished == 0 or _PROPAGATE.get():
             raise KeyboardInterrupt
         warn(
             f"{owner}: training was interrupted after {finished} finished epoch(s); the "

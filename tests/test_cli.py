@@ -460,10 +460,6 @@ def test_info_lists_versions_and_devices(capsys):
 
 
 def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
-    try:
-        from sklearn_resnet import OptunaSearchCV  # noqa: F401
-    except ImportError:
-        pytest.skip("sklearn_resnet.OptunaSearchCV is not available yet")
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     model = tmp_path / "best.joblib"
     base = ["tune", str(data_dir / "train.csv"), "--target", "label", *FAST, "--cv", "2"]

@@ -101,22 +101,12 @@ def test_command_line_walk_through_runs(quick_training, tmp_path, monkeypatch, c
     """docs/command-line.md in order: its Python blocks and every command of its bash blocks
     (``tune`` with two trials)."""
     monkeypatch.chdir(tmp_path)
-    try:
-        from sklearn_resnet import OptunaSearchCV  # noqa: F401
-
-        can_tune = True
-    except ImportError:
-        can_tune = False
     namespace: dict = {"__name__": "__docs__"}
-    skipped = []
     for lang, code in code_blocks(DOCS / "command-line.md"):
         if lang == "python":
             exec(compile(code, "command-line.md", "exec"), namespace)
         elif lang == "bash":
             for argv in commands(code):
-                if argv[0] == "tune" and not can_tune:
-                    skipped.append(argv)
-                    continue
                 if "--n-trials" in argv:  # two trials show that the command works
                     argv[argv.index("--n-trials") + 1] = "2"
                 assert main(argv) == 0, f"`sklearn-resnet {shlex.join(argv)}` failed"
@@ -126,8 +116,6 @@ def test_command_line_walk_through_runs(quick_training, tmp_path, monkeypatch, c
     assert {"model.joblib", "predictions.csv", "probabilities.csv"} <= {
         path.name for path in tmp_path.iterdir()
     }
-    if skipped:
-        pytest.skip(f"ran all but {len(skipped)} tune commands: OptunaSearchCV is not available")
 
 
 def _missing_docs_tools() -> list[str]:

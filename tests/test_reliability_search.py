@@ -165,7 +165,10 @@ def kill_and_resume(worker, n_new=2):
     for number in complete:
         assert after[number] == before[number]
     state, value, params, record = after[COMPLETED]
-    assert (state, value, record) == (TrialState.FAIL, None, None)
+    assert (state, value) == (TrialState.FAIL, None)
+    # The record it held while running: its splits and scoring, no results.
+    assert record["interrupted"] and record["n_splits"] == 2 and record["scoring"] == "default"
+    assert all(math.isnan(v) for v in record["test"]["score"] + record["fit_time"])
     assert params == before[COMPLETED][2]
     new = list(range(n_old, n_old + n_new))
     assert search.trial_numbers_ == new and search.n_trials_ == n_new

@@ -12,13 +12,21 @@ import optuna
 import pytest
 import sklearn.datasets
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, LeaveOneGroupOut, ShuffleSplit, cross_val_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    LeaveOneGroupOut,
+    ShuffleSplit,
+    cross_val_score,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from skorch.callbacks import Callback
 
 from sklearn_resnet import OptunaSearchCV, ResNetClassifier, ResNetRegressor
 from sklearn_resnet.backbones import blocks_for_depth
@@ -445,3 +453,140 @@ def test_searching_over_the_final_step_itself(data):
     assert used == ["ResNetClassifier", "LogisticRegression", "ResNetClassifier"]
     assert all(p["model"] in steps for p in search.cv_results_["params"])
     assert type(search.best_estimator_[-1]) is type(search.best_params_["model"])
+
+
+# ---- like GridSearchCV ------------------------------------------------------------------------
+class _InterruptAt(Callback):
+    """Raise ``KeyboardInterrupt`` in the middle of epoch ``epoch`` (Ctrl-C)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_a_networks_fit_ends_the_search(data):
+    X, y = data
+    net = ResNetClassifier(**{**NET, "callbacks": [_InterruptAt(2)]})
+    storage = optuna.storages.InMemoryStorage()
+    search = OptunaSearchCV(net, {"lr": [1e-3, 1e-2]}, n_trials=3, cv=2, storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "interrupted, keeping epoch 1" warning either
+        with pytest.raises(KeyboardInterrupt):
+            search.fit(X, y)
+    # The cut-short fit is not scored: its trial failed and no other trial started.
+    [trial] = optuna.load_study(study_name=None, storage=storage).trials
+    assert trial.state == TrialState.FAIL
+    assert not hasattr(search, "study_") and not hasattr(search, "cv_results_")
+    # Outside a search the same fit keeps its finished epoch, as documented.
+    with pytest.warns(UserWarning, match="interrupted after 1 finished epoch"):
+        assert clone(net).fit(X, y).n_iter_ == 1
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("kind", ["grid", "brute-force"])
+def test_samplers_that_end_the_study_end_the_search(data, kind):
+    X, y = data
+    values = [0.01, 1.0]
+    sampler = (
+        optuna.samplers.GridSampler({"logisticregression__C": values}, seed=0)
+        if kind == "grid"
+        else optuna.samplers.BruteForceSampler(seed=0)
+    )
+    space = {"logisticregression__C": values}
+    search = OptunaSearchCV(_logreg(), space, n_trials=10, cv=2, sampler=sampler).fit(X, y)
+    # Each value once, then the search stops, as Study.optimize does with these samplers.
+    assert search.n_trials_ == 2
+    assert sorted(p["logisticregression__C"] for p in search.cv_results_["params"]) == values
+    assert list(search.cv_results_["status"]) == ["COMPLETE", "COMPLETE"]
+    grid = GridSearchCV(_logreg(), space, cv=2).fit(X, y)
+    assert search.best_params_ == grid.best_params_
+
+
+class _FailsWithRow(LogisticRegression):
+    """Fails to fit whenever its training part holds the row ``marker`` (any row: "any")."""
+
+    def __init__(self, C=1.0, marker=None):
+        super().__init__(C=C)
+        self.marker = marker
+
+    def fit(self, X, y, sample_weight=None):
+        if isinstance(self.marker, str) or np.any(np.all(X == self.marker, axis=1)):
+            raise ValueError("Real cause\n[[1 2]\n [3 4]]")
+        return super().fit(X, y, sample_weight)
+
+
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+def test_a_numeric_error_score_stands_in_for_failed_folds_as_in_gridsearchcv(data):
+    X, y = data
+    estimator = _FailsWithRow(marker=X[0])
+    space = {"C": [0.1, 1.0]}
+    cv = KFold(3, shuffle=True, random_state=1)  # two of three folds train on row 0
+    settings = {"cv": cv, "error_score": 0.0, "refit": False}
+    with pytest.warns(FitFailedWarning):
+        grid = GridSearchCV(estimator, space, **settings).fit(X, y)
+        search = OptunaSearchCV(estimator, space, n_trials=4, random_state=0, **settings)
+        search.fit(X, y)
+    assert set(search.cv_results_["status"]) == {"COMPLETE"}
+    results = search.cv_results_
+    for params, score in zip(results["params"], results["mean_test_score"], strict=True):
+        assert score == grid.cv_results_["mean_test_score"][space["C"].index(params["C"])]
+    assert search.best_score_ == grid.best_score_  # (the two values may tie)
+    # With the default NaN, no trial has a score; the error quotes the whole cause.
+    with pytest.warns(FitFailedWarning):
+        with pytest.raises(ValueError, match=r"last error: ValueError: Real cause \[\[1 2\] \["):
+            OptunaSearchCV(estimator, space, n_trials=2, cv=cv).fit(X, y)
+    # So does the error when every fit failed.
+    with pytest.warns(FitFailedWarning):
+        with pytest.raises(ValueError, match=r"the last one: ValueError: Real cause \[\[1 2\]"):
+            OptunaSearchCV(_FailsWithRow(marker="any"), space, n_trials=2, cv=2).fit(X, y)
+
+
+def test_the_default_space_of_a_pipeline_follows_the_dimensions_of_x():
+    X, y = sklearn.datasets.load_digits(return_X_y=True)
+    X, y = X[:120].reshape(-1, 1, 8, 8) / 16, y[:120]
+    net = ResNetClassifier(max_epochs=1, batch_size=32, random_state=0, device="cpu")
+    pipe = make_pipeline(FunctionTransformer(), net)
+    search = OptunaSearchCV(pipe, n_trials=2, cv=2, random_state=0).fit(X, y)
+    assert list(search.cv_results_["status"]) == ["COMPLETE", "COMPLETE"]
+    cnn = default_search_space(ResNetClassifier, "cnn")
+    for params in search.cv_results_["params"]:
+        _assert_in_space(params, cnn, prefix="resnetclassifier__")
+
+
+def test_ranges_and_arrays_of_values_are_choices_as_in_gridsearchcv(data):
+    X, y = data
+    space = {
+        "logisticregression__C": np.logspace(-2, 0, 3),
+        "logisticregression__max_iter": range(50, 52),
+    }
+    search = OptunaSearchCV(_logreg(), space, n_trials=3, cv=2, random_state=0).fit(X, y)
+    for params in search.cv_results_["params"]:
+        assert params["logisticregression__C"] in [0.01, 0.1, 1.0]
+        assert params["logisticregression__max_iter"] in (50, 51)
+    with pytest.raises(TypeError, match="one-dimensional array"):
+        OptunaSearchCV(_logreg(), {"logisticregression__C": np.ones((2, 2))}, cv=2).fit(X, y)
+
+
+def test_a_study_name_must_not_be_empty(data):
+    with pytest.raises(ValueError, match="study_name of OptunaSearchCV is an empty string"):
+        OptunaSearchCV(_logreg(), C_SPACE, n_trials=1, cv=2, study_name="").fit(*data)
+
+
+def test_a_journal_file_is_not_created_by_a_search_refused_before_it_starts(data, tmp_path):
+    path = tmp_path / "search.log"
+    scoring = ["accuracy", "f1"]  # several metrics need refit to name one
+    search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=1, cv=2, scoring=scoring, storage=path)
+    with pytest.raises(ValueError, match="refit"):
+        search.fit(*data)
+    assert not path.exists()
+
+
+def test_pruning_a_search_over_the_training_step_itself_is_refused_clearly(data):
+    nets = [ResNetClassifier(**NET), ResNetClassifier(**{**NET, "lr": 1e-2})]
+    pipe = Pipeline([("scale", StandardScaler()), ("model", nets[0])])
+    search = OptunaSearchCV(pipe, {"model": nets}, pruner=optuna.pruners.MedianPruner())
+    with pytest.raises(ValueError, match="replaces the step 'model' that trains"):
+        search.fit(*data)

@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from test_reliability_search import INTERVAL, Worker, kill_and_resume
 
 from sklearn_resnet import OptunaSearchCV
-from sklearn_resnet.search_study import RECORD_ATTR
+from sklearn_resnet.search_study import RECORD_ATTR, running_record, scoring_key
 
 C_SPACE = {"logisticregression__C": FloatDistribution(1e-3, 1e2, log=True)}
 REQUIRE_POSTGRESQL = os.environ.get("SKLEARN_RESNET_REQUIRE_POSTGRESQL") == "1"
@@ -40,9 +40,12 @@ def data():
     return make_classification(n_samples=200, n_features=6, class_sep=2.0, random_state=0)
 
 
+def _logreg():
+    return make_pipeline(StandardScaler(), LogisticRegression())
+
+
 def _search(**kwargs):
-    pipe = make_pipeline(StandardScaler(), LogisticRegression())
-    return OptunaSearchCV(pipe, C_SPACE, cv=2, **kwargs)
+    return OptunaSearchCV(_logreg(), C_SPACE, cv=2, **kwargs)
 
 
 def _assert_same_rows(resumed, first, n):
@@ -262,3 +265,57 @@ def test_killed_postgresql_worker_loses_nothing(postgresql_url, tmp_path):
     finally:
         worker.kill()
     assert search.study_._storage.get_heartbeat_interval() == INTERVAL
+
+
+# ---- what a resumed study must match ------------------------------------------------------
+def test_a_resumed_search_with_a_changed_list_is_refused_before_any_trial(tmp_path, data):
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 2}
+    OptunaSearchCV(_logreg(), {"logisticregression__C": [0.1, 1.0]}, cv=2, **kwargs).fit(X, y)
+    changed = OptunaSearchCV(_logreg(), {"logisticregression__C": [1.0]}, cv=2, **kwargs)
+    with pytest.raises(ValueError, match=r"param_distributions\['logisticregression__C'\]"):
+        changed.fit(X, y)
+    # Nothing was asked: no trial is left running for good.
+    states = [t.state for t in optuna.load_study(study_name="s", storage=url).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 2
+
+
+def test_a_resumed_search_with_reordered_estimators_is_refused(tmp_path, data):
+    X, y = data
+    path = tmp_path / "search.jsonl"
+    kwargs = {"storage": path, "study_name": "s", "load_if_exists": True, "n_trials": 2, "cv": 2}
+    models = [LogisticRegression(C=0.01), LogisticRegression(C=1.0)]
+    space = {"logisticregression": models}
+    first = OptunaSearchCV(_logreg(), space, random_state=0, **kwargs).fit(X, y)
+    # The same list in the same order resumes; its old rows keep their estimators.
+    same = [LogisticRegression(C=0.01), LogisticRegression(C=1.0)]
+    resumed = OptunaSearchCV(_logreg(), {"logisticregression": same}, **kwargs).fit(X, y)
+    old = [p["logisticregression"].C for p in resumed.cv_results_["params"][:2]]
+    assert old == [p["logisticregression"].C for p in first.cv_results_["params"]]
+    # Reordered, the stored positions would name the other estimator: refused.
+    swapped = {"logisticregression": same[::-1]}
+    with pytest.raises(ValueError, match="in another order"):
+        OptunaSearchCV(_logreg(), swapped, **kwargs).fit(X, y)
+
+
+def test_rows_scored_otherwise_are_left_out_of_a_resumed_search(tmp_path, data):
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True}
+    _search(n_trials=2, random_state=0, **kwargs).fit(X, y)  # accuracy, the default
+    # A trial whose worker died mid-trial, under the default scoring and two splits.
+    study = optuna.load_study(study_name="s", storage=url)
+    dead = study.ask(C_SPACE)
+    metrics, scoring = ["score"], scoring_key(None)
+    dead.set_user_attr(RECORD_ATTR, running_record(2, metrics, False, scoring))
+    study.tell(dead, state=optuna.trial.TrialState.FAIL)
+
+    log_loss = _search(n_trials=1, scoring="neg_log_loss", **kwargs).fit(X, y)
+    assert list(log_loss.cv_results_["trial_number"]) == [3]
+    assert log_loss.best_score_ < 0  # a log-loss, not an accuracy of the first search
+    three_splits = _search(n_trials=1, **{**kwargs}).set_params(cv=3).fit(X, y)
+    assert list(three_splits.cv_results_["trial_number"]) == [4]
+    same = _search(n_trials=1, **kwargs).fit(X, y)
+    assert list(same.cv_results_["trial_number"]) == [0, 1, 2, 5]
+    assert list(same.cv_results_["status"]) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
