@@ -28,6 +28,7 @@ __all__ = [
     "encode_history",
     "is_int",
     "parse_float",
+    "parse_int",
     "reject_constant",
 ]
 
@@ -36,6 +37,9 @@ _TAGS = ("__tuple__", "__dict__", "__float__")
 _LABEL_DTYPE = re.compile(r"^[<>|=]?(b1|i[1248]|u[1248]|f[248]|U\d{1,6}|O)$")
 #: Deepest nesting of lists and objects accepted in config.json (a saved one uses 6).
 MAX_NESTING = 32
+#: Most memory the class labels may take once decoded (their dtype fixes each one's size,
+#: so a wide string dtype on many labels would otherwise allocate gigabytes).
+_MAX_LABEL_BYTES = 64 * 2**20
 
 
 class FormatError(ValueError):
@@ -165,6 +169,12 @@ def _decode_labels(value, bad: FormatError) -> np.ndarray:
     if not isinstance(dtype, str) or not _LABEL_DTYPE.match(dtype) or not isinstance(values, list):
         raise bad
     dtype = np.dtype(dtype)
+    if dtype.itemsize * len(values) > _MAX_LABEL_BYTES:
+        raise FormatError(
+            f"config.json: fitted attribute 'classes_' would take "
+            f"{dtype.itemsize * len(values) / 2**20:.0f} MiB as {dtype.str} labels, more than "
+            f"{_MAX_LABEL_BYTES // 2**20} MiB."
+        )
     expected = {"b": bool, "i": int, "u": int, "f": int | float, "U": str, "O": str}[dtype.kind]
     if not all(
         isinstance(v, expected) and (dtype.kind == "b") == isinstance(v, bool) for v in values
@@ -199,6 +209,19 @@ def parse_float(text: str) -> float:
     return value
 
 
+def parse_int(text: str) -> int:
+    """``parse_int`` hook of :func:`json.loads`: refuse integers too large for a float,
+    like :func:`parse_float` (any count, size or label fits in one)."""
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        raise FormatError(
+            f"config.json holds the integer {text:.40}..., which is out of range."
+        ) from None
+    return value
+
+
 def check_nesting(value, limit: int = MAX_NESTING) -> None:
     """Refuse lists and objects nested deeper than ``limit`` (checked without recursion)."""
     stack = [(value, 1)]
@@ -213,8 +236,12 @@ def check_nesting(value, limit: int = MAX_NESTING) -> None:
             stack.extend((child, level + 1) for child in children)
 
 
-def check_keys(mapping, expected, where: str, optional=()) -> None:
-    """``mapping`` must be a dict with every key of ``expected`` and no others."""
+def check_keys(mapping, expected, where: str, optional=(), writer=None) -> None:
+    """``mapping`` must be a dict with every key of ``expected`` and no others.
+
+    ``writer`` says which other version of the package wrote the file, if one did:
+    the likely cause of keys that differ.
+    """
     if not isinstance(mapping, dict):
         raise FormatError(f"{where} is not a JSON object.")
     missing = [key for key in expected if key not in mapping]
@@ -222,7 +249,8 @@ def check_keys(mapping, expected, where: str, optional=()) -> None:
     if missing or unknown:
         parts = [f"missing keys {missing}"] * bool(missing)
         parts += [f"unknown keys {unknown}"] * bool(unknown)
-        raise FormatError(f"{where} has {' and '.join(parts)}.")
+        hint = f" ({writer}: load it with that version)" if writer else ""
+        raise FormatError(f"{where} has {' and '.join(parts)}{hint}.")
 
 
 def encode_history(history) -> list[dict]:

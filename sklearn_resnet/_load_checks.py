@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from ._json_codec import FormatError
+from ._json_codec import FormatError, is_int
 from .defaults import resolve_augment, resolve_scaling
 
 __all__ = [
@@ -64,12 +64,27 @@ def looks_like_pickle(data: bytes) -> bool:
     return len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
 
 
-def read_bytes(file: Path) -> bytes:
-    """The bytes of a regular file of the model directory, or a FormatError."""
+def read_bytes(file: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file of the model directory, or a FormatError.
+
+    A symbolic link is refused: a folder from an archive could otherwise point at any
+    file of the machine. ``max_bytes`` bounds the size of a file read whole.
+    """
+    if file.is_symlink():
+        raise FormatError(
+            f"{file.name} is a symbolic link; load_model reads only regular files inside "
+            "the folder."
+        )
     if not file.exists():
         raise FormatError(f"{file.name} is missing.")
     if not file.is_file():  # a directory, a pipe or a device: never read
         raise FormatError(f"{file.name} is not a regular file.")
+    size = file.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise FormatError(
+            f"{file.name} holds {size / 2**20:.0f} MiB, more than a saved model's "
+            f"{max_bytes // 2**20} MiB at most."
+        )
     data = file.read_bytes()  # an OSError becomes a ValueError in load_model
     if not data:
         raise FormatError(f"{file.name} is empty.")
@@ -88,9 +103,7 @@ def unparsable(name: str, kind: str, data: bytes, exc: BaseException) -> FormatE
 # ---- consistency of the decoded estimator -------------------------------------------------
 def check_fitted(est) -> None:
     """Check that the decoded fitted attributes agree with each other and the parameters."""
-    problems = _architecture_problems(est)
-    if est.precision_ not in ("32", "bf16", "16"):
-        problems.append(f"precision_ is {est.precision_!r:.40}, expected '32', 'bf16' or '16'")
+    problems = _architecture_problems(est) + _training_problems(est)
     names = getattr(est, "feature_names_in_", None)
     if names is not None and len(names) != est.n_features_in_:
         problems.append("feature_names_in_ does not have n_features_in_ names")
@@ -110,11 +123,37 @@ def check_fitted(est) -> None:
         )
 
 
+def _training_problems(est) -> list[str]:
+    """The resolved precision, device and early stopping against their parameters.
+
+    A model loaded where its device is missing predicts on the CPU in float32, and is
+    saved so again: that fallback is consistent too.
+    """
+    problems = []
+    fallback = est.device_ == "cpu" and est.precision_ == "32"
+    if est.precision_ not in ("32", "bf16", "16"):
+        problems.append(f"precision_ is {est.precision_!r:.40}, expected '32', 'bf16' or '16'")
+    elif est.precision not in ("auto", est.precision_) and not fallback:
+        problems.append(
+            f"precision_ is {est.precision_!r} but the 'precision' parameter is {est.precision!r}"
+        )
+    if est.device not in ("auto", est.device_) and not fallback:
+        problems.append(
+            f"device_ is {est.device_!r:.40} but the 'device' parameter is {est.device!r}"
+        )
+    # partial_fit never holds out a validation part, so True may resolve to False.
+    if est.early_stopping is False and est.early_stopping_:
+        problems.append("early_stopping_ is true but the 'early_stopping' parameter is false")
+    return problems
+
+
 def _architecture_problems(est) -> list[str]:
     backbone, shape = est.backbone_, est.input_shape_
     if backbone not in ("mlp", "cnn"):
         return [f"backbone_ is {backbone!r:.40}, expected 'mlp' or 'cnn'"]
     problems = []
+    if est.width is not None and est.width != est.width_:
+        problems.append(f"width_ is {est.width_} but the 'width' parameter is {est.width}")
     if est.backbone not in ("auto", backbone):
         problems.append(
             f"backbone_ is {backbone!r} but the 'backbone' parameter is {est.backbone!r}"
@@ -129,7 +168,7 @@ def _architecture_problems(est) -> list[str]:
         if backbone == "mlp" and est.backbone == "auto":
             problems.append("backbone_ is 'mlp' although the 'input_shape' parameter is set")
         given = tuple(est.input_shape)
-        if not given or not all(isinstance(s, int) and s > 0 for s in given):
+        if not given or not all(is_int(s) and s > 0 for s in given):
             problems.append(f"the 'input_shape' parameter {given!r:.80} is not positive ints")
         elif math.prod(given) != est.n_features_in_:
             problems.append(

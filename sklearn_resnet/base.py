@@ -406,18 +406,19 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"Got {depth} instead."
             ) from None
 
-    def _build_module(self):
+    def _build_module(self, depth: int | None = None):
         """A freshly initialised network for the resolved architecture.
 
         Depends only on the parameters and on fitted attributes set before training
         (``backbone_``, ``input_shape_``, the number of outputs), so a saved model can be
-        rebuilt from them and its weights loaded into the result.
+        rebuilt from them and its weights loaded into the result. ``depth`` overrides
+        the parameter (a saved model records the depth it was built with).
         """
         return build_backbone(
             self.backbone_,
             self.input_shape_,
             self._n_network_outputs(),
-            depth=self.depth,
+            depth=self.depth if depth is None else depth,
             width=self.width_,
             block=self.block,
             dropout=self.dropout,

@@ -43,6 +43,7 @@ from ._json_codec import (
     encode_history,
     is_int,
     parse_float,
+    parse_int,
     reject_constant,
 )
 from ._load_checks import (
@@ -54,6 +55,7 @@ from ._load_checks import (
     read_bytes,
     unparsable,
 )
+from .backbones import BACKBONE_DEFAULTS, blocks_for_depth, last_block_prefix
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
 from .inputs import resolve_seed, spawn_seeds
@@ -63,7 +65,11 @@ __all__ = ["FITTED_ATTRIBUTES", "FORMAT_VERSION", "load_model", "save_model"]
 
 FORMAT_NAME = "sklearn-resnet"
 #: Version of the saved format; a file with a higher version needs a newer sklearn-resnet.
-FORMAT_VERSION = 1
+#: Version 2 added the resolved ``depth`` to ``training`` (version 1 files take the
+#: default depth, which has not changed since).
+FORMAT_VERSION = 2
+#: Largest config.json read (a saved one takes kilobytes; feature names can take more).
+_MAX_CONFIG_BYTES = 256 * 2**20
 
 _BOTH = ("classification", "regression")
 #: The fitted attributes stored in ``config.json``: (name, kind, tasks that require it).
@@ -136,7 +142,8 @@ def save_model(estimator, path) -> Path:
     TypeError
         If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
     ValueError
-        If it is not fitted, if a parameter cannot be stored, or if ``path`` is a file.
+        If it is not fitted, if a parameter cannot be stored, if ``path`` is a file, or
+        if the files cannot be written (the previous model, if any, is then unchanged).
 
     Examples
     --------
@@ -159,6 +166,11 @@ def save_model(estimator, path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"save_model writes a directory, but {str(path)!r} is a file.")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if (path / name).is_dir():
+            raise ValueError(
+                f"save_model cannot write {name} into {str(path)!r}: a directory has that name."
+            )
     params = {
         name: encode(value, f"The parameter {name!r}")
         for name, value in estimator.get_params(deep=False).items()
@@ -178,20 +190,38 @@ def save_model(estimator, path) -> Path:
         "params": params,
         "fitted": fitted,
         "history": encode_history(estimator.history_),
-        "training": {"batch_size": int(estimator.net_.batch_size)},
+        "training": {
+            "batch_size": int(estimator.net_.batch_size),
+            "depth": _resolved_depth(estimator),
+        },
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     text = json.dumps(config, indent=2, allow_nan=False) + "\n"
-    path.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path / WEIGHTS_FILE, weights)
-    _write_atomic(path / CONFIG_FILE, text.encode("utf-8"))
+    files = {path / WEIGHTS_FILE: weights, path / CONFIG_FILE: text.encode("utf-8")}
+    partial = {target: target.with_name(target.name + ".partial") for target in files}
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # Both files are written in full before either replaces the saved one, so a
+        # failure while writing leaves the previous model as it was.
+        for target, data in files.items():
+            partial[target].write_bytes(data)
+        for target in files:
+            os.replace(partial[target], target)
+    except OSError as exc:
+        for file in partial.values():
+            try:
+                file.unlink(missing_ok=True)
+            except OSError:  # the folder itself could not be made
+                pass
+        raise ValueError(f"save_model cannot write to {str(path)!r}: {exc}") from exc
     return path
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, target)
+def _resolved_depth(estimator) -> int:
+    """The depth the network was built with (``depth=None`` means the backbone's default)."""
+    if estimator.depth is not None:
+        return int(estimator.depth)
+    return BACKBONE_DEFAULTS[estimator.backbone_]["depth"]
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -269,31 +299,49 @@ def _load(path: Path):
     if not path.is_dir():
         raise FormatError(not_a_directory(path))
     config = _read_config(path / CONFIG_FILE)
+    writer = _writer(config)
     estimator = _ESTIMATORS[config["estimator"]]()
-    _set_params(estimator, config["params"])
-    _set_fitted(estimator, config["fitted"])
+    _set_params(estimator, config["params"], writer)
+    _set_fitted(estimator, config["fitted"], writer)
     history = decode_history(config["history"])
     training = config["training"]
-    check_keys(training, ("batch_size",), f"{CONFIG_FILE} 'training'")
-    batch_size = training["batch_size"]
-    if not is_int(batch_size) or batch_size < 1:
+    keys = ("batch_size", "depth") if config["format_version"] >= 2 else ("batch_size",)
+    check_keys(training, keys, f"{CONFIG_FILE} 'training'", writer=writer)
+    for key in keys:
+        if not is_int(training[key]) or training[key] < 1:
+            raise FormatError(
+                f"{CONFIG_FILE}: training {key} {training[key]!r:.40} is not a positive int."
+            )
+    depth = training.get("depth", _resolved_depth(estimator))
+    if estimator.depth not in (None, depth):
         raise FormatError(
-            f"{CONFIG_FILE}: training batch_size {batch_size!r:.40} is not a positive int."
+            f"{CONFIG_FILE}: training depth {depth} differs from the 'depth' parameter "
+            f"{estimator.depth}."
         )
     tensors = _read_weights(path / WEIGHTS_FILE, config["weights_sha256"])
     with autograd_enabled():  # trainable weights, even under the caller's inference_mode
-        module = _rebuild_module(estimator, tensors)
-        _attach_net(estimator, module, history, batch_size)
+        module = _rebuild_module(estimator, tensors, depth)
+        _attach_net(estimator, module, history, training["batch_size"])
     return estimator
 
 
+def _writer(config: dict) -> str | None:
+    """Who wrote the config, when not this version: said in errors about its keys."""
+    version = config["library_version"]
+    if version == _library_version():
+        return None
+    return f"it was saved by sklearn-resnet {version:.20}, this is {_library_version()}"
+
+
 def _read_config(file: Path) -> dict:
-    data = read_bytes(file)
+    data = read_bytes(file, _MAX_CONFIG_BYTES)
     if not data.strip():
         raise FormatError(f"{CONFIG_FILE} is empty.")
     try:
         text = data.decode("utf-8-sig")  # a byte order mark, as some editors write, is fine
-        config = json.loads(text, parse_constant=reject_constant, parse_float=parse_float)
+        config = json.loads(
+            text, parse_constant=reject_constant, parse_float=parse_float, parse_int=parse_int
+        )
     except FormatError:
         raise
     except RecursionError:
@@ -339,8 +387,9 @@ def _read_config(file: Path) -> dict:
     return config
 
 
-def _set_params(estimator, params) -> None:
-    check_keys(params, tuple(estimator.get_params(deep=False)), f"{CONFIG_FILE} 'params'")
+def _set_params(estimator, params, writer) -> None:
+    names = tuple(estimator.get_params(deep=False))
+    check_keys(params, names, f"{CONFIG_FILE} 'params'", writer=writer)
     estimator.set_params(**{k: decode(v, f"parameter {k!r}") for k, v in params.items()})
     try:
         estimator._validate_params()
@@ -350,14 +399,14 @@ def _set_params(estimator, params) -> None:
         raise FormatError(f"{CONFIG_FILE}: the 'callbacks' parameter must be null or empty.")
 
 
-def _set_fitted(estimator, fitted) -> None:
+def _set_fitted(estimator, fitted, writer) -> None:
     task = estimator._task
     entries = [
         (n, kind, tasks) for n, kind, tasks in FITTED_ATTRIBUTES if not tasks or task in tasks
     ]
     required = [name for name, _, tasks in entries if tasks]
     optional = [name for name, _, tasks in entries if not tasks]
-    check_keys(fitted, required, f"{CONFIG_FILE} 'fitted'", optional)
+    check_keys(fitted, required, f"{CONFIG_FILE} 'fitted'", optional, writer)
     for name, kind, _ in entries:
         if name in fitted:
             setattr(estimator, name, decode_fitted(kind, fitted[name], name))
@@ -378,30 +427,46 @@ def _read_weights(file: Path, digest: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _rebuild_module(estimator, tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+def _rebuild_module(estimator, tensors: dict[str, torch.Tensor], depth: int) -> torch.nn.Module:
     """The network described by the config, holding the saved weights."""
-    depth = estimator.depth
-    if depth is not None and depth > len(tensors):
-        # Every weight layer has a weight tensor. Checked first: building a network
-        # of a tampered, huge depth would take hours even on the meta device.
-        raise FormatError(
-            f"{CONFIG_FILE} gives depth={depth}, but {WEIGHTS_FILE} holds only "
-            f"{len(tensors)} tensors, fewer than one per weight layer."
-        )
+    _check_block_count(estimator, tensors, depth)
     try:
         # On the meta device first: shapes are compared without allocating memory,
         # however large a tampered config says the network is.
         with torch.device("meta"):
-            expected = estimator._build_module().state_dict()
+            expected = estimator._build_module(depth).state_dict()
     except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
         raise FormatError(
             f"{CONFIG_FILE} describes a network that cannot be built: {exc}"
         ) from None
     check_weights(expected, tensors)
     with seeded(0, "cpu"):  # construction draws from torch's RNG; leave it as found
-        module = estimator._build_module()
+        module = estimator._build_module(depth)
     module.load_state_dict(tensors, strict=True)
     return module
+
+
+def _check_block_count(estimator, tensors: dict, depth: int) -> None:
+    """The weights must hold the blocks that ``depth`` gives, checked from their names
+    before anything is built: building a tampered, huge depth would take minutes even on
+    the meta device."""
+    kind = estimator.backbone_
+    try:
+        n_blocks = blocks_for_depth(kind, depth, estimator.block)
+    except ValueError as exc:
+        raise FormatError(
+            f"{CONFIG_FILE} describes a network that cannot be built: {exc}"
+        ) from None
+    last, extra = last_block_prefix(kind, n_blocks), last_block_prefix(kind, n_blocks + 1)
+    held = any(name.startswith(last) for name in tensors)
+    if not held or any(name.startswith(extra) for name in tensors):
+        blocks = f"{n_blocks} residual block{'s' * (n_blocks > 1)}"
+        raise FormatError(
+            f"the weights in {WEIGHTS_FILE} do not fit the network described by "
+            f"{CONFIG_FILE}: depth={depth} has {blocks}{' per stage' * (kind == 'cnn')}, "
+            f"but the file holds {'fewer' if not held else 'more'} (tensors under "
+            f"{(last if not held else extra)!r} are {'missing' if not held else 'unexpected'})."
+        )
 
 
 def _attach_net(estimator, module, history: list[dict], batch_size: int) -> None:

@@ -218,10 +218,19 @@ def test_saving_twice_into_one_directory_replaces_the_model(fitted, tmp_path):
 
 def test_model_saved_on_an_unavailable_device_loads_on_the_cpu(saved, fitted):
     clf, frame = fitted["classifier_string_labels_pandas"]
-    _edit_config(saved, lambda c: c["fitted"].update(device_="cuda:97", precision_="bf16"))
+
+    def on_a_gpu(config):
+        config["params"].update(device="cuda:97", precision="auto")
+        config["fitted"].update(device_="cuda:97", precision_="bf16")
+
+    _edit_config(saved, on_a_gpu)
     loaded = load_model(saved)
     assert (loaded.device_, loaded.precision_) == ("cpu", "32")
+    assert (loaded.device, loaded.precision) == ("cuda:97", "auto")
     np.testing.assert_array_equal(loaded.predict_proba(frame), clf.predict_proba(frame))
+    # Saved again here, it loads again: the CPU fallback agrees with the parameters.
+    again = load_model(save_model(loaded, saved.parent / "again"))
+    np.testing.assert_array_equal(again.predict_proba(frame), clf.predict_proba(frame))
 
 
 def test_loading_leaves_global_random_state_alone(saved):
@@ -281,6 +290,32 @@ def test_save_refuses_other_objects_and_paths(fitted, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="writes a directory"):
         save_model(clf, tmp_path / "file")
+    with pytest.raises(ValueError, match=r"cannot write to .*file/model"):
+        save_model(clf, tmp_path / "file" / "model")  # below a file: no folder can be made
+    (tmp_path / "taken" / "model.safetensors").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"cannot write model\.safetensors .* a directory"):
+        save_model(clf, tmp_path / "taken")
+
+
+def test_a_save_that_fails_leaves_the_saved_model_as_it_was(fitted, tmp_path, monkeypatch):
+    first, X = fitted["classifier_int_labels"]
+    folder = save_model(first, tmp_path / "model")
+    before = {name: (folder / name).read_bytes() for name in ("config.json", "model.safetensors")}
+    other = clone(first).set_params(random_state=1).fit(X, first.predict(X))
+    real = Path.write_bytes
+
+    def fail_on_the_config(self, data):
+        if self.name.startswith("config.json"):
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", fail_on_the_config)
+    with pytest.raises(ValueError, match=r"cannot write to .*No space left on device"):
+        save_model(other, folder)
+    monkeypatch.undo()
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert sorted(path.name for path in folder.iterdir()) == sorted(before)  # no .partial
+    np.testing.assert_array_equal(load_model(folder).predict_proba(X), first.predict_proba(X))
 
 
 # ---- refusing to load -----------------------------------------------------------------------
@@ -307,7 +342,7 @@ CONFIG_EDITS = {
         "sorted and unique",
     ),
     "bad_label_dtype": (lambda c: c["fitted"]["classes_"].update(dtype="V8"), "'classes_'"),
-    "shape_mismatch": (lambda c: c["fitted"].update(width_=16), "do not fit the network"),
+    "shape_mismatch": (lambda c: c["fitted"].update(width_=16), "(do not fit the network|width_)"),
     "empty_history": (lambda c: c.update(history=[]), "non-empty list"),
     "bad_history_row": (lambda c: c["history"].append({"epoch": "x"}), "history entry 4"),
     "bad_batch_size": (lambda c: c["training"].update(batch_size=0), "batch_size"),

@@ -32,6 +32,7 @@ from safetensors.torch import save as save_tensors
 from sklearn.datasets import make_classification
 
 from sklearn_resnet import ResNetClassifier, ResNetRegressor, load_model, save_model
+from sklearn_resnet.backbones import BACKBONE_DEFAULTS
 from sklearn_resnet.persistence import (
     CONFIG_FILE,
     FITTED_ATTRIBUTES,
@@ -435,7 +436,16 @@ def test_model_file_that_is_a_pipe_is_refused_without_blocking(folder):
 def test_model_file_linked_to_an_endless_device_is_refused(folder):
     (folder / WEIGHTS_FILE).unlink()
     (folder / WEIGHTS_FILE).symlink_to("/dev/zero")
-    refused(folder, "model.safetensors is not a regular file")
+    refused(folder, "model.safetensors is a symbolic link")
+
+
+@pytest.mark.parametrize("name", [CONFIG_FILE, WEIGHTS_FILE])
+def test_model_file_linked_elsewhere_is_refused(name, folder, tmp_path):
+    """A folder from an archive may hold links to any file of the machine: none is read."""
+    outside = tmp_path / f"outside-{name}"
+    (folder / name).rename(outside)  # the genuine file, moved out of the folder
+    (folder / name).symlink_to(outside)
+    refused(folder, f"{re.escape(name)} is a symbolic link")
 
 
 def test_unreadable_file_is_refused(folder, monkeypatch):
@@ -592,8 +602,38 @@ def test_config_with_nan_or_infinity_literals_is_refused(case, folder):
 
 
 HUGE = {
-    "depth": (lambda c: c["params"].update(depth=10**30), "depth=1000.*holds only"),
-    "odd_depth": (lambda c: c["params"].update(depth=10**9 + 1), "depth=1000000001.*holds only"),
+    "depth": (
+        lambda c: (c["params"].update(depth=10**30), c["training"].update(depth=10**30)),
+        r"depth=1000.*(has \d+ residual blocks.*holds fewer|fits no residual CNN)",
+    ),
+    "odd_depth": (
+        lambda c: (c["params"].update(depth=10**9 + 1), c["training"].update(depth=10**9 + 1)),
+        "depth=1000000001",
+    ),
+    "depth_parameter": (
+        lambda c: c["params"].update(depth=10**30),
+        "differs from the 'depth' parameter 1000",
+    ),
+    "default_depth": (
+        lambda c: (c["params"].update(depth=None), c["training"].update(depth=10**30)),
+        r"depth=1000.*(has \d+ residual blocks.*holds fewer|fits no residual CNN)",
+    ),
+    "int_beyond_a_float": (
+        lambda c: (
+            c["fitted"].update(_y_mean="BIG")
+            if "_y_mean" in c["fitted"]
+            else c["training"].update(batch_size="BIG")
+        ),
+        "integer 1000.*out of range",
+    ),
+    "wide_labels": (
+        lambda c: (
+            c["fitted"].update(classes_={"dtype": "<U999999", "values": list("ab" * 20)})
+            if "classes_" in c["fitted"]
+            else c["params"].update(depth="DIGITS")
+        ),
+        "(would take .* MiB|not valid JSON)",
+    ),
     "width": (
         lambda c: (c["params"].update(width=None), c["fitted"].update(width_=10**30)),
         "network that cannot be built",
@@ -615,6 +655,7 @@ def test_config_with_huge_numbers_is_refused_at_once(case, folder):
     edit_config(folder, change)
     text = (folder / CONFIG_FILE).read_text()
     text = text.replace('"OVERFLOW"', "1e999").replace('"DIGITS"', "9" * 5000)
+    text = text.replace('"BIG"', "1" + "0" * 400)
     (folder / CONFIG_FILE).write_text(text)
     start = time.perf_counter()
     refused(folder, message)
@@ -630,6 +671,40 @@ def test_deeply_nested_config_is_refused(levels, folder):
 
 
 # ---- format versions ----------------------------------------------------------------------
+def test_a_folder_of_format_version_1_still_loads(folder, models, kind):
+    """Version 1 had no training depth: the 'depth' parameter (or its default) gives it."""
+
+    def version_1(config):
+        config["format_version"] = 1
+        del config["training"]["depth"]
+
+    edit_config(folder, version_1)
+    with silent():
+        assert_same_predictions(load_model(folder), models[kind])
+
+
+def test_a_default_depth_is_stored_so_a_changed_default_does_not_matter(
+    folder, models, kind, monkeypatch
+):
+    """A model fitted with depth=None keeps loading if a later release changes the default."""
+    saved = models[kind].estimator
+    edit_config(folder, lambda c: c["params"].update(depth=None))
+    kind_key = saved.backbone_
+    changed = {**BACKBONE_DEFAULTS[kind_key], "depth": 14 if kind_key == "cnn" else 6}
+    monkeypatch.setitem(BACKBONE_DEFAULTS, kind_key, changed)
+    with silent():
+        assert_same_predictions(load_model(folder), models[kind])
+
+
+def test_keys_of_another_release_name_the_release_that_wrote_them(folder):
+    def from_another_release(config):
+        config["library_version"] = "0.0.1"
+        config["params"]["an_option_of_that_release"] = 1
+
+    edit_config(folder, from_another_release)
+    refused(folder, r"unknown keys .*saved by sklearn-resnet 0\.0\.1, this is ")
+
+
 def test_newer_format_version_asks_for_an_upgrade(folder):
     edit_config(folder, lambda config: config.update(format_version=FORMAT_VERSION + 1))
     refused(folder, f"format_version {FORMAT_VERSION + 1} by a newer sklearn-resnet", "Upgrade")
@@ -685,13 +760,46 @@ TAMPERED = {
     "width_fitted": (
         "cnn_regressor",
         lambda c: c["fitted"].update(width_=5),
+        "width_ is 5 but the 'width' parameter is 4",
+    ),
+    "width_fitted_of_default_width": (
+        "cnn_regressor",
+        lambda c: (c["params"].update(width=None), c["fitted"].update(width_=5)),
         r"do not fit the network .*expected \(5, ",
     ),
     "depth_of_no_formula": ("cnn_regressor", lambda c: c["params"].update(depth=9), "depth"),
     "depth_of_another_network": (
         "mlp_classifier",
-        lambda c: c["params"].update(depth=6),
+        lambda c: (c["params"].update(depth=6), c["training"].update(depth=6)),
         "do not fit the network",
+    ),
+    "depth_parameter_of_another_network": (
+        "mlp_classifier",
+        lambda c: c["params"].update(depth=6),
+        "training depth 4 differs from the 'depth' parameter 6",
+    ),
+    "precision_fitted": (
+        "mlp_classifier",
+        lambda c: (c["params"].update(precision="32"), c["fitted"].update(precision_="16")),
+        "precision_ is '16' but the 'precision' parameter is '32'",
+    ),
+    "device_fitted": (
+        "mlp_classifier",
+        lambda c: c["fitted"].update(device_="cuda:0", precision_="bf16"),
+        "device_ is 'cuda:0' but the 'device' parameter is 'cpu'",
+    ),
+    "early_stopping_fitted": (
+        "mlp_classifier",
+        lambda c: (
+            c["params"].update(early_stopping=False),
+            c["fitted"].update(early_stopping_=True),
+        ),
+        "early_stopping_ is true but the 'early_stopping' parameter is false",
+    ),
+    "input_shape_of_bools": (
+        "cnn_regressor",
+        lambda c: c["params"].update(input_shape={"__tuple__": [True, 2, 4]}),
+        "not positive ints",
     ),
     "scaling_fitted": (
         "mlp_classifier",
@@ -849,7 +957,7 @@ def test_weights_that_do_not_fit_the_config_are_refused(edit, update_digest, fol
     if not update_digest:
         message = "does not match the SHA-256 digest"
     elif edit == "no_tensors":
-        message = "holds only 0 tensors"  # fewer tensors than layers: refused before building
+        message = "holds fewer"  # the blocks are missing: refused before building
     refused(folder, "model.safetensors", message)
 
 

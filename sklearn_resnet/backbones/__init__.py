@@ -23,6 +23,7 @@ __all__ = [
     "build_backbone",
     "cnn_output_positions",
     "depth_formula",
+    "last_block_prefix",
     "nearest_depths",
 ]
 
@@ -45,6 +46,20 @@ def blocks_for_depth(kind: str, depth: int, block: str) -> int:
     if kind == "mlp":
         return mlp_blocks_for_depth(depth)
     return cnn_blocks_for_depth(depth, block)
+
+
+def last_block_prefix(kind: str, n_blocks: int) -> str:
+    """Prefix of the ``state_dict`` names of the last residual block (of the last stage).
+
+    A network with ``n_blocks`` blocks (per stage, for the CNN) holds tensors under this
+    prefix and none under the next block's.
+
+    Examples
+    --------
+    >>> last_block_prefix("mlp", 3), last_block_prefix("cnn", 3)
+    ('blocks.2.', 'stages.2.2.')
+    """
+    return f"blocks.{n_blocks - 1}." if kind == "mlp" else f"stages.2.{n_blocks - 1}."
 
 
 def nearest_depths(kind: str, depth: int, block: str, count: int = 5) -> list[int]:
