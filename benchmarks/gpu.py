@@ -41,7 +41,7 @@ Run it from the repository root (the full run takes a few minutes on an H100,
 
     python benchmarks/gpu.py --output gpu.md
     python benchmarks/gpu.py --batches 256 1024     # other batch sizes for ResNet-20
-    python benchmarks/gpu.py --device cpu --quick   # 2,000 images, 5,000 rows: a smoke run
+    python benchmarks/gpu.py --device cpu --quick   # 2,000 images, 5,000 rows, fp32: a smoke run
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from _report import footer, versions
 from skorch.callbacks import Callback
 
 from sklearn_resnet import ResNetClassifier
-from sklearn_resnet.backbones import build_backbone
+from sklearn_resnet.backbones import BACKBONE_DEFAULTS, build_backbone
 from sklearn_resnet.device import memory_format
 
 IMAGE_SHAPE = (3, 32, 32)
@@ -247,13 +247,19 @@ def check_loss(loss: float, method: str) -> None:
 # ---- the runs -------------------------------------------------------------------------
 def layout_label(device: str) -> str:
     """How the estimator lays out images on ``device``."""
-    if memory_format(device, IMAGE_SHAPE) is torch.channels_last:
+    width = BACKBONE_DEFAULTS["cnn"]["width"]  # the estimator's, which sets the CPU layout
+    if memory_format(device, IMAGE_SHAPE, width) is torch.channels_last:
         return "channels_last (automatic)"
     return "NCHW"
 
 
-def plan(kind: str, X, y, batch: int, device: str) -> list[tuple[str, str, Callable]]:
-    """``(method, precision label, measurement)`` for every method at one batch size."""
+def plan(
+    kind: str, X, y, batch: int, device: str, fp32_only: bool = False
+) -> list[tuple[str, str, Callable]]:
+    """``(method, precision label, measurement)`` for every method at one batch size.
+
+    ``fp32_only`` leaves out bf16 autocast and compilation (minutes per run on a CPU).
+    """
     cnn = kind == "cnn"
     fp32 = "fp32, NCHW" if cnn else "fp32"
     ours = f" + {layout_label(device)}" if cnn else ""
@@ -272,13 +278,15 @@ def plan(kind: str, X, y, batch: int, device: str) -> list[tuple[str, str, Calla
     if cnn:
         compiled = partial(ours_rate, *args, "bf16", device, compile=True)
         runs.append((OURS_COMPILED, "bf16 autocast" + ours, compiled))
+    if fp32_only:
+        runs = [run for run in runs if "bf16" not in run[1]]
     return runs
 
 
-def measure(kind: str, X, y, batches, device: str) -> list[Result]:
+def measure(kind: str, X, y, batches, device: str, fp32_only: bool = False) -> list[Result]:
     results = []
     for batch in batches:
-        for method, precision, run in plan(kind, X, y, batch, device):
+        for method, precision, run in plan(kind, X, y, batch, device, fp32_only):
             log(f"{kind}: {method}, {precision}, batch {batch} ...")
             start = time.perf_counter()
             rate = run()
@@ -352,8 +360,9 @@ def render(args, n_images: int, n_rows: int, cnn: list, mlp: list) -> str:
         "",
         *table(mlp, "rows/s"),
         "",
-        "sklearn_resnet trains images in the channels_last layout on CUDA by itself, so its "
-        "fp32 and bf16 rows there are fp32 + channels_last and bf16 + channels_last. The "
+        "sklearn_resnet trains images in the channels_last layout by itself on CUDA, and on "
+        "the CPU at its default width, so its fp32 and bf16 rows there are fp32 + "
+        "channels_last and bf16 + channels_last. The "
         "plain loops use torch.optim.AdamW at its defaults; sklearn_resnet uses the fused "
         "AdamW kernel. Stock skorch batches through its default DataLoader.",
         "",
@@ -366,7 +375,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="torch device (default cuda)")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run on 2,000 images and 5,000 rows"
+        "--quick",
+        action="store_true",
+        help="smoke run on 2,000 images and 5,000 rows (fp32 only on the CPU)",
     )
     parser.add_argument(
         "--batches",
@@ -392,11 +403,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     n_images, n_rows = SIZES["quick" if args.quick else "full"]
+    # A quick run on the CPU skips bf16 and compilation, which take minutes there.
+    fp32_only = args.quick and torch.device(args.device).type == "cpu"
     X, y = make_data(n_images, IMAGE_SHAPE)
-    cnn = measure("cnn", X, y, args.batches, args.device)
+    cnn = measure("cnn", X, y, args.batches, args.device, fp32_only)
     del X, y
     X, y = make_data(n_rows, (N_FEATURES,))
-    mlp = measure("mlp", X, y, [MLP_BATCH], args.device)
+    mlp = measure("mlp", X, y, [MLP_BATCH], args.device, fp32_only)
     report = render(args, n_images, n_rows, cnn, mlp)
     print(report)
     if args.output:

@@ -135,7 +135,9 @@ def _in_fresh_process(part: str, args: argparse.Namespace) -> list[str]:
     # Large blocks are mapped and unmapped one by one instead of kept by malloc after
     # free, so the RSS follows the memory actually in use.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"The {part} measurement failed:\n{result.stderr.strip()}")
     return result.stdout.strip().splitlines()
 
 
@@ -146,7 +148,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=3000, help="one-row predicts (3,000)")
     parser.add_argument("--output", metavar="FILE.md", help="also write the report here")
     parser.add_argument("--part", choices=["large", "one-row"], help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.calls < 500 or args.calls % 500:
+        parser.error("--calls must be a positive multiple of 500 (RSS is read every 500 calls)")
+    if args.rows < 1 or args.features < 1:
+        parser.error("--rows and --features must be at least 1")
+    return args
 
 
 def main(argv=None) -> None:

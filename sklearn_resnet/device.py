@@ -109,8 +109,8 @@ def memory_format(
     On the CPU, ``channels_last`` for images and for signals (``(C, L)`` samples, which
     the network then lays out as height-one images, see
     :class:`~sklearn_resnet.backbones.ResidualCNN`) when the CNN's base ``width`` is a
-    multiple of 8: oneDNN's NHWC kernels train a ResNet-20 about 20 % faster on
-    images and 25 % on signals. With fewer channels torch's CPU NHWC kernels give
+    multiple of 8, where oneDNN's NHWC kernels train faster (see the fit times in the
+    benchmarks). With fewer channels torch's CPU NHWC kernels give
     image results that differ from the default layout (about 1e-3 at width 4), so
     narrow networks keep the default layout; signals follow the same rule, although
     their two layouts agree to rounding at any width. Rows, signals on CUDA and other
