@@ -29,6 +29,7 @@ from .backbones import (
     depth_formula,
     nearest_depths,
 )
+from .concurrency import TORCH_STATE, estimator_lock
 from .data import AUGMENTATIONS, batched_inference, tensor_data
 from .defaults import (
     DEFAULTS,
@@ -211,6 +212,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def _fit(self, X, y, sample_weight, *, incremental: bool, classes=None):
+        # One call at a time per estimator (a prediction in another thread would switch
+        # the network's mode mid-epoch); fits of other estimators run side by side.
+        with estimator_lock(self), TORCH_STATE.shared():
+            return self._fit_locked(X, y, sample_weight, incremental, classes)
+
+    def _fit_locked(self, X, y, sample_weight, incremental: bool, classes):
         previous = dict(self.__dict__)
         # The shuffling stream that continued training draws from: a failed call puts
         # it back too, so that a retry trains as if the failure had not happened.
@@ -468,6 +475,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     # ---- prediction -------------------------------------------------------------------
     def _forward(self, X, reduce=None) -> np.ndarray:
         """Raw network outputs for X as float64, or ``reduce`` of them batch by batch."""
+        with estimator_lock(self), TORCH_STATE.shared():
+            return self._forward_locked(X, reduce)
+
+    def _forward_locked(self, X, reduce) -> np.ndarray:
         check_is_fitted(self)
         small = small_float32(self, X)
         if small is not None:
@@ -559,13 +570,18 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         super().__setstate__(state)
         net = self.__dict__.get("net_")
         if net is not None:
-            target = self.device_ if is_available(self.device_) else "cpu"
-            if target == "cpu" and self.device_ != "cpu":
-                self.device_, self.precision_ = "cpu", "32"
-                net.precision = "32"
-                net.grad_scaler_ = None
-            move_net(net, target)
-            net.module_.to(memory_format=self._memory_format())
+            with TORCH_STATE.shared():  # moving the optimizer state reads torch's state
+                self._place_unpickled_net(net)
+
+    def _place_unpickled_net(self, net) -> None:
+        """Move an unpickled net to its device, or to the CPU where that is missing."""
+        target = self.device_ if is_available(self.device_) else "cpu"
+        if target == "cpu" and self.device_ != "cpu":
+            self.device_, self.precision_ = "cpu", "32"
+            net.precision = "32"
+            net.grad_scaler_ = None
+        move_net(net, target)
+        net.module_.to(memory_format=self._memory_format())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

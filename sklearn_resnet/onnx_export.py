@@ -24,6 +24,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .concurrency import TORCH_STATE, estimator_lock
 from .device import torch_release
 from .estimators import ResNetClassifier, ResNetRegressor
 from .paths import unwritable_file
@@ -115,6 +116,25 @@ def _classes_json(estimator) -> str | None:
         ) from None
 
 
+def _export(estimator, opset_version):
+    """The exported program and the name of its output."""
+    graph = _InferenceGraph(estimator).eval()
+    output = "probabilities" if graph.classify else "predictions"
+    example = torch.zeros(2, estimator.n_features_in_, dtype=torch.float32)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[output],
+            opset_version=opset_version,
+            dynamo=True,
+            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            verbose=False,
+        )
+    return program, output
+
+
 def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     """Export a fitted MLP or CNN estimator to an ONNX file.
 
@@ -186,20 +206,10 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     if problem is not None:
         raise ValueError(f"to_onnx cannot write {str(path)!r}: {problem}.")
     _check_exporter()
-    graph = _InferenceGraph(estimator).eval()
-    output = "probabilities" if graph.classify else "predictions"
-    example = torch.zeros(2, estimator.n_features_in_, dtype=torch.float32)
-    with _quiet_exporter():
-        program = torch.onnx.export(
-            graph,
-            (example,),
-            input_names=[INPUT_NAME],
-            output_names=[output],
-            opset_version=opset_version,
-            dynamo=True,
-            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-            verbose=False,
-        )
+    # The exporter changes PyTorch's process-wide state while it runs: it runs alone, and
+    # never while this estimator trains in another thread.
+    with estimator_lock(estimator), TORCH_STATE.exclusive():
+        program, output = _export(estimator, opset_version)
     written = program.model.opset_imports.get("")
     if opset_version is not None and written != opset_version:
         raise ValueError(

@@ -56,6 +56,7 @@ from ._load_checks import (
     unparsable,
 )
 from .backbones import BACKBONE_DEFAULTS, blocks_for_depth, last_block_prefix
+from .concurrency import TORCH_STATE, estimator_lock, folder_lock
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
 from .inputs import resolve_seed, spawn_seeds
@@ -166,6 +167,12 @@ def save_model(estimator, path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"save_model writes a directory, but {str(path)!r} is a file.")
+    # Not while the estimator trains in another thread; one save at a time per folder.
+    with estimator_lock(estimator), TORCH_STATE.shared(), folder_lock(path):
+        return _save(estimator, path)
+
+
+def _save(estimator, path: Path) -> Path:
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if (path / name).is_dir():
             raise ValueError(
@@ -198,7 +205,8 @@ def save_model(estimator, path) -> Path:
     }
     text = json.dumps(config, indent=2, allow_nan=False) + "\n"
     files = {path / WEIGHTS_FILE: weights, path / CONFIG_FILE: text.encode("utf-8")}
-    partial = {target: target.with_name(target.name + ".partial") for target in files}
+    suffix = f".{os.getpid()}.partial"  # another process may be saving here too
+    partial = {target: target.with_name(target.name + suffix) for target in files}
     try:
         path.mkdir(parents=True, exist_ok=True)
         # Both files are written in full before either replaces the saved one, so a
@@ -271,7 +279,8 @@ def load_model(path):
     """
     path = Path(path)
     try:
-        return _load(path)
+        with TORCH_STATE.shared():  # not during an ONNX export in another thread
+            return _load(path)
     except FormatError as exc:
         message = f"Cannot load a model from {str(path)!r}: {exc}"
     except OSError as exc:  # permissions, I/O errors: reported like any unreadable file

@@ -1,0 +1,144 @@
+"""Threads of one process sharing estimators: what one thread does never corrupts another's."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from sklearn_resnet import ResNetClassifier, load_model, save_model
+from sklearn_resnet.concurrency import SharedExclusiveLock
+
+#: A CNN, whose batch normalisation would learn from prediction batches in train mode.
+CNN = {
+    "depth": 8,
+    "width": 8,
+    "input_shape": (1, 8, 8),
+    "batch_size": 16,
+    "early_stopping": False,
+    "random_state": 0,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    X, y = make_classification(240, 64, n_informative=10, random_state=0)
+    return X.astype(np.float32), y
+
+
+def _in_thread(target):
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def test_predicting_while_the_same_model_trains_leaves_the_training_alone(rows):
+    X, y = rows
+    alone = ResNetClassifier(**CNN).partial_fit(X, y, classes=[0, 1])
+    served = ResNetClassifier(**CNN).partial_fit(X, y, classes=[0, 1])
+    stop, answers = threading.Event(), []
+
+    def serve():  # requests on other data while the model learns
+        while not stop.is_set():
+            answers.append(served.predict(X[:32] * 10 + 5))
+
+    server = _in_thread(serve)
+    try:
+        for _ in range(3):
+            served.partial_fit(X, y)
+            alone.partial_fit(X, y)
+    finally:
+        stop.set()
+        server.join()
+    assert answers  # the server did answer in between
+    np.testing.assert_array_equal(served.predict_proba(X), alone.predict_proba(X))
+
+
+def test_two_fits_of_one_estimator_in_two_threads_run_one_after_the_other(rows):
+    X, y = rows
+    params = {**CNN, "max_epochs": 2}
+    estimator = ResNetClassifier(**params).fit(X, y)
+    broken = X.copy()
+    broken[0, 0] = np.nan
+    labels = np.where(y == 1, "dog", "cat")
+    errors = []
+
+    def refused_fits():
+        for _ in range(5):
+            try:
+                estimator.fit(broken, y)
+            except ValueError:
+                errors.append(1)
+
+    failing = _in_thread(refused_fits)
+    estimator.fit(X, labels)  # succeeds, whatever the other thread's failures do
+    failing.join()
+    assert len(errors) == 5
+    assert list(estimator.classes_) == ["cat", "dog"]
+    expected = ResNetClassifier(**params).fit(X, labels).predict_proba(X)
+    np.testing.assert_array_equal(estimator.predict_proba(X), expected)
+
+
+def test_two_threads_saving_into_one_folder_leave_a_model_that_loads(rows, tmp_path):
+    X, y = rows
+    params = {**CNN, "max_epochs": 1}
+    first = ResNetClassifier(**params).fit(X, y)
+    second = ResNetClassifier(**{**params, "random_state": 1}).fit(X, y)
+    folder = tmp_path / "model"
+
+    errors = []
+
+    def save_often(model):
+        for _ in range(30):
+            try:
+                save_model(model, folder)
+            except Exception as error:  # every failure is a finding here
+                errors.append(error)
+
+    threads = [_in_thread(lambda m=m: save_often(m)) for m in (first, second)]
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    loaded = load_model(folder).predict_proba(X)
+    assert any(np.array_equal(loaded, m.predict_proba(X)) for m in (first, second))
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_an_exclusive_hold_waits_for_shared_ones_and_keeps_new_ones_out():
+    lock, events = SharedExclusiveLock(), []
+    shared_in, release_shared = threading.Event(), threading.Event()
+
+    def reader(name, hold):
+        with lock.shared():
+            events.append(f"{name} in")
+            shared_in.set()
+            hold.wait(5)
+            events.append(f"{name} out")
+
+    def writer():
+        with lock.exclusive():
+            events.append("writer in")
+            with lock.shared():  # its own work may take it shared
+                pass
+            events.append("writer out")
+
+    first = _in_thread(lambda: reader("first", release_shared))
+    shared_in.wait(5)
+    exporting = _in_thread(writer)
+    time.sleep(0.2)
+    no_wait = threading.Event()
+    no_wait.set()
+    late = _in_thread(lambda: reader("late", no_wait))  # waits behind the writer
+    time.sleep(0.2)
+    assert events == ["first in"]
+    release_shared.set()
+    for thread in (first, exporting):
+        thread.join(5)
+    late.join(10)
+    assert events[:4] == ["first in", "first out", "writer in", "writer out"]
+    assert events[4] == "late in"
+    with lock.shared(), pytest.raises(RuntimeError, match="cannot start inside"):
+        with lock.exclusive():
+            pass
