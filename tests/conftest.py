@@ -1,9 +1,10 @@
-"""Shared test settings: one place for the parameters of quick fits."""
+"""Shared test settings: one place for the parameters of quick fits, and test callbacks."""
 
 import os
 
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 # Parallel test workers share the machine's cores: one intra-op thread each keeps
 # OpenMP from oversubscribing them.
@@ -18,3 +19,14 @@ FAST_CNN_PARAMS = {"depth": 8, "width": 4, "max_epochs": 3, "random_state": 0, "
 @pytest.fixture
 def fast_params():
     return dict(FAST_PARAMS)
+
+
+class InterruptAt(Callback):
+    """Raise ``KeyboardInterrupt`` in the middle of epoch ``epoch`` (Ctrl-C)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch:
+            raise KeyboardInterrupt

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import FAST_CNN_PARAMS, FAST_PARAMS
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS, InterruptAt
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
@@ -200,15 +200,6 @@ def test_a_net_pickled_before_the_stop_callback_still_stops_on_divergence():
 
 
 # ---- interrupt ----------------------------------------------------------------------
-class InterruptAt(Callback):
-    """Raise ``KeyboardInterrupt`` in the middle of epoch ``epoch`` (Ctrl-C)."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_batch_end(self, net, training=False, **kwargs):
-        if training and len(net.history) == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_interrupt_keeps_the_finished_epochs_and_warns():

@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 import pytest
 import sklearn.datasets
+from conftest import InterruptAt
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from sklearn.base import clone
@@ -26,7 +27,6 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from skorch.callbacks import Callback
 
 from sklearn_resnet import OptunaSearchCV, ResNetClassifier, ResNetRegressor
 from sklearn_resnet.backbones import blocks_for_depth
@@ -456,20 +456,11 @@ def test_searching_over_the_final_step_itself(data):
 
 
 # ---- like GridSearchCV ------------------------------------------------------------------------
-class _InterruptAt(Callback):
-    """Raise ``KeyboardInterrupt`` in the middle of epoch ``epoch`` (Ctrl-C)."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_batch_end(self, net, training=False, **kwargs):
-        if training and len(net.history) == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_ctrl_c_during_a_networks_fit_ends_the_search(data):
     X, y = data
-    net = ResNetClassifier(**{**NET, "callbacks": [_InterruptAt(2)]})
+    net = ResNetClassifier(**{**NET, "callbacks": [InterruptAt(2)]})
     storage = optuna.storages.InMemoryStorage()
     search = OptunaSearchCV(net, {"lr": [1e-3, 1e-2]}, n_trials=3, cv=2, storage=storage)
     with warnings.catch_warnings():
