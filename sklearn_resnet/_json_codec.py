@@ -113,6 +113,12 @@ def encode_fitted(kind: str, value, name: str):
     if kind == "floats":
         return [float(v) for v in np.ravel(value)]
     array = np.asarray(value)  # "labels"
+    if array.dtype.kind == "U" and array.nbytes > _MAX_LABEL_BYTES:
+        raise ValueError(
+            f"{name} takes {array.nbytes / 2**20:.0f} MiB as {array.dtype.str} labels, more "
+            f"than the {_MAX_LABEL_BYTES // 2**20} MiB the safe format reads back; save with "
+            "pickle/joblib or use shorter labels."
+        )
     text = array.dtype == object and all(isinstance(v, str) for v in array)
     if not (text or array.dtype.kind in "biufU"):
         raise ValueError(

@@ -29,7 +29,7 @@ from .backbones import (
     depth_formula,
     nearest_depths,
 )
-from .concurrency import TORCH_STATE, estimator_lock
+from .concurrency import estimator_lock
 from .data import AUGMENTATIONS, batched_inference, tensor_data
 from .defaults import (
     DEFAULTS,
@@ -214,7 +214,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, y, sample_weight, *, incremental: bool, classes=None):
         # One call at a time per estimator (a prediction in another thread would switch
         # the network's mode mid-epoch); fits of other estimators run side by side.
-        with estimator_lock(self), TORCH_STATE.shared():
+        with estimator_lock(self):
             return self._fit_locked(X, y, sample_weight, incremental, classes)
 
     def _fit_locked(self, X, y, sample_weight, incremental: bool, classes):
@@ -475,7 +475,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     # ---- prediction -------------------------------------------------------------------
     def _forward(self, X, reduce=None) -> np.ndarray:
         """Raw network outputs for X as float64, or ``reduce`` of them batch by batch."""
-        with estimator_lock(self), TORCH_STATE.shared():
+        with estimator_lock(self):
             return self._forward_locked(X, reduce)
 
     def _forward_locked(self, X, reduce) -> np.ndarray:
@@ -570,8 +570,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         super().__setstate__(state)
         net = self.__dict__.get("net_")
         if net is not None:
-            with TORCH_STATE.shared():  # moving the optimizer state reads torch's state
-                self._place_unpickled_net(net)
+            self._place_unpickled_net(net)
+
+    def __getstate__(self):
+        # Not in the middle of a fit in another thread: a half-trained copy is no copy.
+        with estimator_lock(self):
+            return super().__getstate__()
 
     def _place_unpickled_net(self, net) -> None:
         """Move an unpickled net to its device, or to the CPU where that is missing."""

@@ -23,6 +23,7 @@ from sklearn.utils.validation import (
 
 from . import _docs
 from .base import _BaseResNet
+from .concurrency import estimator_lock
 from .inputs import validate_X
 from .sparse_rows import is_sparse
 
@@ -342,8 +343,9 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
 
     def predict(self, X):
         """Predicted labels, in the type of the training labels."""
-        index = self._forward(X, reduce=partial(np.argmax, axis=1))
-        return self.classes_[index]
+        with estimator_lock(self):  # the labels of the network that predicted
+            index = self._forward(X, reduce=partial(np.argmax, axis=1))
+            return self.classes_[index]
 
 
 class ResNetRegressor(RegressorMixin, _BaseResNet):
@@ -451,8 +453,9 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
 
     def predict(self, X):
         """Predicted targets as float64, shape (n_samples,) or (n_samples, n_outputs)."""
-        out = self._forward(X, reduce=self._unscale)
-        return out.ravel() if self._y_ndim == 1 else out
+        with estimator_lock(self):  # the target scale of the network that predicted
+            out = self._forward(X, reduce=self._unscale)
+            return out.ravel() if self._y_ndim == 1 else out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -24,7 +24,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .concurrency import TORCH_STATE, estimator_lock
+from .concurrency import estimator_lock
 from .device import torch_release
 from .estimators import ResNetClassifier, ResNetRegressor
 from .paths import unwritable_file
@@ -206,9 +206,9 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     if problem is not None:
         raise ValueError(f"to_onnx cannot write {str(path)!r}: {problem}.")
     _check_exporter()
-    # The exporter changes PyTorch's process-wide state while it runs: it runs alone, and
-    # never while this estimator trains in another thread.
-    with estimator_lock(estimator), TORCH_STATE.exclusive():
+    # Never while this estimator trains in another thread. (The exporter changes PyTorch's
+    # process-wide state while it runs: see the docs on threads.)
+    with estimator_lock(estimator):
         program, output = _export(estimator, opset_version)
     written = program.model.opset_imports.get("")
     if opset_version is not None and written != opset_version:

@@ -56,7 +56,7 @@ from ._load_checks import (
     unparsable,
 )
 from .backbones import BACKBONE_DEFAULTS, blocks_for_depth, last_block_prefix
-from .concurrency import TORCH_STATE, estimator_lock, folder_lock
+from .concurrency import estimator_lock, folder_lock
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
 from .inputs import resolve_seed, spawn_seeds
@@ -144,7 +144,8 @@ def save_model(estimator, path) -> Path:
         If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
     ValueError
         If it is not fitted, if a parameter cannot be stored, if ``path`` is a file, or
-        if the files cannot be written (the previous model, if any, is then unchanged).
+        if the files cannot be written (a failure while writing them leaves the previous
+        model, if any, unchanged).
 
     Examples
     --------
@@ -168,7 +169,7 @@ def save_model(estimator, path) -> Path:
     if path.exists() and not path.is_dir():
         raise ValueError(f"save_model writes a directory, but {str(path)!r} is a file.")
     # Not while the estimator trains in another thread; one save at a time per folder.
-    with estimator_lock(estimator), TORCH_STATE.shared(), folder_lock(path):
+    with estimator_lock(estimator), folder_lock(path):
         return _save(estimator, path)
 
 
@@ -199,7 +200,7 @@ def _save(estimator, path: Path) -> Path:
         "history": encode_history(estimator.history_),
         "training": {
             "batch_size": int(estimator.net_.batch_size),
-            "depth": _resolved_depth(estimator),
+            "depth": _built_depth(estimator),
         },
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
@@ -226,10 +227,20 @@ def _save(estimator, path: Path) -> Path:
 
 
 def _resolved_depth(estimator) -> int:
-    """The depth the network was built with (``depth=None`` means the backbone's default)."""
+    """The depth the parameter gives (``None``: the backbone's default)."""
     if estimator.depth is not None:
         return int(estimator.depth)
     return BACKBONE_DEFAULTS[estimator.backbone_]["depth"]
+
+
+def _built_depth(estimator) -> int:
+    """The depth of the fitted network itself (``set_params`` may have changed ``depth``)."""
+    module = estimator.module_
+    if estimator.backbone_ == "mlp":
+        return 2 * len(module.blocks) + 2
+    first_stage = module.stages[0]
+    per_block = 3 if getattr(first_stage[0], "expansion", 1) > 1 else 2
+    return len(module.stages) * len(first_stage) * per_block + 2
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -279,8 +290,7 @@ def load_model(path):
     """
     path = Path(path)
     try:
-        with TORCH_STATE.shared():  # not during an ONNX export in another thread
-            return _load(path)
+        return _load(path)
     except FormatError as exc:
         message = f"Cannot load a model from {str(path)!r}: {exc}"
     except OSError as exc:  # permissions, I/O errors: reported like any unreadable file
@@ -321,12 +331,9 @@ def _load(path: Path):
             raise FormatError(
                 f"{CONFIG_FILE}: training {key} {training[key]!r:.40} is not a positive int."
             )
+    # The network's own depth; the parameter, which set_params may have changed since
+    # the fit, is for the next fit.
     depth = training.get("depth", _resolved_depth(estimator))
-    if estimator.depth not in (None, depth):
-        raise FormatError(
-            f"{CONFIG_FILE}: training depth {depth} differs from the 'depth' parameter "
-            f"{estimator.depth}."
-        )
     tensors = _read_weights(path / WEIGHTS_FILE, config["weights_sha256"])
     with autograd_enabled():  # trainable weights, even under the caller's inference_mode
         module = _rebuild_module(estimator, tensors, depth)

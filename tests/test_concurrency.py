@@ -1,14 +1,13 @@
 """Threads of one process sharing estimators: what one thread does never corrupts another's."""
 
+import pickle
 import threading
-import time
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
 from sklearn_resnet import ResNetClassifier, load_model, save_model
-from sklearn_resnet.concurrency import SharedExclusiveLock
 
 #: A CNN, whose batch normalisation would learn from prediction batches in train mode.
 CNN = {
@@ -106,39 +105,14 @@ def test_two_threads_saving_into_one_folder_leave_a_model_that_loads(rows, tmp_p
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_an_exclusive_hold_waits_for_shared_ones_and_keeps_new_ones_out():
-    lock, events = SharedExclusiveLock(), []
-    shared_in, release_shared = threading.Event(), threading.Event()
-
-    def reader(name, hold):
-        with lock.shared():
-            events.append(f"{name} in")
-            shared_in.set()
-            hold.wait(5)
-            events.append(f"{name} out")
-
-    def writer():
-        with lock.exclusive():
-            events.append("writer in")
-            with lock.shared():  # its own work may take it shared
-                pass
-            events.append("writer out")
-
-    first = _in_thread(lambda: reader("first", release_shared))
-    shared_in.wait(5)
-    exporting = _in_thread(writer)
-    time.sleep(0.2)
-    no_wait = threading.Event()
-    no_wait.set()
-    late = _in_thread(lambda: reader("late", no_wait))  # waits behind the writer
-    time.sleep(0.2)
-    assert events == ["first in"]
-    release_shared.set()
-    for thread in (first, exporting):
-        thread.join(5)
-    late.join(10)
-    assert events[:4] == ["first in", "first out", "writer in", "writer out"]
-    assert events[4] == "late in"
-    with lock.shared(), pytest.raises(RuntimeError, match="cannot start inside"):
-        with lock.exclusive():
-            pass
+def test_pickling_while_the_same_model_trains_gives_a_whole_model(rows):
+    X, y = rows
+    params = {**CNN, "max_epochs": 2}
+    estimator = ResNetClassifier(**params).fit(X, y)
+    estimator.set_params(max_epochs=6)
+    training = _in_thread(lambda: estimator.fit(X, y))
+    lengths = set()
+    while training.is_alive():
+        lengths.add(len(pickle.loads(pickle.dumps(estimator)).history_))
+    training.join()
+    assert lengths <= {2, 6}  # before or after the fit, never part-way through it

@@ -156,36 +156,3 @@ def test_other_objects_are_refused(tmp_path):
         to_onnx(StandardScaler(), tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="not fitted"):
         to_onnx(ResNetRegressor(), tmp_path / "x.onnx")
-
-
-def test_an_export_leaves_fits_in_other_threads_alone(tmp_path):
-    """The exporter changes PyTorch's process-wide state while it runs: fits in other
-    threads wait for it instead of failing or training differently."""
-    import threading
-
-    X, y = make_classification(200, 8, n_classes=3, n_informative=5, random_state=0)
-    exported = ResNetClassifier(**FAST_PARAMS).fit(X, y)
-    params = {**FAST_PARAMS, "random_state": 1, "batch_size": 8}
-    expected = ResNetClassifier(**params).fit(X, y).predict_proba(X)
-    stop, errors, results = threading.Event(), [], []
-
-    def fit_repeatedly():
-        while not stop.is_set():
-            try:
-                results.append(ResNetClassifier(**params).fit(X, y).predict_proba(X))
-            except Exception as error:  # every failure is a finding here
-                errors.append(error)
-
-    threads = [threading.Thread(target=fit_repeatedly) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
-        for index in range(2):
-            to_onnx(exported, tmp_path / f"model{index}.onnx")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert errors == [] and results
-    for probabilities in results:
-        np.testing.assert_array_equal(probabilities, expected)

@@ -482,3 +482,20 @@ def test_saved_image_cnn_in_channels_last_loads_with_identical_predictions(tmp_p
     ):
         assert copy.module_.signal_channels_last
         np.testing.assert_array_equal(copy.predict_proba(X[:200]), signal.predict_proba(X[:200]))
+
+
+def test_a_model_whose_parameters_changed_after_fitting_saves_and_loads(fitted, tmp_path):
+    """set_params after a fit changes the next fit, not the fitted network: it still saves."""
+    clf, X = fitted["classifier_int_labels"]
+    changed = pickle.loads(pickle.dumps(clf))
+    changed.set_params(depth=10, width=8, early_stopping=False, precision="bf16")
+    loaded = load_model(save_model(changed, tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert (loaded.depth, loaded.width) == (10, 8)
+
+
+def test_labels_too_wide_to_load_are_refused_when_saving():
+    from sklearn_resnet._json_codec import encode_fitted
+
+    with pytest.raises(ValueError, match="more than the 64 MiB the safe format reads back"):
+        encode_fitted("labels", np.array(["x" * 1000] * 20_000), "classes_")

@@ -436,16 +436,17 @@ def test_model_file_that_is_a_pipe_is_refused_without_blocking(folder):
 def test_model_file_linked_to_an_endless_device_is_refused(folder):
     (folder / WEIGHTS_FILE).unlink()
     (folder / WEIGHTS_FILE).symlink_to("/dev/zero")
-    refused(folder, "model.safetensors is a symbolic link")
+    refused(folder, "model.safetensors is not a regular file")
 
 
-@pytest.mark.parametrize("name", [CONFIG_FILE, WEIGHTS_FILE])
-def test_model_file_linked_elsewhere_is_refused(name, folder, tmp_path):
-    """A folder from an archive may hold links to any file of the machine: none is read."""
-    outside = tmp_path / f"outside-{name}"
-    (folder / name).rename(outside)  # the genuine file, moved out of the folder
-    (folder / name).symlink_to(outside)
-    refused(folder, f"{re.escape(name)} is a symbolic link")
+def test_model_files_linked_to_regular_files_elsewhere_load(folder, models, kind, tmp_path):
+    """Model caches and data-versioning tools keep the files elsewhere and link to them."""
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        outside = tmp_path / f"blob-{name}"
+        (folder / name).rename(outside)
+        (folder / name).symlink_to(outside)
+    with silent():
+        assert_same_predictions(load_model(folder), models[kind])
 
 
 def test_unreadable_file_is_refused(folder, monkeypatch):
@@ -610,10 +611,6 @@ HUGE = {
         lambda c: (c["params"].update(depth=10**9 + 1), c["training"].update(depth=10**9 + 1)),
         "depth=1000000001",
     ),
-    "depth_parameter": (
-        lambda c: c["params"].update(depth=10**30),
-        "differs from the 'depth' parameter 1000",
-    ),
     "default_depth": (
         lambda c: (c["params"].update(depth=None), c["training"].update(depth=10**30)),
         r"depth=1000.*(has \d+ residual blocks.*holds fewer|fits no residual CNN)",
@@ -760,41 +757,17 @@ TAMPERED = {
     "width_fitted": (
         "cnn_regressor",
         lambda c: c["fitted"].update(width_=5),
-        "width_ is 5 but the 'width' parameter is 4",
+        r"do not fit the network .*expected \(5, ",
     ),
     "width_fitted_of_default_width": (
         "cnn_regressor",
         lambda c: (c["params"].update(width=None), c["fitted"].update(width_=5)),
         r"do not fit the network .*expected \(5, ",
     ),
-    "depth_of_no_formula": ("cnn_regressor", lambda c: c["params"].update(depth=9), "depth"),
     "depth_of_another_network": (
         "mlp_classifier",
         lambda c: (c["params"].update(depth=6), c["training"].update(depth=6)),
         "do not fit the network",
-    ),
-    "depth_parameter_of_another_network": (
-        "mlp_classifier",
-        lambda c: c["params"].update(depth=6),
-        "training depth 4 differs from the 'depth' parameter 6",
-    ),
-    "precision_fitted": (
-        "mlp_classifier",
-        lambda c: (c["params"].update(precision="32"), c["fitted"].update(precision_="16")),
-        "precision_ is '16' but the 'precision' parameter is '32'",
-    ),
-    "device_fitted": (
-        "mlp_classifier",
-        lambda c: c["fitted"].update(device_="cuda:0", precision_="bf16"),
-        "device_ is 'cuda:0' but the 'device' parameter is 'cpu'",
-    ),
-    "early_stopping_fitted": (
-        "mlp_classifier",
-        lambda c: (
-            c["params"].update(early_stopping=False),
-            c["fitted"].update(early_stopping_=True),
-        ),
-        "early_stopping_ is true but the 'early_stopping' parameter is false",
     ),
     "input_shape_of_bools": (
         "cnn_regressor",
