@@ -99,7 +99,12 @@ def unparsable(name: str, kind: str, data: bytes, exc: BaseException) -> FormatE
 # ---- consistency of the decoded estimator -------------------------------------------------
 def check_fitted(est) -> None:
     """Check that the decoded fitted attributes agree with each other and the parameters."""
-    problems = _architecture_problems(est) + _training_problems(est)
+    problems = _architecture_problems(est)
+    # The parameters are not compared with what they resolved to (precision_, width_,
+    # ...): set_params after a fit changes them for the next fit, and such a model saves
+    # and loads as it is.
+    if est.precision_ not in ("32", "bf16", "16"):
+        problems.append(f"precision_ is {est.precision_!r:.40}, expected '32', 'bf16' or '16'")
     names = getattr(est, "feature_names_in_", None)
     if names is not None and len(names) != est.n_features_in_:
         problems.append("feature_names_in_ does not have n_features_in_ names")
@@ -117,17 +122,6 @@ def check_fitted(est) -> None:
         raise FormatError(
             f"{CONFIG_FILE}: inconsistent fitted attributes: " + "; ".join(problems) + "."
         )
-
-
-def _training_problems(est) -> list[str]:
-    """The resolved precision must be one the estimator knows.
-
-    The parameters are not compared with what they resolved to: ``set_params`` after a
-    fit changes them for the next fit, and such a model saves and loads as it is.
-    """
-    if est.precision_ not in ("32", "bf16", "16"):
-        return [f"precision_ is {est.precision_!r:.40}, expected '32', 'bf16' or '16'"]
-    return []
 
 
 def _architecture_problems(est) -> list[str]:

@@ -55,7 +55,7 @@ from ._load_checks import (
     read_bytes,
     unparsable,
 )
-from .backbones import BACKBONE_DEFAULTS, blocks_for_depth, last_block_prefix
+from .backbones import BACKBONE_DEFAULTS, blocks_for_depth, depth_step, last_block_prefix
 from .concurrency import estimator_lock, folder_lock
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
@@ -235,12 +235,9 @@ def _resolved_depth(estimator) -> int:
 
 def _built_depth(estimator) -> int:
     """The depth of the fitted network itself (``set_params`` may have changed ``depth``)."""
-    module = estimator.module_
-    if estimator.backbone_ == "mlp":
-        return 2 * len(module.blocks) + 2
-    first_stage = module.stages[0]
-    per_block = 3 if getattr(first_stage[0], "expansion", 1) > 1 else 2
-    return len(module.stages) * len(first_stage) * per_block + 2
+    kind, module = estimator.backbone_, estimator.module_
+    n_blocks = len(module.blocks) if kind == "mlp" else len(module.stages[0])
+    return depth_step(kind, estimator.block) * n_blocks + 2
 
 
 # ---- loading ------------------------------------------------------------------------------

@@ -45,12 +45,12 @@ from .search_study import (
     create_study,
     failed_record,
     in_memory,
+    interrupted_record,
     journal_storage,
     quiet_format,
     quiet_optuna,
     resolve_storage,
     results_rows,
-    running_record,
     scoring_key,
     split_record,
     tell,
@@ -330,7 +330,7 @@ class SearchRun:
         self.batch, self.batch_outs = trials, None
         started = time.monotonic()
         try:
-            stub = running_record(
+            stub = interrupted_record(
                 self.n_splits, self._metrics(), search.return_train_score, self.scoring
             )
             for trial in trials:

@@ -50,7 +50,6 @@ __all__ = [
     "quiet_optuna",
     "resolve_storage",
     "results_rows",
-    "running_record",
     "scoring_key",
     "split_record",
     "tell",
@@ -369,20 +368,17 @@ def failed_record(n_splits, metrics, error_score, fit_time, return_train_score, 
     return record
 
 
-def interrupted_record(n_splits, metrics, return_train_score, scoring=None) -> dict:
+def interrupted_record(n_splits, metrics, return_train_score, scoring) -> dict:
     """The record of a failed trial that recorded no results: its worker was killed or
-    its search interrupted. Scores and times are unknown (NaN)."""
+    its search interrupted. Scores and times are unknown (NaN).
+
+    A trial holds it from its start until its results are told, so a trial whose worker
+    dies keeps it, and its row is shown only to searches with the same splits and scoring.
+    """
     record = failed_record(n_splits, metrics, math.nan, math.nan, return_train_score, scoring)
     record["score_time"] = [math.nan] * n_splits
     record["interrupted"] = True
     return record
-
-
-def running_record(n_splits, metrics, return_train_score, scoring) -> dict:
-    """The record a trial holds while it runs: that of an interrupted trial, replaced by
-    its results when they are told. A trial whose worker dies keeps it, so its row is
-    shown only to searches with the same splits and scoring."""
-    return interrupted_record(n_splits, metrics, return_train_score, scoring)
 
 
 def _row_outs(record, state, metrics, return_train_score, fill):

@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from test_reliability_search import INTERVAL, Worker, kill_and_resume
 
 from sklearn_resnet import OptunaSearchCV
-from sklearn_resnet.search_study import RECORD_ATTR, running_record, scoring_key
+from sklearn_resnet.search_study import RECORD_ATTR, interrupted_record, scoring_key
 
 C_SPACE = {"logisticregression__C": FloatDistribution(1e-3, 1e2, log=True)}
 REQUIRE_POSTGRESQL = os.environ.get("SKLEARN_RESNET_REQUIRE_POSTGRESQL") == "1"
@@ -308,7 +308,7 @@ def test_rows_scored_otherwise_are_left_out_of_a_resumed_search(tmp_path, data):
     study = optuna.load_study(study_name="s", storage=url)
     dead = study.ask(C_SPACE)
     metrics, scoring = ["score"], scoring_key(None)
-    dead.set_user_attr(RECORD_ATTR, running_record(2, metrics, False, scoring))
+    dead.set_user_attr(RECORD_ATTR, interrupted_record(2, metrics, False, scoring))
     study.tell(dead, state=optuna.trial.TrialState.FAIL)
 
     log_loss = _search(n_trials=1, scoring="neg_log_loss", **kwargs).fit(X, y)

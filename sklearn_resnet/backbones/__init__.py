@@ -23,6 +23,7 @@ __all__ = [
     "build_backbone",
     "cnn_output_positions",
     "depth_formula",
+    "depth_step",
     "last_block_prefix",
     "nearest_depths",
 ]
@@ -34,11 +35,17 @@ BACKBONE_DEFAULTS = {
 }
 
 
+def depth_step(kind: str, block: str) -> int:
+    """Weight layers that one more block (per stage, for the CNN) adds to the depth.
+
+    Valid depths are ``depth_step * n + 2`` for ``n >= 1`` blocks.
+    """
+    return 2 if kind == "mlp" else cnn_depth_step(block)
+
+
 def depth_formula(kind: str, block: str) -> str:
     """Human-readable depth formula, e.g. ``"6n+2"``."""
-    if kind == "mlp":
-        return "2n+2"
-    return "9n+2" if block == "bottleneck" else "6n+2"
+    return f"{depth_step(kind, block)}n+2"
 
 
 def blocks_for_depth(kind: str, depth: int, block: str) -> int:
@@ -68,7 +75,7 @@ def nearest_depths(kind: str, depth: int, block: str, count: int = 5) -> list[in
     Valid depths are ``step * n + 2`` for ``n >= 1`` (``step`` 2 for the MLP), so the
     neighbours are worked out around ``depth`` however large it is.
     """
-    step = 2 if kind == "mlp" else cnn_depth_step(block)
+    step = depth_step(kind, block)
     n = max(1, round((depth - 2) / step))
     candidates = [step * k + 2 for k in range(max(1, n - count), n + count + 1)]
     return sorted(sorted(candidates, key=lambda d: (abs(d - depth), d))[:count])
