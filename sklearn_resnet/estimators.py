@@ -16,7 +16,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _assert_all_finite,
-    _check_sample_weight,
     _num_samples,
     column_or_1d,
 )
@@ -24,7 +23,7 @@ from sklearn.utils.validation import (
 from . import _docs
 from .base import _BaseResNet
 from .concurrency import estimator_lock
-from .inputs import validate_X
+from .inputs import check_sample_weight, validate_X
 from .sparse_rows import is_sparse
 
 __all__ = ["ResNetClassifier", "ResNetRegressor", "expected_failed_checks"]
@@ -88,6 +87,8 @@ def _balanced_class_weights(n_classes: int, encoded: np.ndarray, sample_weight) 
     sample weights cannot overflow them. A class whose samples all weigh zero gets 1
     (its samples are dropped).
     """
+    if sample_weight is not None and sample_weight.max() > 0:
+        sample_weight = sample_weight / sample_weight.max()  # sums of huge weights overflow
     counts = np.bincount(encoded, weights=sample_weight, minlength=n_classes)
     present = counts > 0
     per_class = np.ones(n_classes)
@@ -108,9 +109,7 @@ def _class_weights(
     """
     if isinstance(class_weight, str) and class_weight == "balanced":
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, y, dtype=np.float64, ensure_non_negative=True
-            )
+            sample_weight = check_sample_weight(sample_weight, y)
         return _balanced_class_weights(len(classes), encoded, sample_weight)
     try:
         per_class = compute_class_weight(class_weight, classes=classes, y=y)

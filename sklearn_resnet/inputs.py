@@ -26,6 +26,7 @@ __all__ = [
     "FAST_PATH_ROWS",
     "check_input_shape",
     "check_predict_X",
+    "check_sample_weight",
     "finite_outputs",
     "float32_batch",
     "resolve_seed",
@@ -343,6 +344,28 @@ def spawn_seeds(seed: int, count: int) -> list[int]:
     return [int(s % (2**63)) for s in state]
 
 
+def check_sample_weight(sample_weight, X) -> np.ndarray:
+    """``sample_weight`` as float64, one non-negative finite weight per sample of ``X``.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, negative or non-finite weights, or numbers too large for a
+        float.
+    """
+    try:
+        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    except OverflowError as error:
+        message = f"sample_weight contains a number too large for a float: {error}."
+        raise ValueError(message) from None
+
+
+def _relative_to_largest(values: np.ndarray) -> np.ndarray:
+    """``values`` divided by their largest (left alone when none is positive)."""
+    largest = values.max()
+    return values / largest if largest > 0 else values
+
+
 def sample_weights(
     sample_weight, X, extra: np.ndarray | None = None, *, as_given: bool = False
 ) -> np.ndarray | None:
@@ -363,13 +386,18 @@ def sample_weights(
     """
     if sample_weight is None and extra is None:
         return None
-    weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    weight = check_sample_weight(sample_weight, X)
+    named = "sample_weight"
     if extra is not None:
-        weight = weight * extra
+        named = "sample_weight times class_weight"
+        if not as_given:  # only the ratios matter, and extreme weights must not overflow
+            weight, extra = _relative_to_largest(weight), _relative_to_largest(extra)
+        with np.errstate(over="ignore"):
+            weight = weight * extra
     if not np.all(np.isfinite(weight)):
-        raise ValueError("sample_weight contains NaN or infinity.")
+        raise ValueError(f"{named} overflows float64; rescale the weights.")
     if not np.any(weight > 0):
-        raise ValueError("sample_weight must contain at least one positive value.")
+        raise ValueError(f"{named} must contain at least one positive value.")
     if as_given:
         if weight.max() > np.finfo(np.float32).max:
             raise ValueError(

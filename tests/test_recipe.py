@@ -201,6 +201,18 @@ def test_balanced_class_weights_take_extreme_but_finite_sample_weights():
         assert np.isfinite(clf.loss_curve_).all()
 
 
+def test_balanced_class_weights_do_not_depend_on_the_scale_of_the_sample_weights():
+    # Summing two weights of 1e308 overflowed: that class got weight 0 and was dropped.
+    from sklearn_resnet.estimators import _balanced_class_weights
+
+    encoded = np.array([0, 0, 0, 1, 1, 1])
+    weight = np.array([1e308, 1e308, 1.0, 1.0, 1.0, 1.0])
+    huge = _balanced_class_weights(2, encoded, weight)
+    tiny = _balanced_class_weights(2, encoded, weight * 1e-300)
+    assert np.all(huge > 0)
+    np.testing.assert_allclose(huge, tiny, rtol=1e-12)
+
+
 def test_partial_fit_keeps_the_weights_of_separate_calls_relative_to_each_other():
     # A stream of one-class chunks: per-call normalisation would erase their weights.
     X, y = make_classification(400, 6, random_state=0)

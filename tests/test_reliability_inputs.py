@@ -462,6 +462,7 @@ WEIGHT_CASES = [
     (np.ones((24, 2)), "Sample weights must be 1D array or scalar"),
     (np.ones(24) + 1j, "Complex data not supported"),
     (np.array(["heavy"] * 24), "could not convert string to float"),
+    ([10**400] * 24, "sample_weight contains a number too large for a float"),
 ]
 
 
@@ -491,6 +492,27 @@ def test_extreme_but_valid_sample_weights_train(Estimator, weight):
     est = Estimator(**MLP).fit(X, y, sample_weight=weight)
     assert np.isfinite(est.loss_curve_).all() and est.loss_curve_[0] > 0
     outputs(est, X)
+
+
+def test_extreme_sample_weights_times_class_weights_train():
+    # Each is finite, but their product overflowed and was blamed on sample_weight.
+    X, y = data(ResNetClassifier)
+    weight = np.where(np.arange(len(y)) == np.flatnonzero(y == y[0])[0], 1e308, 1.0)
+    classes = np.unique(y)
+    class_weight = {label: 2.0 + k for k, label in enumerate(classes)}
+    class_weight[y[0]] = 10.0
+    est = ResNetClassifier(**MLP, class_weight=class_weight).fit(X, y, sample_weight=weight)
+    assert np.isfinite(est.loss_curve_).all() and est.loss_curve_[0] > 0
+
+
+def test_class_weights_that_zero_every_weighted_row_are_named():
+    X, y = data(ResNetClassifier)
+    classes = np.unique(y)
+    class_weight = {label: float(label != y[0]) for label in classes}
+    est = ResNetClassifier(**MLP, class_weight=class_weight)
+    with pytest.raises(ValueError, match="sample_weight times class_weight must contain"):
+        est.fit(X, y, sample_weight=(y == y[0]).astype(float))
+    assert_unfitted(est)
 
 
 def test_a_target_that_outweighs_the_others_by_1e300_trains():
