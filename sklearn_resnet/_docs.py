@@ -102,8 +102,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
 _CLASS_WEIGHT = """\
 class_weight : dict, "balanced" or None, default=None
         Weights per class, as in scikit-learn; multiplied with ``sample_weight``.
-        ``"balanced"`` is computed from the training labels of :meth:`fit`, each
-        counted with its ``sample_weight`` (as in ``LogisticRegression``), and refused
+        ``"balanced"`` is computed from the labels passed to :meth:`fit` (the
+        early-stopping validation rows included, as in ``HistGradientBoostingClassifier``),
+        each counted with its ``sample_weight`` (as in ``LogisticRegression``), and refused
         by ``partial_fit`` (pass a dict of weights computed over all the data).
     label_smoothing : float in [0, 1), default=0.0
         Share of each target's probability spread evenly over all classes in the
@@ -146,8 +147,9 @@ n_features_in_ : int
     loss_curve_ : list of float
         Training loss per epoch.
     validation_scores_ : list of float or None
-        {score} on the held-out set per epoch; ``None`` without early stopping. Epochs
-        added later by ``partial_fit``, which does not validate, hold ``None``.
+        {score} on the held-out set per epoch, weighted by ``sample_weight`` (and
+        ``class_weight``); ``None`` without early stopping. Epochs added later by
+        ``partial_fit``, which does not validate, hold ``None``.
     best_validation_score_ : float or None
         Validation score at ``best_epoch_``."""
 

@@ -538,7 +538,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def validation_scores_(self) -> list[float] | None:
         """Validation accuracy (classifier) or R² (regressor) per epoch.
 
-        ``None`` when the fit held out no validation set (no early stopping).
+        Weighted by the validation rows' weights. ``None`` when the fit held out no
+        validation set (no early stopping).
         """
         scores = [row.get("valid_score") for row in self.history_]
         return None if all(s is None for s in scores) else scores
@@ -553,9 +554,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def best_epoch_(self) -> int:
         """Epoch (1-based) whose weights the model holds.
 
-        The epoch of the lowest validation loss when the last fit used early stopping,
-        else the last one (``partial_fit`` trains on from the current weights). After a
-        divergence or an interrupt, the epoch of the lowest loss before it.
+        The epoch of the lowest validation loss (weighted, with any label smoothing)
+        when the last fit used early stopping, else the last one (``partial_fit`` trains
+        on from the current weights). After a divergence or an interrupt, the epoch of
+        the lowest loss before it.
         """
         history = self.history_
         if "weights_epoch" in history[-1]:
