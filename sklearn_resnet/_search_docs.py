@@ -139,9 +139,10 @@ dead worker's ``RUNNING`` trials ``FAIL``, keeps every completed trial, and adds
 ``cv_results_`` have ``status="FAIL"``, NaN scores and times, and rank last.
 
 Pruning: every fit of a trial (one per fold) reports its validation score after
-each epoch; the trial's intermediate value at an epoch is the mean over the folds
-that reached it, compared by the pruner with other trials at the same epoch. A
-pruned trial's folds stop after their current epoch. With ``n_jobs > 1`` and no
+each epoch, and the pruner judges that fold against the same fold of the other
+trials (scored on as many splits, with the same scoring) at the same epoch; the
+trial's intermediate value at an epoch is the mean over the folds that reached it.
+A pruned trial's folds stop after their current epoch. With ``n_jobs > 1`` and no
 storage, the workers reach the study through a temporary journal file (deleted
 after the fit; ``study_`` is then an in-memory copy).
 

@@ -7,9 +7,11 @@ starts, so fits run one after another (``n_jobs=1``) are numbered as the CV spli
 parallel fits that start at the same moment may swap numbers. After every epoch the
 fit stores its validation score in the trial and the study's pruner judges this fold
 against the same fold of the other trials, at the same epoch (steps are 1-based
-epochs). The trial's own intermediate value at an epoch is the mean over its folds
-that reached it. Once one fold prunes the trial, every fold of the trial stops after
-its current epoch.
+epochs). Only trials scored on as many splits with the same scoring take part, and the
+records a pruner keeps per trial (the rungs of successive halving and Hyperband) are
+kept per fold. The trial's own intermediate value at an epoch is the mean over its
+folds that reached it. Once one fold prunes the trial, every fold of the trial stops
+after its current epoch.
 
 The reports go through the study's storage, so fits running in other processes
 (joblib workers, other machines) reach the same trial: in this process the live study
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from .search_study import RECORD_ATTR
 from .stopping import PRUNED, StopTraining
 from .training import Callback
 
@@ -48,6 +51,10 @@ logger = logging.getLogger("sklearn_resnet")
 PRUNED_ATTR = "sklearn_resnet:pruned"
 #: Prefix of the trial system attributes holding each fold's validation scores.
 FOLD_ATTR = "sklearn_resnet:fold:"
+#: Prefix of the per-fold copies of the attributes pruners keep on a trial; Optuna's
+#: successive halving and Hyperband keep ``completed_rung_<i>`` there.
+_PER_FOLD_ATTR = "sklearn_resnet:fold-attr:"
+_PRUNER_ATTR_PREFIX = "completed_rung_"
 
 _LIVE: dict[str, optuna.Study] = {}
 _LOADED: OrderedDict[str, optuna.Study] = OrderedDict()
@@ -153,27 +160,85 @@ def _fold_curve(trial, index: int) -> dict[int, float] | None:
     return means
 
 
-class _FoldStudy:
-    """The study as the pruner sees it when judging fold ``index``: every trial's
-    intermediate values are its fold ``index`` scores (trials without fold records,
-    e.g. from other tools, keep theirs). Everything else is the study itself."""
+def _comparable(record: dict | None, judged: dict | None) -> bool:
+    """Whether a trial with cross-validation ``record`` was scored like the judged one
+    (as ``results_rows`` decides which trials ``cv_results_`` shows)."""
+    if not record or not judged:  # no record: another tool's trial, or an older release's
+        return True
+    scoring = judged.get("scoring")
+    same_splits = record.get("n_splits") == judged.get("n_splits")
+    return same_splits and record.get("scoring", scoring) == scoring
 
-    def __init__(self, study: optuna.Study, index: int):
-        self._fold_study = study
+
+class _FoldStorage:
+    """The study's storage as a pruner sees it when judging fold ``index``.
+
+    Every trial with fold records shows its fold ``index`` scores as intermediate
+    values and its fold ``index`` pruner records (written back under a per-fold key),
+    so successive halving's rungs are kept per fold. Trials of ours without that fold,
+    or scored on other splits or with another scoring (a resumed study), are left
+    out; trials without fold records (from other tools) are shown as they are.
+    """
+
+    def __init__(self, storage, index: int, judged: dict | None):
+        self._fold_storage = storage
         self._fold_index = index
+        self._judged = judged
+
+    def __getattr__(self, name):
+        return getattr(self._fold_storage, name)
+
+    def _per_fold_key(self, key: str) -> str:
+        return f"{_PER_FOLD_ATTR}{self._fold_index}:{key}"
+
+    def view(self, trial, curve: dict[int, float] | None = None):
+        """``trial`` as seen from this fold (its own curve if ``curve`` is None)."""
+        if curve is None:
+            curve = _fold_curve(trial, self._fold_index)
+        view = copy.copy(trial)
+        view.intermediate_values = curve
+        prefix = self._per_fold_key("")
+        attrs = {k: v for k, v in trial.system_attrs.items() if not _kept_per_fold(k)}
+        attrs.update({k[len(prefix) :]: v for k, v in attrs.items() if k.startswith(prefix)})
+        view.system_attrs = attrs
+        return view
+
+    def _shown(self, trial):
+        if not any(k.startswith(FOLD_ATTR) for k in trial.system_attrs):
+            return trial
+        curve = _fold_curve(trial, self._fold_index)
+        if curve is None or not _comparable(trial.user_attrs.get(RECORD_ATTR), self._judged):
+            return None
+        return self.view(trial, curve)
+
+    def get_all_trials(self, study_id, deepcopy=True, states=None):
+        trials = self._fold_storage.get_all_trials(study_id, deepcopy=False, states=states)
+        shown = [t for t in map(self._shown, trials) if t is not None]
+        return copy.deepcopy(shown) if deepcopy else shown
+
+    def set_trial_system_attr(self, trial_id, key, value):
+        if _kept_per_fold(key):
+            key = self._per_fold_key(key)
+        self._fold_storage.set_trial_system_attr(trial_id, key, value)
+
+
+def _kept_per_fold(key: str) -> bool:
+    return key.startswith(_PRUNER_ATTR_PREFIX)
+
+
+class _FoldStudy:
+    """The study as the pruner sees it when judging one fold: its trials and storage
+    go through a :class:`_FoldStorage`. Everything else is the study itself."""
+
+    def __init__(self, study: optuna.Study, storage: _FoldStorage):
+        self._fold_study = study
+        self._storage = storage
 
     def __getattr__(self, name):
         return getattr(self._fold_study, name)
 
     def get_trials(self, deepcopy: bool = True, states=None):
-        trials = []
-        for trial in self._fold_study.get_trials(deepcopy=False, states=states):
-            curve = _fold_curve(trial, self._fold_index)
-            if curve is not None:
-                trial = copy.copy(trial)
-                trial.intermediate_values = curve
-            trials.append(copy.deepcopy(trial) if deepcopy else trial)
-        return trials
+        return self._storage.get_all_trials(self._study_id, deepcopy=deepcopy, states=states)
 
     @property
     def trials(self):
@@ -203,14 +268,14 @@ def report(study: optuna.Study, trial_id: int, fold: str, scores: list[float]) -
     epoch = len(scores)
     storage.set_trial_system_attr(trial_id, fold, scores)
     trial = storage.get_trial(trial_id)
-    if trial.system_attrs.get(PRUNED_ATTR) is not None:
-        return True
     curves = [v for k, v in trial.system_attrs.items() if k.startswith(FOLD_ATTR)]
     reached = [curve[epoch - 1] for curve in curves if len(curve) >= epoch]
     storage.set_trial_intermediate_value(trial_id, epoch, math.fsum(reached) / len(reached))
-    view = copy.copy(trial)
-    view.intermediate_values = dict(enumerate(scores, start=1))
-    if study.pruner.prune(_FoldStudy(study, _fold_index(fold)), view):
+    if trial.system_attrs.get(PRUNED_ATTR) is not None:
+        return True
+    fold_storage = _FoldStorage(storage, _fold_index(fold), trial.user_attrs.get(RECORD_ATTR))
+    view = fold_storage.view(trial, dict(enumerate(scores, start=1)))
+    if study.pruner.prune(_FoldStudy(study, fold_storage), view):
         storage.set_trial_system_attr(trial_id, PRUNED_ATTR, epoch)
         return True
     return False
@@ -248,9 +313,12 @@ class EpochReporter(Callback):
         self.scores_ = []
 
     def on_epoch_end(self, net, **kwargs):
-        score = net.history[-1].get("valid_score")
+        row = net.history[-1]
+        score = row.get("valid_score")
         if score is None or self.fold_ is None:
             return
+        if not all(math.isfinite(row.get(key, 0.0)) for key in ("train_loss", "valid_loss")):
+            return  # a diverged epoch: the divergence guard ends the fit, as a failure
         study = self.handle.study()
         self.scores_.append(float(score))
         if report(study, self.trial_id, self.fold_, self.scores_):

@@ -23,7 +23,7 @@ from numbers import Integral
 import numpy as np
 from joblib import effective_n_jobs
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.pruners import BasePruner, MedianPruner, NopPruner
+from optuna.pruners import BasePruner, MedianPruner, NopPruner, WilcoxonPruner
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import TrialState
 from sklearn.base import is_classifier
@@ -189,6 +189,16 @@ class SearchRun:
                 f"validation score every epoch (ResNetClassifier, ResNetRegressor, or a "
                 f"Pipeline ending in one); {type(final_step(self.search.estimator)[1]).__name__}"
                 f" does not. Leave pruner=None."
+            )
+        wrapped = pruner
+        while wrapped is not None and not isinstance(wrapped, WilcoxonPruner):
+            wrapped = getattr(wrapped, "_wrapped_pruner", None)  # PatientPruner's
+        if wrapped is not None:
+            raise ValueError(
+                "pruner=WilcoxonPruner() tests a trial's steps as independent evaluations "
+                "(the instances of one objective), but the search reports a learning curve, "
+                "one validation score per epoch, whose steps are not independent. Use "
+                "MedianPruner, PercentilePruner, SuccessiveHalvingPruner or HyperbandPruner."
             )
         return copy.deepcopy(pruner)
 
