@@ -94,6 +94,6 @@ def test_the_wilcoxon_pruner_is_refused_before_any_training(patient):
     X, y = make_classification(60, 4, random_state=0)
     net = ResNetClassifier(max_epochs=2, early_stopping=True, random_state=0)
     search = OptunaSearchCV(net, {"lr": [1e-3, 1e-2]}, n_trials=2, cv=2, pruner=pruner)
-    with pytest.raises(ValueError, match="WilcoxonPruner.* learning curve"):
+    with pytest.raises(ValueError, match=r"WilcoxonPruner.* learning curve"):
         search.fit(X, y)
     assert not hasattr(search, "study_")
