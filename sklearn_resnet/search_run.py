@@ -190,6 +190,15 @@ class SearchRun:
                 f"Pipeline ending in one); {type(final_step(self.search.estimator)[1]).__name__}"
                 f" does not. Leave pruner=None."
             )
+        final = final_step(self.search.estimator)[1]
+        searched = f"{self.prefix}early_stopping" in self.space.distributions
+        if not isinstance(pruner, NopPruner) and final.early_stopping is False and not searched:
+            raise ValueError(
+                f"pruner={type(pruner).__name__}() cannot prune: "
+                f"{type(final).__name__}(early_stopping=False) holds out no validation set, so "
+                "its fits report no score per epoch. Set early_stopping=True (or 'auto', on "
+                "from 200 rows at the default validation_fraction), or leave pruner=None."
+            )
         wrapped = pruner
         while wrapped is not None and not isinstance(wrapped, WilcoxonPruner):
             wrapped = getattr(wrapped, "_wrapped_pruner", None)  # PatientPruner's

@@ -97,3 +97,16 @@ def test_the_wilcoxon_pruner_is_refused_before_any_training(patient):
     with pytest.raises(ValueError, match=r"WilcoxonPruner.* learning curve"):
         search.fit(X, y)
     assert not hasattr(search, "study_")
+
+
+def test_an_explicit_pruner_that_could_never_act_is_refused():
+    X, y = make_classification(60, 4, random_state=0)
+    net = ResNetClassifier(max_epochs=2, early_stopping=False, random_state=0)
+    pruner = optuna.pruners.ThresholdPruner(lower=0.0)  # never prunes a real score
+    search = OptunaSearchCV(net, {"lr": [1e-3, 1e-2]}, n_trials=2, cv=2, pruner=pruner)
+    with pytest.raises(ValueError, match=r"early_stopping=False\) holds out no validation set"):
+        search.fit(X, y)
+    # Searched, or with the default pruner, it is fine.
+    space = {"lr": [1e-3], "early_stopping": [False, True]}
+    OptunaSearchCV(net, space, n_trials=1, cv=2, pruner=pruner, random_state=0).fit(X, y)
+    OptunaSearchCV(net, {"lr": [1e-3]}, n_trials=1, cv=2, random_state=0).fit(X, y)
