@@ -37,6 +37,7 @@ from .cli_data import (
     ESTIMATOR_STEP,
     CommandLineError,
     build_pipeline,
+    category_columns,
     evaluation_scores,
     infer_task,
     model_columns,
@@ -192,7 +193,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     _check_output(args.output)
     model = _load_model(args.model)
-    X = model_columns(model, read_table(args.data))
+    X = model_columns(model, read_table(args.data, category_columns(model)))
     import pandas as pd  # read_table has checked that pandas is there
 
     if args.proba and not hasattr(model, "predict_proba"):
@@ -212,7 +213,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
-    X, y = split_target(read_table(args.data), args.target)
+    X, y = split_target(read_table(args.data, category_columns(model)), args.target)
     for name, value in evaluation_scores(model, model_columns(model, X), y).items():
         print(f"{name}: {value:.4f}")
     unseen = unseen_labels(model, y) if hasattr(model, "predict_proba") else []

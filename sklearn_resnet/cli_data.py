@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_CLASSIFICATION_LEVELS",
+    "MISSING_TOKENS",
     "CommandLineError",
     "build_pipeline",
     "categories_as_text",
+    "category_columns",
     "evaluation_scores",
     "infer_task",
     "model_columns",
@@ -35,6 +37,12 @@ __all__ = [
     "write_table",
 ]
 
+#: Cell texts that mean a missing value in a CSV column of numbers (pandas' defaults but
+#: the empty cell, which is missing everywhere).
+MISSING_TOKENS = frozenset(
+    "#N/A;#N/A N/A;#NA;-1.#IND;-1.#QNAN;-NaN;-nan;1.#IND;1.#QNAN;<NA>;N/A;NA;NULL;NaN;None;"
+    "n/a;nan;null".split(";")
+)
 #: ``--task auto`` treats an integer target with at most this many distinct values as labels.
 MAX_CLASSIFICATION_LEVELS = 20
 #: File endings :func:`read_table` reads (compressed CSV included: pandas infers it).
@@ -59,15 +67,22 @@ def _pandas():
     return pandas
 
 
-def read_table(path) -> pd.DataFrame:
+def read_table(path, text_columns=()) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet file into a DataFrame.
+
+    In CSV and TSV files an empty cell is missing. Tokens such as ``NA``, ``null`` or
+    ``None`` are missing in a column of numbers, and values like any other in a column
+    of text (a class ``"None"``, a region ``"NA"``).
 
     Parameters
     ----------
     path : str or path-like
         ``.csv`` (also ``.csv.gz`` and other compressed CSV), ``.tsv``/``.txt``
-        (tab-separated) or ``.parquet``/``.pq``. Parquet needs ``pyarrow``
-        (``pip install "sklearn-resnet[parquet]"``).
+        (tab-separated, also ``.tsv.gz``) or ``.parquet``/``.pq``. Parquet needs
+        ``pyarrow`` (``pip install "sklearn-resnet[parquet]"``).
+    text_columns : sequence of str, default=()
+        Columns read as text whatever they hold (the ones a model one-hot encodes:
+        ``1`` then stays ``"1"`` next to an empty cell, which would make it ``1.0``).
 
     Returns
     -------
@@ -97,10 +112,15 @@ def read_table(path) -> pd.DataFrame:
     if not path.is_file():
         raise CommandLineError(f"data file {str(path)!r} does not exist.")
     try:
-        if name.endswith(_CSV_SUFFIXES):
-            frame = pd.read_csv(path)
-        elif name.endswith(_TSV_SUFFIXES):
-            frame = pd.read_csv(path, sep="\t")
+        if name.endswith(_CSV_SUFFIXES + _TSV_SUFFIXES):
+            frame = pd.read_csv(
+                path,
+                sep="\t" if name.endswith(_TSV_SUFFIXES) else ",",
+                dtype=dict.fromkeys(text_columns, str) or None,
+                keep_default_na=False,
+                na_values=[""],
+            )
+            frame = _missing_tokens_as_nan(frame, exclude=set(text_columns))
         elif name.endswith(_PARQUET_SUFFIXES):
             frame = pd.read_parquet(path)
         else:
@@ -118,6 +138,26 @@ def read_table(path) -> pd.DataFrame:
         raise CommandLineError(f"cannot read {path.name!r}: {message}") from exc
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise CommandLineError(f"{path.name!r} holds no data rows.")
+    return frame
+
+
+def _missing_tokens_as_nan(frame, exclude):
+    """Columns of numbers holding tokens like ``NA`` as numeric columns with NaN there.
+
+    Columns of text keep the tokens as values. ``exclude`` names columns left as read.
+    """
+    pd = _pandas()
+    for column in frame.columns:
+        values = frame[column]
+        text = values.dtype == object or pd.api.types.is_string_dtype(values)
+        if column in exclude or not text:
+            continue
+        tokens = values.isin(MISSING_TOKENS)
+        if not tokens.any():
+            continue
+        others = values[~tokens & values.notna()]
+        if pd.to_numeric(others, errors="coerce").notna().all():
+            frame[column] = pd.to_numeric(values.mask(tokens), errors="coerce")
     return frame
 
 
@@ -241,6 +281,26 @@ def model_columns(model, X):
             f"{_column_list(X.columns)}."
         )
     return X[list(names)]
+
+
+def category_columns(model) -> list:
+    """The columns a Pipeline from :func:`build_pipeline` one-hot encodes (else none).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_resnet import ResNetClassifier
+    >>> X = pd.DataFrame({"size": [1.0, 2.5, 3.0], "colour": ["red", "blue", "red"]})
+    >>> model = build_pipeline(X, ResNetClassifier(max_epochs=1)).fit(X, [0, 1, 0])
+    >>> category_columns(model)
+    ['colour']
+    """
+    steps = getattr(model, "named_steps", None)
+    preprocess = steps.get("preprocess") if isinstance(steps, dict) else None
+    for name, _, columns in getattr(preprocess, "transformers_", ()):
+        if name == "categorical":
+            return list(columns)
+    return []
 
 
 def unseen_labels(model, y) -> list:

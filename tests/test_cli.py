@@ -135,16 +135,35 @@ def test_category_columns_read_as_another_type_keep_their_categories(tmp_path, c
     variants = {
         "empty colour": test.assign(colour=np.nan),  # read back as float64
         "numeric code": test.assign(code="1"),  # read back as int64
+        "code with a gap": test.assign(code=["1", None, "1", "x", "1", "1"]),
+        "numbers and a gap": test.assign(code=["1", None, "1", "1", "1", "1"]),  # as 1.0, nan
         "flag with a gap": test.assign(flag=[True, None, False, True, False, True]),
     }
     pipeline = joblib.load(model)
     for name, frame in variants.items():
         frame.to_csv(tmp_path / "test.csv", index=False)
         out = tmp_path / "out.csv"
-        assert main(["predict", str(model), str(tmp_path / "test.csv"), "-o", str(out)]) == 0, name
-        expected = pipeline.predict(frame.astype({"code": str}).drop(columns="label"))
-        np.testing.assert_array_equal(pd.read_csv(out)["prediction"], expected, err_msg=name)
+        args = ["predict", str(model), str(tmp_path / "test.csv"), "--proba", "-o", str(out)]
+        assert main(args) == 0, name
+        code = [np.nan if pd.isna(v) else str(v) for v in frame["code"]]
+        expected = pipeline.predict_proba(frame.assign(code=code).drop(columns="label"))
+        written = pd.read_csv(out)[[f"proba_{label}" for label in pipeline.classes_]]
+        np.testing.assert_allclose(written, expected, rtol=1e-12, err_msg=name)
     capsys.readouterr()
+
+
+def test_missing_value_tokens_are_missing_among_numbers_and_values_among_text(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text(
+        "x,region,damage,code\n1.5,NA,None,1\nnull,ASIA,Low,\n2.5,NA,High,2\nNA,EU,None,3\n"
+    )
+    frame = read_table(path)
+    assert frame["x"].dtype == np.float64 and frame["x"].isna().tolist() == [0, 1, 0, 1]
+    assert frame["region"].tolist() == ["NA", "ASIA", "NA", "EU"]  # North America
+    assert frame["damage"].tolist() == ["None", "Low", "High", "None"]  # a class
+    assert frame["code"].tolist()[:1] == [1.0] and frame["code"].isna().tolist()[1]
+    text = read_table(path, text_columns=["code", "absent"])
+    assert text["code"].tolist()[::2] == ["1", "2"] and pd.isna(text["code"][1])
 
 
 def test_evaluate_leaves_out_log_loss_for_labels_the_model_never_saw(data_dir, fitted, capsys):
