@@ -170,7 +170,22 @@ class SearchRun:
         seed = search.random_state
         if seed is not None and not isinstance(seed, Integral):
             seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+        self.seed = seed
         return TPESampler(seed=seed)
+
+    def _continue_sampling(self, study) -> None:
+        """Give a seeded default sampler a stream of its own for a study that has trials.
+
+        Seeded as on the first run, TPE's random start would draw the points it drew
+        then again: continuing a study with the same ``random_state`` repeated its
+        trials. The stream follows from the seed and the number of trials already there,
+        so a continued search is as repeatable as the first.
+        """
+        n_trials = len(study.get_trials(deepcopy=False))
+        if self.search.sampler is not None or self.seed is None or n_trials == 0:
+            return
+        state = np.random.SeedSequence([int(self.seed), n_trials]).generate_state(1)
+        self.sampler = study.sampler = TPESampler(seed=int(state[0]))
 
     def _pruner(self) -> BasePruner:
         pruner = self.search.pruner
@@ -257,6 +272,7 @@ class SearchRun:
             self.heartbeat_interval,
         )
         check_resumable(study, self.space.distributions, self.space.fingerprints(), self.owner)
+        self._continue_sampling(study)
         token = uuid.uuid4().hex
         shared = None if in_memory(self.storage) else self.storage
         handle = StudyHandle(token, study.study_name, shared, self.pruner)

@@ -319,3 +319,23 @@ def test_rows_scored_otherwise_are_left_out_of_a_resumed_search(tmp_path, data):
     same = _search(n_trials=1, **kwargs).fit(X, y)
     assert list(same.cv_results_["trial_number"]) == [0, 1, 2, 5]
     assert list(same.cv_results_["status"]) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_continuing_a_study_with_the_same_seed_draws_new_trials_repeatably(data, tmp_path):
+    # Seeded as on the first run, TPE's random start drew the first run's points again.
+    def run(path):
+        settings = dict(storage=str(path), study_name="s", load_if_exists=True, random_state=0)
+        OptunaSearchCV(_logreg(), C_SPACE, n_trials=3, cv=2, **settings).fit(*data)
+        study = optuna.load_study(
+            study_name="s",
+            storage=optuna.storages.JournalStorage(
+                optuna.storages.journal.JournalFileBackend(str(path))
+            ),
+        )
+        return [t.params["logisticregression__C"] for t in study.trials]
+
+    first = run(tmp_path / "a.log")
+    shutil.copy(tmp_path / "a.log", tmp_path / "b.log")
+    continued = run(tmp_path / "a.log")
+    assert continued[:3] == first and len(set(continued)) == 6
+    assert run(tmp_path / "b.log") == continued  # a continued search is repeatable
