@@ -48,6 +48,7 @@ from .cli_data import (
     write_table,
 )
 from .paths import unwritable_file
+from .stopping import interrupts_propagate
 
 __all__ = ["build_parser", "main"]
 
@@ -63,6 +64,21 @@ _STUDY_ATTR = "sklearn_resnet_cli"
 def _verbosity(args: argparse.Namespace) -> int:
     """Progress bars on a terminal: 1 when standard error is a TTY, unless ``--quiet``."""
     return 0 if args.quiet else int(sys.stderr.isatty())
+
+
+def _int_at_least(low: int):
+    """An argparse type: an integer of at least ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _estimator(task: str, args: argparse.Namespace, *, verbose: int):
@@ -82,6 +98,27 @@ def _check_output(path: str | None) -> None:
         raise CommandLineError(f"cannot write {path!r}: {problem}.")
 
 
+def _check_search_arguments(search, scoring: str | None) -> None:
+    """Refuse an unknown scorer (with the nearest names) or another invalid argument."""
+    import difflib
+
+    from sklearn.metrics import get_scorer_names
+
+    names = get_scorer_names()
+    if scoring is not None and scoring not in names:
+        close = difflib.get_close_matches(scoring, names, n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see get_scorer_names()"
+        raise CommandLineError(f"--scoring {scoring!r} is not a scikit-learn scorer; {hint}")
+    try:
+        search._validate_params()
+    except ValueError as exc:
+        raise CommandLineError(str(exc)) from None
+
+
+#: The scoring a search without ``--scoring`` uses: the estimator's ``score``.
+_DEFAULT_SCORING = {"classification": "accuracy", "regression": "r2"}
+
+
 def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     """Record what a named study in ``--storage`` searches; refuse one that searched other data.
 
@@ -96,7 +133,7 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     wanted = {
         "target": args.target,
         "task": task,
-        "scoring": args.scoring,
+        "scoring": args.scoring or _DEFAULT_SCORING[task],
         "columns": [str(column) for column in X.columns],
     }
     with quiet_optuna(_verbosity(args) == 0):
@@ -104,6 +141,8 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
             resolve_storage(args.storage), args.study_name, True, sampler=None, pruner=None
         )
     recorded = study.user_attrs.get(_STUDY_ATTR)
+    if recorded is not None and recorded.get("scoring") is None:  # an earlier release's
+        recorded = {**recorded, "scoring": _DEFAULT_SCORING.get(recorded.get("task"))}
     if recorded is None:
         study.set_user_attr(_STUDY_ATTR, wanted)
     elif recorded != wanted:
@@ -244,14 +283,14 @@ def _tune(args: argparse.Namespace) -> int:
     X, y, task = _training_data(args)
     estimator = _estimator(task, args, verbose=0)
     model = build_pipeline(X, estimator)
-    _check_fixed_settings(model, X, y, task)
-    _claim_stored_study(args, task, X)
     search = OptunaSearchCV(
         model,
         param_distributions=_search_space(estimator, fixed=parse_settings(args.set, estimator)),
         n_trials=args.n_trials,
         cv=args.cv,
-        scoring=args.scoring,
+        # The estimator's own score is the default scorer's: one scoring for both, so a
+        # study continued with or without it keeps its rows.
+        scoring=None if args.scoring == _DEFAULT_SCORING[task] else args.scoring,
         n_jobs=args.n_jobs,
         storage=args.storage,
         study_name=args.study_name,
@@ -259,6 +298,10 @@ def _tune(args: argparse.Namespace) -> int:
         random_state=args.random_state,
         verbose=_verbosity(args),
     )
+    # Cheapest first: the search's own arguments, the stored study, then one epoch.
+    _check_search_arguments(search, args.scoring)
+    _claim_stored_study(args, task, X)
+    _check_fixed_settings(model, X, y, task)
     search.fit(X, y)
     n_trials = len(search.study_.trials)
     print(f"Best cross-validated score: {search.best_score_:.4f} ({n_trials} trials in the study)")
@@ -415,8 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="search hyper-parameters with Optuna")
     _add_training_options(tune)
-    tune.add_argument("--n-trials", type=int, required=True, help="trials to run here")
-    tune.add_argument("--cv", type=int, default=5, help="cross-validation folds (default 5)")
+    tune.add_argument("--n-trials", type=_int_at_least(1), required=True, help="trials to run here")
+    tune.add_argument(
+        "--cv", type=_int_at_least(2), default=5, help="cross-validation folds (default 5)"
+    )
     tune.add_argument("--scoring", help="scikit-learn scoring name (default: model's score)")
     tune.add_argument(
         "--n-jobs", type=int, default=None, help="trials evaluated at a time, in parallel processes"
@@ -427,11 +472,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(run=_tune)
 
     demo = commands.add_parser("demo", help="train, save and reload a model on digits")
-    demo.add_argument("--cv", type=int, default=3, help="cross-validation folds (default 3)")
-    demo.add_argument("--max-epochs", type=int, default=40, help="epochs per fit (default 40)")
+    demo.add_argument(
+        "--cv", type=_int_at_least(2), default=3, help="cross-validation folds (default 3)"
+    )
+    demo.add_argument(
+        "--max-epochs", type=_int_at_least(1), default=40, help="epochs per fit (default 40)"
+    )
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     demo.add_argument(
-        "--n-trials", type=int, default=8, help="trials of the search step; 0 skips it (default 8)"
+        "--n-trials",
+        type=_int_at_least(0),
+        default=8,
+        help="trials of the search step; 0 skips it (default 8)",
     )
     demo.add_argument("-o", "--output", help="where to save the model (default: a temp dir)")
     demo.set_defaults(run=_demo)
@@ -462,7 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        # Ctrl-C ends the command (exit 130) rather than only the fit it stops, which
+        # would save or score a half-trained model.
+        with warnings.catch_warnings(), interrupts_propagate():
             # One line per warning, like the errors, instead of Python's source location
             # (which names the console script or runpy).
             warnings.showwarning = partial(_show_warning, command=args.command)

@@ -227,7 +227,9 @@ def split_target(frame, target: str):
     (['x'], ['a', 'b'])
     """
     if target not in frame.columns:
-        raise CommandLineError(f"no target column {target!r}; {_column_list(frame.columns)}.")
+        padded = [c for c in frame.columns if isinstance(c, str) and c.strip() == target.strip()]
+        hint = f" (did you mean {padded[0]!r}, with its spaces?)" if padded else ""
+        raise CommandLineError(f"no target column {target!r}{hint}; {_column_list(frame.columns)}.")
     y = frame[target]
     if y.isna().any():
         raise CommandLineError(
@@ -240,9 +242,15 @@ def split_target(frame, target: str):
     return X, y
 
 
+def _name(name) -> str:
+    """A column name as shown in messages: quoted when spaces around it would be lost."""
+    text = str(name)
+    return repr(text) if not text or text != text.strip() else text
+
+
 def _names(names, limit: int = 20) -> str:
     """``"a, b, c"``: the first ``limit`` of ``names`` and how many more."""
-    shown = ", ".join(map(str, names[:limit]))
+    shown = ", ".join(map(_name, names[:limit]))
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 

@@ -514,6 +514,34 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
     err = capfd.readouterr().err
     assert "searched another target and columns" in err and "another --study-name" in err
     assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
+    # A mistyped scorer is refused before the study records it; the default scorer,
+    # named or not, is one scoring.
+    assert main([*base, "--n-trials", "1", "--scoring", "acuracy"]) == 2
+    assert "is not a scikit-learn scorer; did you mean accuracy" in capfd.readouterr().err
+    assert main([*base, "--n-trials", "1", "--scoring", "accuracy"]) == 0
+    assert "(4 trials in the study)" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["tune", "x.csv", "--target", "y", "--n-trials", "0"], "--n-trials: must be at least 1"),
+        (["tune", "x.csv", "--target", "y", "--n-trials", "2", "--cv", "1"], "at least 2, got 1"),
+        (["demo", "--max-epochs", "0"], "--max-epochs: must be at least 1, got 0"),
+        (["demo", "--n-trials", "-1"], "--n-trials: must be at least 0, got -1"),
+        (["demo", "--cv", "three"], "'three' is not an integer"),
+    ],
+)
+def test_counts_out_of_range_are_refused_by_the_parser(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_target_name_without_its_spaces_is_pointed_to_them(tmp_path):
+    (tmp_path / "spaces.csv").write_text("a, label\n1, x\n2, y\n")
+    with pytest.raises(CommandLineError, match="did you mean ' label', with its spaces"):
+        split_target(read_table(tmp_path / "spaces.csv"), "label")
 
 
 def test_tune_checks_its_fixed_settings_on_a_few_rows_for_either_task(monkeypatch):
@@ -572,3 +600,21 @@ def test_demo_cross_validates_saves_reloads_and_searches(tmp_path, capsys):
     assert "Best of 2 trials (" in out and "test accuracy 0." in out
     reloaded = joblib.load(model)
     assert reloaded[-1].n_iter_ == 2
+
+
+def test_ctrl_c_during_fit_saves_nothing_and_exits_130(data_dir, tmp_path, monkeypatch, capsys):
+    # The fit used to keep its finished epochs: the command saved a half-trained model
+    # and exited 0, so `fit && deploy` shipped it.
+    from conftest import InterruptAt
+
+    import sklearn_resnet.cli as cli
+
+    build = cli._estimator
+    monkeypatch.setattr(
+        cli, "_estimator", lambda *a, **k: build(*a, **k).set_params(callbacks=[InterruptAt(2)])
+    )
+    model = tmp_path / "model.joblib"
+    args = ["fit", str(data_dir / "train.csv"), "--target", "label", *FAST, "-o", str(model)]
+    assert main(args) == 130
+    assert not model.exists()
+    assert "interrupted" in capsys.readouterr().err
