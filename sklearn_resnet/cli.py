@@ -38,6 +38,8 @@ from .cli_data import (
     CommandLineError,
     build_pipeline,
     category_columns,
+    check_number_columns,
+    check_numbers,
     evaluation_scores,
     infer_task,
     model_columns,
@@ -179,6 +181,13 @@ def _training_data(args: argparse.Namespace):
     _check_output(args.output)
     X, y = split_target(read_table(args.data), args.target)
     task = infer_task(y) if args.task == "auto" else args.task
+    if task == "regression":
+        check_numbers(y, f"target column {args.target!r}", "--task regression needs numbers")
+    if getattr(args, "study_name", None) is not None and args.storage is None:
+        raise CommandLineError(
+            "--study-name names a study in --storage; without a storage the study lives in "
+            "memory and ends with the run. Add --storage (a journal file or a database URL)."
+        )
     return X, y, task
 
 
@@ -233,6 +242,7 @@ def _predict(args: argparse.Namespace) -> int:
     _check_output(args.output)
     model = _load_model(args.model)
     X = model_columns(model, read_table(args.data, category_columns(model)))
+    check_number_columns(model, X)
     import pandas as pd  # read_table has checked that pandas is there
 
     if args.proba and not hasattr(model, "predict_proba"):
@@ -253,6 +263,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     X, y = split_target(read_table(args.data, category_columns(model)), args.target)
+    check_number_columns(model, model_columns(model, X))
     for name, value in evaluation_scores(model, model_columns(model, X), y).items():
         print(f"{name}: {value:.4f}")
     unseen = unseen_labels(model, y) if hasattr(model, "predict_proba") else []

@@ -27,6 +27,8 @@ __all__ = [
     "build_pipeline",
     "categories_as_text",
     "category_columns",
+    "check_number_columns",
+    "check_numbers",
     "evaluation_scores",
     "infer_task",
     "model_columns",
@@ -135,9 +137,22 @@ def read_table(path, text_columns=()) -> pd.DataFrame:
         if isinstance(exc, CommandLineError):
             raise
         message = " ".join(str(exc).split())
+        if "Error tokenizing data" in message:
+            message += " (.csv files are read as comma-separated, .tsv and .txt as tab-separated)"
         raise CommandLineError(f"cannot read {path.name!r}: {message}") from exc
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise CommandLineError(f"{path.name!r} holds no data rows.")
+    other = {";": "semicolons", "\t": "tabs", ",": "commas", "|": "bars"}
+    if frame.shape[1] == 1 and name.endswith(_CSV_SUFFIXES + _TSV_SUFFIXES):
+        expected = "\t" if name.endswith(_TSV_SUFFIXES) else ","
+        found = [sep for sep in other if sep != expected and sep in str(frame.columns[0])]
+        if found:
+            kind = "tab-separated" if expected == "\t" else "comma-separated"
+            raise CommandLineError(
+                f"{path.name!r} reads as a single column, {str(frame.columns[0])[:60]!r}: its "
+                f"header is separated by {other[found[0]]}, but {path.suffix or 'such'} files "
+                f"are read as {kind} (.csv: commas; .tsv, .txt: tabs)."
+            )
     return frame
 
 
@@ -289,6 +304,41 @@ def model_columns(model, X):
             f"{_column_list(X.columns)}."
         )
     return X[list(names)]
+
+
+def check_numbers(values, what: str, why: str) -> None:
+    """Refuse a column that should hold numbers, naming a value that is not one.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> try:
+    ...     check_numbers(pd.Series(["1.5", "?"]), "column 'size'", "the model read numbers")
+    ... except CommandLineError as error:
+    ...     print(error)
+    column 'size' holds '?', not a number; the model read numbers.
+    """
+    pd = _pandas()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return
+    present = values[values.notna()]
+    bad = present[pd.to_numeric(present, errors="coerce").isna()]
+    if len(bad) or pd.api.types.is_bool_dtype(values):
+        example = bad.iloc[0] if len(bad) else present.iloc[0]
+        raise CommandLineError(f"{what} holds {example!r}, not a number; {why}.")
+
+
+def check_number_columns(model, X) -> None:
+    """Refuse text in the columns a Pipeline from :func:`build_pipeline` reads as numbers."""
+    steps = getattr(model, "named_steps", None)
+    preprocess = steps.get("preprocess") if isinstance(steps, dict) else None
+    for name, _, columns in getattr(preprocess, "transformers_", ()):
+        if name == "numeric":
+            for column in columns:
+                if column in X.columns:
+                    check_numbers(
+                        X[column], f"column {column!r}", "the model was trained on numbers there"
+                    )
 
 
 def category_columns(model) -> list:
@@ -494,7 +544,10 @@ def build_pipeline(X, estimator) -> Pipeline:
     categorical = [col for col in X.columns if col not in numeric]
     transformers = []
     if numeric:
-        scale = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        # A column empty throughout training is kept (as zeros), not dropped with a
+        # warning at every later predict.
+        impute = SimpleImputer(strategy="median", keep_empty_features=True)
+        scale = make_pipeline(impute, StandardScaler())
         transformers.append(("numeric", scale, numeric))
     if categorical:
         encode = make_pipeline(

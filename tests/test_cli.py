@@ -420,6 +420,19 @@ def test_read_table_refuses_unknown_file_types(tmp_path):
             ["tune", "{dir}/train.csv", "--target", "label", "--n-trials", "2", "--set", "depth=5"],
             "cannot train with these settings: The 'depth' parameter",
         ),
+        (["predict", "{dir}/model.joblib", "{tmp}/text.csv"], "column 'size' holds '?', not a"),
+        (
+            ["fit", "{dir}/train.csv", "--target=label", "--task=regression", "-o={tmp}/m.joblib"],
+            "target column 'label' holds 'no', not a number; --task regression needs numbers",
+        ),
+        (
+            ["tune", "{dir}/train.csv", "--target", "label", "--n-trials=1", "--study-name=s"],
+            "--study-name names a study in --storage",
+        ),
+        (
+            ["fit", "{tmp}/semicolons.csv", "--target", "c", "-o", "{tmp}/m.joblib"],
+            "header is separated by semicolons",
+        ),
     ],
     ids=[
         "target",
@@ -437,11 +450,17 @@ def test_read_table_refuses_unknown_file_types(tmp_path):
         "data-is-dir",
         "demo-out-dir",
         "tune-bad-setting",
+        "text-among-numbers",
+        "text-regression-target",
+        "study-without-storage",
+        "semicolons",
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, data_dir, fitted, tmp_path, capsys):
     (tmp_path / "broken.csv").write_bytes(b'a,b\n1,"2\n')  # an unterminated quote
     (tmp_path / "other.csv").write_text("size,colour\n0.5,red\n")  # no "weight" column
+    (tmp_path / "text.csv").write_text("size,weight,colour\n?,2.0,red\n")
+    (tmp_path / "semicolons.csv").write_text("a;b;c\n1;2;x\n")
     (tmp_path / "saved").mkdir()
     (tmp_path / "saved" / "config.json").write_text("{}")  # the mark of a save_model folder
     argv = [arg.format(dir=data_dir, tmp=tmp_path) for arg in args]
@@ -536,6 +555,16 @@ def test_counts_out_of_range_are_refused_by_the_parser(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_column_empty_throughout_training_is_kept_without_warnings(tmp_path, capsys):
+    frame = _table(60).drop(columns="price").assign(empty=np.nan)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "model.joblib"
+    args = ["fit", str(tmp_path / "train.csv"), "--target", "label", *FAST, "-o", str(model)]
+    assert main(args) == 0
+    assert main(["predict", str(model), str(tmp_path / "train.csv")]) == 0
+    assert capsys.readouterr().err == ""  # no "Skipping features without any observed values"
 
 
 def test_a_target_name_without_its_spaces_is_pointed_to_them(tmp_path):
