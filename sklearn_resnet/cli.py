@@ -40,6 +40,7 @@ from .cli_data import (
     category_columns,
     check_number_columns,
     check_numbers,
+    drop_columns,
     evaluation_scores,
     infer_task,
     model_columns,
@@ -180,6 +181,7 @@ def _check_fixed_settings(model, X, y, task: str) -> None:
 def _training_data(args: argparse.Namespace):
     _check_output(args.output)
     X, y = split_target(read_table(args.data), args.target)
+    X = drop_columns(X, args.drop, args.target)
     task = infer_task(y) if args.task == "auto" else args.task
     if task == "regression":
         check_numbers(y, f"target column {args.target!r}", "--task regression needs numbers")
@@ -411,6 +413,13 @@ def _info(args: argparse.Namespace) -> int:
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help=f"training table: {_TABLE_TYPES}")
     parser.add_argument("--target", required=True, help="name of the target column")
+    parser.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="a column not to train on, e.g. an ID (repeatable)",
+    )
     parser.add_argument(
         "--task",
         choices=["auto", "classification", "regression"],

@@ -29,6 +29,7 @@ __all__ = [
     "category_columns",
     "check_number_columns",
     "check_numbers",
+    "drop_columns",
     "evaluation_scores",
     "infer_task",
     "model_columns",
@@ -255,6 +256,29 @@ def split_target(frame, target: str):
     if X.shape[1] == 0:
         raise CommandLineError(f"the data has no feature columns besides {target!r}.")
     return X, y
+
+
+def drop_columns(X, names, target: str):
+    """``X`` without the columns ``names`` (``--drop``), each of which must be there.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> list(drop_columns(pd.DataFrame({"id": [1], "x": [2.0]}), ["id"], "y").columns)
+    ['x']
+    """
+    if target in names:
+        raise CommandLineError(f"--drop {target!r} names the target column.")
+    missing = [name for name in names if name not in X.columns]
+    if missing:
+        raise CommandLineError(
+            f"--drop names {len(missing)} column(s) the data lacks: {_names(missing)}; "
+            f"{_column_list(X.columns)}."
+        )
+    X = X.drop(columns=list(dict.fromkeys(names)))
+    if X.shape[1] == 0:
+        raise CommandLineError("--drop leaves no feature column to train on.")
+    return X
 
 
 def _name(name) -> str:

@@ -567,6 +567,17 @@ def test_a_column_empty_throughout_training_is_kept_without_warnings(tmp_path, c
     assert capsys.readouterr().err == ""  # no "Skipping features without any observed values"
 
 
+def test_dropped_columns_are_not_trained_on_and_ignored_when_predicting(data_dir, tmp_path, capsys):
+    model = tmp_path / "model.joblib"
+    args = ["fit", str(data_dir / "train.csv"), "--target", "label", *FAST, "-o", str(model)]
+    assert main([*args, "--drop", "weight", "--drop", "colour"]) == 0
+    assert list(joblib.load(model).feature_names_in_) == ["size"]
+    assert main(["predict", str(model), str(data_dir / "test.csv")]) == 0
+    for drop, message in [("nope", "the data lacks: nope"), ("label", "names the target")]:
+        assert main([*args[:4], "--drop", drop, "-o", str(model)]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_a_target_name_without_its_spaces_is_pointed_to_them(tmp_path):
     (tmp_path / "spaces.csv").write_text("a, label\n1, x\n2, y\n")
     with pytest.raises(CommandLineError, match="did you mean ' label', with its spaces"):
