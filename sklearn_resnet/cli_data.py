@@ -354,15 +354,19 @@ def check_numbers(values, what: str, why: str) -> None:
 
 def check_number_columns(model, X) -> None:
     """Refuse text in the columns a Pipeline from :func:`build_pipeline` reads as numbers."""
+    for column in _preprocessed_columns(model, "numeric"):
+        if column in X.columns:
+            check_numbers(X[column], f"column {column!r}", "the model was trained on numbers there")
+
+
+def _preprocessed_columns(model, kind: str) -> list:
+    """The columns of the ``kind`` part of a :func:`build_pipeline` model (else none)."""
     steps = getattr(model, "named_steps", None)
     preprocess = steps.get("preprocess") if isinstance(steps, dict) else None
     for name, _, columns in getattr(preprocess, "transformers_", ()):
-        if name == "numeric":
-            for column in columns:
-                if column in X.columns:
-                    check_numbers(
-                        X[column], f"column {column!r}", "the model was trained on numbers there"
-                    )
+        if name == kind:
+            return list(columns)
+    return []
 
 
 def category_columns(model) -> list:
@@ -377,12 +381,7 @@ def category_columns(model) -> list:
     >>> category_columns(model)
     ['colour']
     """
-    steps = getattr(model, "named_steps", None)
-    preprocess = steps.get("preprocess") if isinstance(steps, dict) else None
-    for name, _, columns in getattr(preprocess, "transformers_", ()):
-        if name == "categorical":
-            return list(columns)
-    return []
+    return _preprocessed_columns(model, "categorical")
 
 
 def unseen_labels(model, y) -> list:
