@@ -37,12 +37,12 @@ from .cli_data import (
     ESTIMATOR_STEP,
     CommandLineError,
     build_pipeline,
-    category_columns,
     check_number_columns,
     check_numbers,
     drop_columns,
     evaluation_scores,
     infer_task,
+    match_categories,
     model_columns,
     parse_settings,
     read_table,
@@ -118,10 +118,6 @@ def _check_search_arguments(search, scoring: str | None) -> None:
         raise CommandLineError(str(exc)) from None
 
 
-#: The scoring a search without ``--scoring`` uses: the estimator's ``score``.
-_DEFAULT_SCORING = {"classification": "accuracy", "regression": "r2"}
-
-
 def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     """Record what a named study in ``--storage`` searches; refuse one that searched other data.
 
@@ -136,7 +132,7 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     wanted = {
         "target": args.target,
         "task": task,
-        "scoring": args.scoring or _DEFAULT_SCORING[task],
+        "scoring": args.scoring,
         "columns": [str(column) for column in X.columns],
     }
     with quiet_optuna(_verbosity(args) == 0):
@@ -144,8 +140,6 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
             resolve_storage(args.storage), args.study_name, True, sampler=None, pruner=None
         )
     recorded = study.user_attrs.get(_STUDY_ATTR)
-    if recorded is not None and recorded.get("scoring") is None:  # an earlier release's
-        recorded = {**recorded, "scoring": _DEFAULT_SCORING.get(recorded.get("task"))}
     if recorded is None:
         study.set_user_attr(_STUDY_ATTR, wanted)
     elif recorded != wanted:
@@ -243,7 +237,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     _check_output(args.output)
     model = _load_model(args.model)
-    X = model_columns(model, read_table(args.data, category_columns(model)))
+    X = match_categories(model, model_columns(model, read_table(args.data)))
     check_number_columns(model, X)
     import pandas as pd  # read_table has checked that pandas is there
 
@@ -264,9 +258,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
-    X, y = split_target(read_table(args.data, category_columns(model)), args.target)
-    check_number_columns(model, model_columns(model, X))
-    for name, value in evaluation_scores(model, model_columns(model, X), y).items():
+    X, y = split_target(read_table(args.data), args.target)
+    X = match_categories(model, model_columns(model, X))
+    check_number_columns(model, X)
+    for name, value in evaluation_scores(model, X, y).items():
         print(f"{name}: {value:.4f}")
     unseen = unseen_labels(model, y) if hasattr(model, "predict_proba") else []
     if unseen:
@@ -301,9 +296,7 @@ def _tune(args: argparse.Namespace) -> int:
         param_distributions=_search_space(estimator, fixed=parse_settings(args.set, estimator)),
         n_trials=args.n_trials,
         cv=args.cv,
-        # The estimator's own score is the default scorer's: one scoring for both, so a
-        # study continued with or without it keeps its rows.
-        scoring=None if args.scoring == _DEFAULT_SCORING[task] else args.scoring,
+        scoring=args.scoring,
         n_jobs=args.n_jobs,
         storage=args.storage,
         study_name=args.study_name,

@@ -8,6 +8,8 @@ Python gives exactly the model the command line trains.
 from __future__ import annotations
 
 import ast
+import math
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,12 +28,12 @@ __all__ = [
     "CommandLineError",
     "build_pipeline",
     "categories_as_text",
-    "category_columns",
     "check_number_columns",
     "check_numbers",
     "drop_columns",
     "evaluation_scores",
     "infer_task",
+    "match_categories",
     "model_columns",
     "parse_settings",
     "read_table",
@@ -70,7 +72,7 @@ def _pandas():
     return pandas
 
 
-def read_table(path, text_columns=()) -> pd.DataFrame:
+def read_table(path) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet file into a DataFrame.
 
     In CSV and TSV files an empty cell is missing. Tokens such as ``NA``, ``null`` or
@@ -83,9 +85,6 @@ def read_table(path, text_columns=()) -> pd.DataFrame:
         ``.csv`` (also ``.csv.gz`` and other compressed CSV), ``.tsv``/``.txt``
         (tab-separated, also ``.tsv.gz``) or ``.parquet``/``.pq``. Parquet needs
         ``pyarrow`` (``pip install "sklearn-resnet[parquet]"``).
-    text_columns : sequence of str, default=()
-        Columns read as text whatever they hold (the ones a model one-hot encodes:
-        ``1`` then stays ``"1"`` next to an empty cell, which would make it ``1.0``).
 
     Returns
     -------
@@ -119,11 +118,10 @@ def read_table(path, text_columns=()) -> pd.DataFrame:
             frame = pd.read_csv(
                 path,
                 sep="\t" if name.endswith(_TSV_SUFFIXES) else ",",
-                dtype=dict.fromkeys(text_columns, str) or None,
                 keep_default_na=False,
                 na_values=[""],
             )
-            frame = _missing_tokens_as_nan(frame, exclude=set(text_columns))
+            frame = _missing_tokens_as_nan(frame)
         elif name.endswith(_PARQUET_SUFFIXES):
             frame = pd.read_parquet(path)
         else:
@@ -138,35 +136,36 @@ def read_table(path, text_columns=()) -> pd.DataFrame:
         if isinstance(exc, CommandLineError):
             raise
         message = " ".join(str(exc).split())
-        if "Error tokenizing data" in message:
+        if "Error tokenizing data" in message and "Expected" in message:
             message += " (.csv files are read as comma-separated, .tsv and .txt as tab-separated)"
         raise CommandLineError(f"cannot read {path.name!r}: {message}") from exc
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise CommandLineError(f"{path.name!r} holds no data rows.")
-    other = {";": "semicolons", "\t": "tabs", ",": "commas", "|": "bars"}
+    # A header separated otherwise reads as one column (commas are legal in a TSV name).
+    other = {";": "semicolons", "\t": "tabs", "|": "bars"}
     if frame.shape[1] == 1 and name.endswith(_CSV_SUFFIXES + _TSV_SUFFIXES):
-        expected = "\t" if name.endswith(_TSV_SUFFIXES) else ","
-        found = [sep for sep in other if sep != expected and sep in str(frame.columns[0])]
+        tsv = name.endswith(_TSV_SUFFIXES)
+        found = [sep for sep in other if sep != "\t" or not tsv]
+        found = [sep for sep in found if sep in str(frame.columns[0])]
         if found:
-            kind = "tab-separated" if expected == "\t" else "comma-separated"
+            kind = ".tsv and .txt files are read as tab" if tsv else ".csv files are read as comma"
             raise CommandLineError(
                 f"{path.name!r} reads as a single column, {str(frame.columns[0])[:60]!r}: its "
-                f"header is separated by {other[found[0]]}, but {path.suffix or 'such'} files "
-                f"are read as {kind} (.csv: commas; .tsv, .txt: tabs)."
+                f"header is separated by {other[found[0]]}, but {kind}-separated."
             )
     return frame
 
 
-def _missing_tokens_as_nan(frame, exclude):
+def _missing_tokens_as_nan(frame):
     """Columns of numbers holding tokens like ``NA`` as numeric columns with NaN there.
 
-    Columns of text keep the tokens as values. ``exclude`` names columns left as read.
+    Columns of text keep the tokens as values.
     """
     pd = _pandas()
     for column in frame.columns:
         values = frame[column]
         text = values.dtype == object or pd.api.types.is_string_dtype(values)
-        if column in exclude or not text:
+        if not text:
             continue
         tokens = values.isin(MISSING_TOKENS)
         if not tokens.any():
@@ -244,7 +243,7 @@ def split_target(frame, target: str):
     """
     if target not in frame.columns:
         padded = [c for c in frame.columns if isinstance(c, str) and c.strip() == target.strip()]
-        hint = f" (did you mean {padded[0]!r}, with its spaces?)" if padded else ""
+        hint = f" (did you mean {padded[0]!r}?)" if padded else ""
         raise CommandLineError(f"no target column {target!r}{hint}; {_column_list(frame.columns)}.")
     y = frame[target]
     if y.isna().any():
@@ -345,7 +344,7 @@ def check_numbers(values, what: str, why: str) -> None:
     pd = _pandas()
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return
-    present = values[values.notna()]
+    present = values[values.notna() & ~values.isin(MISSING_TOKENS)]
     bad = present[pd.to_numeric(present, errors="coerce").isna()]
     if len(bad) or pd.api.types.is_bool_dtype(values):
         example = bad.iloc[0] if len(bad) else present.iloc[0]
@@ -359,29 +358,65 @@ def check_number_columns(model, X) -> None:
             check_numbers(X[column], f"column {column!r}", "the model was trained on numbers there")
 
 
-def _preprocessed_columns(model, kind: str) -> list:
-    """The columns of the ``kind`` part of a :func:`build_pipeline` model (else none)."""
+def _preprocessed(model, kind: str):
+    """The ``kind`` part of a :func:`build_pipeline` model and its column names, else
+    ``(None, [])`` (a model of another shape, say a user's own Pipeline)."""
     steps = getattr(model, "named_steps", None)
     preprocess = steps.get("preprocess") if isinstance(steps, dict) else None
-    for name, _, columns in getattr(preprocess, "transformers_", ()):
-        if name == kind:
-            return list(columns)
-    return []
+    for name, part, columns in getattr(preprocess, "transformers_", ()):
+        names = list(columns) if isinstance(columns, (list, tuple)) else []
+        if name == kind and names and all(isinstance(c, str) for c in names):
+            return part, names
+    return None, []
 
 
-def category_columns(model) -> list:
-    """The columns a Pipeline from :func:`build_pipeline` one-hot encodes (else none).
+def _preprocessed_columns(model, kind: str) -> list:
+    return _preprocessed(model, kind)[1]
+
+
+def match_categories(model, X):
+    """``X`` with the values of ``model``'s category columns matched to its categories.
+
+    A file to predict may give a category column another type than the training file
+    did: numbers next to an empty cell come back as floats (``1.0`` for the category
+    ``"1"``), and a model from a release that read ``NA`` as missing knows a missing
+    category rather than ``"NA"``. A value the model does not know but that stands for
+    one it knows is replaced by that one; other values are left as they are (unseen
+    categories, encoded as all zeros).
 
     Examples
     --------
     >>> import pandas as pd
     >>> from sklearn_resnet import ResNetClassifier
-    >>> X = pd.DataFrame({"size": [1.0, 2.5, 3.0], "colour": ["red", "blue", "red"]})
+    >>> X = pd.DataFrame({"size": [1.0, 2.5, 3.0], "code": ["1", "x", "2"]})
     >>> model = build_pipeline(X, ResNetClassifier(max_epochs=1)).fit(X, [0, 1, 0])
-    >>> category_columns(model)
-    ['colour']
+    >>> match_categories(model, pd.DataFrame({"size": [1.0], "code": [2.0]}))["code"].tolist()
+    ['2']
     """
-    return _preprocessed_columns(model, "categorical")
+    part, columns = _preprocessed(model, "categorical")
+    known_per_column = getattr(getattr(part, "steps", [[None]])[-1][-1], "categories_", None)
+    if known_per_column is None or len(known_per_column) != len(columns):
+        return X
+    X = X.copy()
+    for column, known in zip(columns, known_per_column, strict=True):
+        if column in X.columns:
+            texts = {k for k in known if isinstance(k, str)}
+            missing = any(not isinstance(k, str) for k in known)  # NaN: missing values
+            X[column] = X[column].astype(object).map(partial(_known, texts, missing))
+    return X
+
+
+def _known(texts: set, missing: bool, value):
+    """``value``, or the known category it stands for (see :func:`match_categories`)."""
+    if not isinstance(value, str) and _pandas().isna(value):
+        return value
+    if str(value) in texts:
+        return value
+    if isinstance(value, float) and value.is_integer() and str(int(value)) in texts:
+        return str(int(value))
+    if missing and str(value) in MISSING_TOKENS:
+        return math.nan
+    return value
 
 
 def unseen_labels(model, y) -> list:

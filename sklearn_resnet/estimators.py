@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
 from . import _docs
 from .base import _BaseResNet
 from .concurrency import estimator_lock
-from .inputs import check_sample_weight, validate_X
+from .inputs import check_sample_weight, relative_to_largest, validate_X
 from .sparse_rows import is_sparse
 
 __all__ = ["ResNetClassifier", "ResNetRegressor", "expected_failed_checks"]
@@ -87,12 +87,18 @@ def _balanced_class_weights(n_classes: int, encoded: np.ndarray, sample_weight) 
     sample weights cannot overflow them. A class whose samples all weigh zero gets 1
     (its samples are dropped).
     """
-    if sample_weight is not None and sample_weight.max() > 0:
-        sample_weight = sample_weight / sample_weight.max()  # sums of huge weights overflow
+    if sample_weight is not None:
+        sample_weight = relative_to_largest(sample_weight)  # sums of huge weights overflow
     counts = np.bincount(encoded, weights=sample_weight, minlength=n_classes)
     present = counts > 0
     per_class = np.ones(n_classes)
     per_class[present] = counts[present].min() / counts[present]
+    if np.any(per_class[present] == 0):
+        raise ValueError(
+            'class_weight="balanced": the total sample_weight of the classes differs by '
+            "more than float64 can represent, so the heaviest class would weigh nothing; "
+            "rescale the weights or pass class_weight as a dict."
+        )
     return per_class
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "check_sample_weight",
     "finite_outputs",
     "float32_batch",
+    "relative_to_largest",
     "resolve_seed",
     "sample_weights",
     "small_float32",
@@ -360,7 +361,7 @@ def check_sample_weight(sample_weight, X) -> np.ndarray:
         raise ValueError(message) from None
 
 
-def _relative_to_largest(values: np.ndarray) -> np.ndarray:
+def relative_to_largest(values: np.ndarray) -> np.ndarray:
     """``values`` divided by their largest (left alone when none is positive)."""
     largest = values.max()
     return values / largest if largest > 0 else values
@@ -390,10 +391,12 @@ def sample_weights(
     named = "sample_weight"
     if extra is not None:
         named = "sample_weight times class_weight"
-        if not as_given:  # only the ratios matter, and extreme weights must not overflow
-            weight, extra = _relative_to_largest(weight), _relative_to_largest(extra)
-        with np.errstate(over="ignore"):
-            weight = weight * extra
+        with np.errstate(over="ignore", under="ignore"):
+            product = weight * extra
+            if not as_given and not np.all(np.isfinite(product)):
+                # Only the ratios matter: each relative to its largest cannot overflow.
+                product = relative_to_largest(weight) * relative_to_largest(extra)
+        weight = product
     if not np.all(np.isfinite(weight)):
         raise ValueError(f"{named} overflows float64; rescale the weights.")
     if not np.any(weight > 0):

@@ -318,7 +318,9 @@ class EpochReporter(Callback):
         if score is None or self.fold_ is None:
             return
         if not all(math.isfinite(row.get(key, 0.0)) for key in ("train_loss", "valid_loss")):
-            return  # a diverged epoch: the divergence guard ends the fit, as a failure
+            # A diverged epoch is the divergence guard's: it fails the fit when no epoch
+            # was finite, else restores the best one and warns; a pruner must not hide it.
+            return
         study = self.handle.study()
         self.scores_.append(float(score))
         if report(study, self.trial_id, self.fold_, self.scores_):

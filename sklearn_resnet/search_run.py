@@ -207,7 +207,8 @@ class SearchRun:
             )
         final = final_step(self.search.estimator)[1]
         searched = f"{self.prefix}early_stopping" in self.space.distributions
-        if not isinstance(pruner, NopPruner) and final.early_stopping is False and not searched:
+        never = isinstance(final.early_stopping, (bool, np.bool_)) and not final.early_stopping
+        if not isinstance(pruner, NopPruner) and never and not searched:
             raise ValueError(
                 f"pruner={type(pruner).__name__}() cannot prune: "
                 f"{type(final).__name__}(early_stopping=False) holds out no validation set, so "

@@ -137,6 +137,7 @@ def test_category_columns_read_as_another_type_keep_their_categories(tmp_path, c
         "numeric code": test.assign(code="1"),  # read back as int64
         "code with a gap": test.assign(code=["1", None, "1", "x", "1", "1"]),
         "numbers and a gap": test.assign(code=["1", None, "1", "1", "1", "1"]),  # as 1.0, nan
+        "flag as TRUE/FALSE": test.assign(flag=["TRUE", "FALSE"] * 3),  # as R writes it
         "flag with a gap": test.assign(flag=[True, None, False, True, False, True]),
     }
     pipeline = joblib.load(model)
@@ -146,7 +147,8 @@ def test_category_columns_read_as_another_type_keep_their_categories(tmp_path, c
         args = ["predict", str(model), str(tmp_path / "test.csv"), "--proba", "-o", str(out)]
         assert main(args) == 0, name
         code = [np.nan if pd.isna(v) else str(v) for v in frame["code"]]
-        expected = pipeline.predict_proba(frame.assign(code=code).drop(columns="label"))
+        flag = [v if not isinstance(v, str) else v == "TRUE" for v in frame["flag"]]
+        expected = pipeline.predict_proba(frame.assign(code=code, flag=flag).drop(columns="label"))
         written = pd.read_csv(out)[[f"proba_{label}" for label in pipeline.classes_]]
         np.testing.assert_allclose(written, expected, rtol=1e-12, err_msg=name)
     capsys.readouterr()
@@ -162,8 +164,23 @@ def test_missing_value_tokens_are_missing_among_numbers_and_values_among_text(tm
     assert frame["region"].tolist() == ["NA", "ASIA", "NA", "EU"]  # North America
     assert frame["damage"].tolist() == ["None", "Low", "High", "None"]  # a class
     assert frame["code"].tolist()[:1] == [1.0] and frame["code"].isna().tolist()[1]
-    text = read_table(path, text_columns=["code", "absent"])
-    assert text["code"].tolist()[::2] == ["1", "2"] and pd.isna(text["code"][1])
+
+
+def test_a_model_that_learnt_na_as_missing_reads_it_so(tmp_path, capsys):
+    # Earlier releases read NA as missing in every column; their models know a missing
+    # category, which the text "NA" read now must still reach.
+    frame = _table(60).drop(columns=["price", "label"])
+    frame["region"] = np.where(frame["size"] > 0, "EU", None)
+    y = np.where(frame["size"] > 0, "eu", "other")
+    pipeline = build_pipeline(frame, ResNetClassifier(**FAST_PARAMS)).fit(frame, y)
+    joblib.dump(pipeline, tmp_path / "old.joblib")
+    frame.fillna({"region": "NA"}).to_csv(tmp_path / "test.csv", index=False)
+    out = tmp_path / "out.csv"
+    args = ["predict", str(tmp_path / "old.joblib"), str(tmp_path / "test.csv"), "--proba"]
+    assert main([*args, "-o", str(out)]) == 0
+    written = pd.read_csv(out)[[f"proba_{label}" for label in pipeline.classes_]]
+    np.testing.assert_allclose(written, pipeline.predict_proba(frame), rtol=1e-12)
+    capsys.readouterr()
 
 
 def test_evaluate_leaves_out_log_loss_for_labels_the_model_never_saw(data_dir, fitted, capsys):
@@ -533,11 +550,10 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
     err = capfd.readouterr().err
     assert "searched another target and columns" in err and "another --study-name" in err
     assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
-    # A mistyped scorer is refused before the study records it; the default scorer,
-    # named or not, is one scoring.
+    # A mistyped scorer is refused before anything is recorded: the study goes on.
     assert main([*base, "--n-trials", "1", "--scoring", "acuracy"]) == 2
     assert "is not a scikit-learn scorer; did you mean accuracy" in capfd.readouterr().err
-    assert main([*base, "--n-trials", "1", "--scoring", "accuracy"]) == 0
+    assert main([*base, "--n-trials", "1"]) == 0
     assert "(4 trials in the study)" in capfd.readouterr().out
 
 
@@ -578,9 +594,22 @@ def test_dropped_columns_are_not_trained_on_and_ignored_when_predicting(data_dir
         assert message in capsys.readouterr().err
 
 
+def test_number_checks_and_separator_hints_blame_the_right_thing(tmp_path):
+    from sklearn_resnet.cli_data import check_numbers
+
+    with pytest.raises(CommandLineError, match="holds 'x', not a number"):  # not "NA"
+        check_numbers(pd.Series(["NA", "x", "1"]), "column 'c'", "numbers")
+    (tmp_path / "one.tsv").write_text("height, cm\n1.5\n")  # a comma in a TSV name is fine
+    assert list(read_table(tmp_path / "one.tsv").columns) == ["height, cm"]
+    (tmp_path / "quote.csv").write_bytes(b'a,b\n1,"2\n')
+    with pytest.raises(CommandLineError) as error:
+        read_table(tmp_path / "quote.csv")
+    assert "comma-separated" not in str(error.value)  # a quote, not a separator
+
+
 def test_a_target_name_without_its_spaces_is_pointed_to_them(tmp_path):
     (tmp_path / "spaces.csv").write_text("a, label\n1, x\n2, y\n")
-    with pytest.raises(CommandLineError, match="did you mean ' label', with its spaces"):
+    with pytest.raises(CommandLineError, match=r"did you mean ' label'\?"):
         split_target(read_table(tmp_path / "spaces.csv"), "label")
 
 

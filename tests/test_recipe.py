@@ -211,6 +211,17 @@ def test_balanced_class_weights_do_not_depend_on_the_scale_of_the_sample_weights
     tiny = _balanced_class_weights(2, encoded, weight * 1e-300)
     assert np.all(huge > 0)
     np.testing.assert_allclose(huge, tiny, rtol=1e-12)
+    # Totals beyond float64's range of ratios would leave the heavy class weighing 0.
+    with pytest.raises(ValueError, match="heaviest class would weigh nothing"):
+        _balanced_class_weights(2, encoded, np.array([1.0, 1.0, 1.0, 5e-324, 0.0, 0.0]))
+
+
+def test_sample_weight_times_class_weight_keeps_products_that_fit():
+    # Each factor extreme, the products equal: rescaling each first lost them to underflow.
+    from sklearn_resnet.inputs import sample_weights
+
+    weight, extra = np.array([1e300, 1e-24]), np.array([1e-24, 1e300])
+    assert sample_weights(weight, np.zeros((2, 1)), extra) is None
 
 
 def test_partial_fit_keeps_the_weights_of_separate_calls_relative_to_each_other():
