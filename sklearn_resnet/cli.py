@@ -37,6 +37,7 @@ from .cli_data import (
     ESTIMATOR_STEP,
     CommandLineError,
     build_pipeline,
+    category_columns,
     check_number_columns,
     check_numbers,
     drop_columns,
@@ -234,11 +235,21 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_input(model, path: str, target: str | None = None):
+    """The rows of ``path`` as ``model`` reads them, and the target column if named."""
+    frame = read_table(path, category_columns(model))
+    y = None
+    if target is not None:
+        frame, y = split_target(frame, target)
+    X = match_categories(model, model_columns(model, frame))
+    check_number_columns(model, X)
+    return X, y
+
+
 def _predict(args: argparse.Namespace) -> int:
     _check_output(args.output)
     model = _load_model(args.model)
-    X = match_categories(model, model_columns(model, read_table(args.data)))
-    check_number_columns(model, X)
+    X, _ = _model_input(model, args.data)
     import pandas as pd  # read_table has checked that pandas is there
 
     if args.proba and not hasattr(model, "predict_proba"):
@@ -258,9 +269,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
-    X, y = split_target(read_table(args.data), args.target)
-    X = match_categories(model, model_columns(model, X))
-    check_number_columns(model, X)
+    X, y = _model_input(model, args.data, args.target)
     for name, value in evaluation_scores(model, X, y).items():
         print(f"{name}: {value:.4f}")
     unseen = unseen_labels(model, y) if hasattr(model, "predict_proba") else []

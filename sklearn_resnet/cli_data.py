@@ -28,6 +28,7 @@ __all__ = [
     "CommandLineError",
     "build_pipeline",
     "categories_as_text",
+    "category_columns",
     "check_number_columns",
     "check_numbers",
     "drop_columns",
@@ -48,6 +49,11 @@ MISSING_TOKENS = frozenset(
     "#N/A;#N/A N/A;#NA;-1.#IND;-1.#QNAN;-NaN;-nan;1.#IND;1.#QNAN;<NA>;N/A;NA;NULL;NaN;None;"
     "n/a;nan;null".split(";")
 )
+#: Name of the Pipeline's part for the columns read as text and one-hot encoded. Models
+#: of earlier releases, which read ``NA`` and the like as missing in every column, name
+#: it ``"categorical"``; a model's name tells how its file is to be read.
+TEXT_PART = "text"
+_EARLIER_TEXT_PART = "categorical"
 #: ``--task auto`` treats an integer target with at most this many distinct values as labels.
 MAX_CLASSIFICATION_LEVELS = 20
 #: File endings :func:`read_table` reads (compressed CSV included: pandas infers it).
@@ -72,7 +78,7 @@ def _pandas():
     return pandas
 
 
-def read_table(path) -> pd.DataFrame:
+def read_table(path, text_columns=()) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet file into a DataFrame.
 
     In CSV and TSV files an empty cell is missing. Tokens such as ``NA``, ``null`` or
@@ -85,6 +91,10 @@ def read_table(path) -> pd.DataFrame:
         ``.csv`` (also ``.csv.gz`` and other compressed CSV), ``.tsv``/``.txt``
         (tab-separated, also ``.tsv.gz``) or ``.parquet``/``.pq``. Parquet needs
         ``pyarrow`` (``pip install "sklearn-resnet[parquet]"``).
+    text_columns : sequence of str, default=()
+        Columns of a CSV or TSV file read as the text they hold, missing-value tokens
+        included (the columns a model reads as text: ``01`` then stays ``"01"``, and
+        ``1`` next to an empty cell ``"1"`` rather than ``1.0``).
 
     Returns
     -------
@@ -118,10 +128,11 @@ def read_table(path) -> pd.DataFrame:
             frame = pd.read_csv(
                 path,
                 sep="\t" if name.endswith(_TSV_SUFFIXES) else ",",
+                dtype=dict.fromkeys(text_columns, str) or None,
                 keep_default_na=False,
                 na_values=[""],
             )
-            frame = _missing_tokens_as_nan(frame)
+            frame = _missing_tokens_as_nan(frame, exclude=set(text_columns))
         elif name.endswith(_PARQUET_SUFFIXES):
             frame = pd.read_parquet(path)
         else:
@@ -156,16 +167,16 @@ def read_table(path) -> pd.DataFrame:
     return frame
 
 
-def _missing_tokens_as_nan(frame):
+def _missing_tokens_as_nan(frame, exclude=frozenset()):
     """Columns of numbers holding tokens like ``NA`` as numeric columns with NaN there.
 
-    Columns of text keep the tokens as values.
+    Columns of text, and the columns in ``exclude``, keep the tokens as values.
     """
     pd = _pandas()
     for column in frame.columns:
         values = frame[column]
         text = values.dtype == object or pd.api.types.is_string_dtype(values)
-        if not text:
+        if column in exclude or not text:
             continue
         tokens = values.isin(MISSING_TOKENS)
         if not tokens.any():
@@ -344,10 +355,13 @@ def check_numbers(values, what: str, why: str) -> None:
     pd = _pandas()
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return
-    present = values[values.notna() & ~values.isin(MISSING_TOKENS)]
+    present = values[values.notna()]
+    if not len(present):
+        return
     bad = present[pd.to_numeric(present, errors="coerce").isna()]
     if len(bad) or pd.api.types.is_bool_dtype(values):
-        example = bad.iloc[0] if len(bad) else present.iloc[0]
+        plain = bad[~bad.isin(MISSING_TOKENS)]  # a token may mean a gap: name another first
+        example = (plain if len(plain) else bad if len(bad) else present).iloc[0]
         raise CommandLineError(f"{what} holds {example!r}, not a number; {why}.")
 
 
@@ -358,42 +372,59 @@ def check_number_columns(model, X) -> None:
             check_numbers(X[column], f"column {column!r}", "the model was trained on numbers there")
 
 
-def _preprocessed(model, kind: str):
-    """The ``kind`` part of a :func:`build_pipeline` model and its column names, else
-    ``(None, [])`` (a model of another shape, say a user's own Pipeline)."""
+def _preprocessed(model, *kinds: str):
+    """The first of the ``kinds`` parts of a :func:`build_pipeline` model: its name, the
+    part and its column names, else ``(None, None, [])`` (a model of another shape, say
+    a user's own Pipeline)."""
     steps = getattr(model, "named_steps", None)
     preprocess = steps.get("preprocess") if isinstance(steps, dict) else None
     for name, part, columns in getattr(preprocess, "transformers_", ()):
         names = list(columns) if isinstance(columns, (list, tuple)) else []
-        if name == kind and names and all(isinstance(c, str) for c in names):
-            return part, names
-    return None, []
+        if name in kinds and names and all(isinstance(c, str) for c in names):
+            return name, part, names
+    return None, None, []
 
 
 def _preprocessed_columns(model, kind: str) -> list:
-    return _preprocessed(model, kind)[1]
+    return _preprocessed(model, kind)[2]
 
 
-def match_categories(model, X):
-    """``X`` with the values of ``model``'s category columns matched to its categories.
-
-    A file to predict may give a category column another type than the training file
-    did: numbers next to an empty cell come back as floats (``1.0`` for the category
-    ``"1"``), and a model from a release that read ``NA`` as missing knows a missing
-    category rather than ``"NA"``. A value the model does not know but that stands for
-    one it knows is replaced by that one; other values are left as they are (unseen
-    categories, encoded as all zeros).
+def category_columns(model) -> list:
+    """The columns a model from :func:`build_pipeline` reads as text (else none).
 
     Examples
     --------
     >>> import pandas as pd
     >>> from sklearn_resnet import ResNetClassifier
-    >>> X = pd.DataFrame({"size": [1.0, 2.5, 3.0], "code": ["1", "x", "2"]})
+    >>> X = pd.DataFrame({"size": [1.0, 2.5, 3.0], "colour": ["red", "blue", "red"]})
     >>> model = build_pipeline(X, ResNetClassifier(max_epochs=1)).fit(X, [0, 1, 0])
-    >>> match_categories(model, pd.DataFrame({"size": [1.0], "code": [2.0]}))["code"].tolist()
-    ['2']
+    >>> category_columns(model)
+    ['colour']
     """
-    part, columns = _preprocessed(model, "categorical")
+    return _preprocessed(model, TEXT_PART, _EARLIER_TEXT_PART)[2]
+
+
+def match_categories(model, X):
+    """``X`` with the text of ``model``'s category columns matched to its categories.
+
+    :func:`read_table` gives a model's category columns as the text in the file, but
+    training read a column by its type: a column of ``TRUE``/``FALSE`` as booleans, so
+    the categories are ``"True"``/``"False"``; and a model from an earlier release,
+    which read ``NA`` and the like as missing in every column, knows a missing
+    category rather than ``"NA"``. Such text is replaced by the category it stands for
+    when the model does not know the text itself; other values are left as they are
+    (unseen categories are encoded as all zeros).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_resnet import ResNetClassifier
+    >>> X = pd.DataFrame({"size": [1.0, 2.5, 3.0], "flag": [True, False, True]})
+    >>> model = build_pipeline(X, ResNetClassifier(max_epochs=1)).fit(X, [0, 1, 0])
+    >>> match_categories(model, pd.DataFrame({"size": [1.0], "flag": ["TRUE"]}))["flag"].tolist()
+    ['True']
+    """
+    kind, part, columns = _preprocessed(model, TEXT_PART, _EARLIER_TEXT_PART)
     known_per_column = getattr(getattr(part, "steps", [[None]])[-1][-1], "categories_", None)
     if known_per_column is None or len(known_per_column) != len(columns):
         return X
@@ -401,20 +432,22 @@ def match_categories(model, X):
     for column, known in zip(columns, known_per_column, strict=True):
         if column in X.columns:
             texts = {k for k in known if isinstance(k, str)}
-            missing = any(not isinstance(k, str) for k in known)  # NaN: missing values
-            X[column] = X[column].astype(object).map(partial(_known, texts, missing))
+            gaps = kind == _EARLIER_TEXT_PART and any(_is_missing(k) for k in known)
+            X[column] = X[column].astype(object).map(partial(_known, texts, gaps))
     return X
 
 
-def _known(texts: set, missing: bool, value):
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _known(texts: set, tokens_are_gaps: bool, value):
     """``value``, or the known category it stands for (see :func:`match_categories`)."""
-    if not isinstance(value, str) and _pandas().isna(value):
+    if not isinstance(value, str) or value in texts:
         return value
-    if str(value) in texts:
-        return value
-    if isinstance(value, float) and value.is_integer() and str(int(value)) in texts:
-        return str(int(value))
-    if missing and str(value) in MISSING_TOKENS:
+    if value.lower() in ("true", "false") and value.capitalize() in texts:
+        return value.capitalize()
+    if tokens_are_gaps and value in MISSING_TOKENS:
         return math.nan
     return value
 
@@ -612,7 +645,7 @@ def build_pipeline(X, estimator) -> Pipeline:
             FunctionTransformer(categories_as_text, feature_names_out="one-to-one"),
             OneHotEncoder(handle_unknown="ignore", sparse_output=False),
         )
-        transformers.append(("categorical", encode, categorical))
+        transformers.append((TEXT_PART, encode, categorical))
     preprocess = ColumnTransformer(transformers, sparse_threshold=0.0)
     return Pipeline([("preprocess", preprocess), (ESTIMATOR_STEP, estimator)])
 

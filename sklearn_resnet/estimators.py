@@ -87,17 +87,19 @@ def _balanced_class_weights(n_classes: int, encoded: np.ndarray, sample_weight) 
     sample weights cannot overflow them. A class whose samples all weigh zero gets 1
     (its samples are dropped).
     """
+    present = np.bincount(encoded, minlength=n_classes) > 0
     if sample_weight is not None:
+        present = np.bincount(encoded, weights=sample_weight > 0, minlength=n_classes) > 0
         sample_weight = relative_to_largest(sample_weight)  # sums of huge weights overflow
     counts = np.bincount(encoded, weights=sample_weight, minlength=n_classes)
-    present = counts > 0
     per_class = np.ones(n_classes)
-    per_class[present] = counts[present].min() / counts[present]
-    if np.any(per_class[present] == 0):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_class[present] = counts[present].min() / counts[present]
+    if np.any(per_class[present] == 0) or np.any(counts[present] == 0):
         raise ValueError(
             'class_weight="balanced": the total sample_weight of the classes differs by '
-            "more than float64 can represent, so the heaviest class would weigh nothing; "
-            "rescale the weights or pass class_weight as a dict."
+            "more than float64 can represent, so one class would weigh nothing; rescale "
+            "the weights or pass class_weight as a dict."
         )
     return per_class
 

@@ -367,6 +367,15 @@ def relative_to_largest(values: np.ndarray) -> np.ndarray:
     return values / largest if largest > 0 else values
 
 
+def _product_relative_to_largest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b`` divided by its largest value, in logarithms: no product of finite,
+    non-negative factors overflows or vanishes unless its ratio to the largest does."""
+    with np.errstate(divide="ignore"):
+        logs = np.log(a) + np.log(b)  # -inf where either factor is zero
+    top = logs.max()
+    return np.exp(logs - top) if np.isfinite(top) else np.zeros_like(logs)
+
+
 def sample_weights(
     sample_weight, X, extra: np.ndarray | None = None, *, as_given: bool = False
 ) -> np.ndarray | None:
@@ -393,9 +402,9 @@ def sample_weights(
         named = "sample_weight times class_weight"
         with np.errstate(over="ignore", under="ignore"):
             product = weight * extra
-            if not as_given and not np.all(np.isfinite(product)):
-                # Only the ratios matter: each relative to its largest cannot overflow.
-                product = relative_to_largest(weight) * relative_to_largest(extra)
+        lost = (product == 0) & (weight > 0) & (extra > 0)
+        if not as_given and (lost.any() or not np.all(np.isfinite(product))):
+            product = _product_relative_to_largest(weight, extra)
         weight = product
     if not np.all(np.isfinite(weight)):
         raise ValueError(f"{named} overflows float64; rescale the weights.")

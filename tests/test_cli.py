@@ -86,7 +86,7 @@ def _python_pipeline() -> Pipeline:
                 ["size", "weight"],
             ),
             (
-                "categorical",
+                "text",
                 make_pipeline(
                     FunctionTransformer(categories_as_text, feature_names_out="one-to-one"),
                     OneHotEncoder(handle_unknown="ignore", sparse_output=False),
@@ -166,13 +166,39 @@ def test_missing_value_tokens_are_missing_among_numbers_and_values_among_text(tm
     assert frame["code"].tolist()[:1] == [1.0] and frame["code"].isna().tolist()[1]
 
 
+def test_category_text_is_read_as_written(tmp_path, capsys):
+    # Codes like 01, 1.50 or +1 change their text when read as numbers; NA in a text
+    # column is a value (North America), also in a one-row file.
+    train = _table(60).drop(columns="price")
+    train["code"] = np.resize(["01", "1.50", "+1", "x"], 60)
+    train["region"] = np.resize(["NA", "EU", None], 60)
+    train.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "model.joblib"
+    args = ["fit", str(tmp_path / "train.csv"), "--target", "label", *FAST, "-o", str(model)]
+    assert main(args) == 0
+    pipeline = joblib.load(model)
+    rows = train.drop(columns="label")
+    for name, frame in {"codes": rows.head(3), "one row of NA": rows.head(1)}.items():
+        (tmp_path / "test.csv").write_text(frame.to_csv(index=False))
+        out = tmp_path / "out.csv"
+        predict = ["predict", str(model), str(tmp_path / "test.csv"), "--proba", "-o", str(out)]
+        assert main(predict) == 0, name
+        written = pd.read_csv(out)[[f"proba_{label}" for label in pipeline.classes_]]
+        np.testing.assert_allclose(written, pipeline.predict_proba(frame), rtol=1e-12, err_msg=name)
+    capsys.readouterr()
+
+
 def test_a_model_that_learnt_na_as_missing_reads_it_so(tmp_path, capsys):
     # Earlier releases read NA as missing in every column; their models know a missing
     # category, which the text "NA" read now must still reach.
     frame = _table(60).drop(columns=["price", "label"])
     frame["region"] = np.where(frame["size"] > 0, "EU", None)
     y = np.where(frame["size"] > 0, "eu", "other")
-    pipeline = build_pipeline(frame, ResNetClassifier(**FAST_PARAMS)).fit(frame, y)
+    pipeline = build_pipeline(frame, ResNetClassifier(**FAST_PARAMS))
+    preprocess = pipeline.named_steps["preprocess"]
+    _, encode, columns = preprocess.transformers[-1]
+    preprocess.transformers[-1] = ("categorical", encode, columns)  # the earlier name
+    pipeline.fit(frame, y)
     joblib.dump(pipeline, tmp_path / "old.joblib")
     frame.fillna({"region": "NA"}).to_csv(tmp_path / "test.csv", index=False)
     out = tmp_path / "out.csv"

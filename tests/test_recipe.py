@@ -211,9 +211,10 @@ def test_balanced_class_weights_do_not_depend_on_the_scale_of_the_sample_weights
     tiny = _balanced_class_weights(2, encoded, weight * 1e-300)
     assert np.all(huge > 0)
     np.testing.assert_allclose(huge, tiny, rtol=1e-12)
-    # Totals beyond float64's range of ratios would leave the heavy class weighing 0.
-    with pytest.raises(ValueError, match="heaviest class would weigh nothing"):
-        _balanced_class_weights(2, encoded, np.array([1.0, 1.0, 1.0, 5e-324, 0.0, 0.0]))
+    # Totals beyond float64's range of ratios would leave a class weighing 0.
+    for beyond in ([1.0, 1.0, 1.0, 5e-324, 0.0, 0.0], [1e-300, 0, 0, 1e300, 1e300, 1e300]):
+        with pytest.raises(ValueError, match="one class would weigh nothing"):
+            _balanced_class_weights(2, encoded, np.array(beyond))
 
 
 def test_sample_weight_times_class_weight_keeps_products_that_fit():
@@ -222,6 +223,9 @@ def test_sample_weight_times_class_weight_keeps_products_that_fit():
 
     weight, extra = np.array([1e300, 1e-24]), np.array([1e-24, 1e300])
     assert sample_weights(weight, np.zeros((2, 1)), extra) is None
+    # Nor does a product that underflows vanish: its ratio to the largest fits.
+    tiny = sample_weights(np.full(2, 1e-200), np.zeros((2, 1)), np.array([1e-200, 1e-100]))
+    np.testing.assert_allclose(tiny, [1e-100, 1.0])
 
 
 def test_partial_fit_keeps_the_weights_of_separate_calls_relative_to_each_other():
