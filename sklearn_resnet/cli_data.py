@@ -390,7 +390,9 @@ def _preprocessed_columns(model, kind: str) -> list:
 
 
 def category_columns(model) -> list:
-    """The columns a model from :func:`build_pipeline` reads as text (else none).
+    """The columns a model from :func:`build_pipeline` reads as the text in the file
+    (none for a model of another shape, or of an earlier release, which read them by
+    their type).
 
     Examples
     --------
@@ -401,19 +403,20 @@ def category_columns(model) -> list:
     >>> category_columns(model)
     ['colour']
     """
-    return _preprocessed(model, TEXT_PART, _EARLIER_TEXT_PART)[2]
+    return _preprocessed(model, TEXT_PART)[2]
 
 
 def match_categories(model, X):
     """``X`` with the text of ``model``'s category columns matched to its categories.
 
     :func:`read_table` gives a model's category columns as the text in the file, but
-    training read a column by its type: a column of ``TRUE``/``FALSE`` as booleans, so
-    the categories are ``"True"``/``"False"``; and a model from an earlier release,
-    which read ``NA`` and the like as missing in every column, knows a missing
-    category rather than ``"NA"``. Such text is replaced by the category it stands for
-    when the model does not know the text itself; other values are left as they are
-    (unseen categories are encoded as all zeros).
+    training read a column of ``TRUE``/``FALSE`` as booleans, so the categories are
+    ``"True"``/``"False"``. A model of an earlier release read its columns by type, as
+    they are read for it: numbers next to an empty cell come back as decimals (``1.0``
+    for the category ``"1"``), and ``NA`` and the like, which it read as missing in
+    every column, stand for its missing category. A value the model does not know is
+    replaced by the category it stands for; other values are left as they are (unseen
+    categories are encoded as all zeros).
 
     Examples
     --------
@@ -432,8 +435,9 @@ def match_categories(model, X):
     for column, known in zip(columns, known_per_column, strict=True):
         if column in X.columns:
             texts = {k for k in known if isinstance(k, str)}
-            gaps = kind == _EARLIER_TEXT_PART and any(_is_missing(k) for k in known)
-            X[column] = X[column].astype(object).map(partial(_known, texts, gaps))
+            earlier = kind == _EARLIER_TEXT_PART
+            gaps = earlier and any(_is_missing(k) for k in known)
+            X[column] = X[column].astype(object).map(partial(_known, texts, gaps, earlier))
     return X
 
 
@@ -441,8 +445,10 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _known(texts: set, tokens_are_gaps: bool, value):
+def _known(texts: set, tokens_are_gaps: bool, decimals: bool, value):
     """``value``, or the known category it stands for (see :func:`match_categories`)."""
+    if decimals and isinstance(value, float) and value.is_integer() and str(int(value)) in texts:
+        return str(int(value))
     if not isinstance(value, str) or value in texts:
         return value
     if value.lower() in ("true", "false") and value.capitalize() in texts:

@@ -189,10 +189,12 @@ def test_category_text_is_read_as_written(tmp_path, capsys):
 
 
 def test_a_model_that_learnt_na_as_missing_reads_it_so(tmp_path, capsys):
-    # Earlier releases read NA as missing in every column; their models know a missing
-    # category, which the text "NA" read now must still reach.
+    # Earlier releases read NA as missing in every column, and category columns by
+    # type; their models know a missing category, which the text "NA" must still reach,
+    # and categories "1", "2", which numbers next to a gap (1.0, 2.0) must still reach.
     frame = _table(60).drop(columns=["price", "label"])
     frame["region"] = np.where(frame["size"] > 0, "EU", None)
+    frame["code"] = np.resize(["1", "2", "x"], 60)
     y = np.where(frame["size"] > 0, "eu", "other")
     pipeline = build_pipeline(frame, ResNetClassifier(**FAST_PARAMS))
     preprocess = pipeline.named_steps["preprocess"]
@@ -200,6 +202,7 @@ def test_a_model_that_learnt_na_as_missing_reads_it_so(tmp_path, capsys):
     preprocess.transformers[-1] = ("categorical", encode, columns)  # the earlier name
     pipeline.fit(frame, y)
     joblib.dump(pipeline, tmp_path / "old.joblib")
+    frame = frame.head(4).assign(code=["1", "2", None, "1"])  # read back as 1.0, 2.0
     frame.fillna({"region": "NA"}).to_csv(tmp_path / "test.csv", index=False)
     out = tmp_path / "out.csv"
     args = ["predict", str(tmp_path / "old.joblib"), str(tmp_path / "test.csv"), "--proba"]
