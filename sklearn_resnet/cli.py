@@ -237,7 +237,11 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _model_input(model, path: str, target: str | None = None):
     """The rows of ``path`` as ``model`` reads them, and the target column if named."""
-    frame = read_table(path, category_columns(model))
+    text = category_columns(model)
+    classes = getattr(model, "classes_", None)
+    if target is not None and classes is not None and all(isinstance(c, str) for c in classes):
+        text = [*text, target]  # text labels: "1" stays "1" and a class "NA" stays one
+    frame = read_table(path, text)
     y = None
     if target is not None:
         frame, y = split_target(frame, target)

@@ -437,7 +437,9 @@ def match_categories(model, X):
             texts = {k for k in known if isinstance(k, str)}
             earlier = kind == _EARLIER_TEXT_PART
             gaps = earlier and any(_is_missing(k) for k in known)
-            X[column] = X[column].astype(object).map(partial(_known, texts, gaps, earlier))
+            booleans = bool(texts) and texts <= {"True", "False"}  # a column read as bool
+            match = partial(_known, texts, gaps, earlier, booleans)
+            X[column] = X[column].astype(object).map(match)
     return X
 
 
@@ -445,13 +447,13 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _known(texts: set, tokens_are_gaps: bool, decimals: bool, value):
+def _known(texts: set, tokens_are_gaps: bool, decimals: bool, booleans: bool, value):
     """``value``, or the known category it stands for (see :func:`match_categories`)."""
     if decimals and isinstance(value, float) and value.is_integer() and str(int(value)) in texts:
         return str(int(value))
     if not isinstance(value, str) or value in texts:
         return value
-    if value.lower() in ("true", "false") and value.capitalize() in texts:
+    if booleans and value.lower() in ("true", "false") and value.capitalize() in texts:
         return value.capitalize()
     if tokens_are_gaps and value in MISSING_TOKENS:
         return math.nan

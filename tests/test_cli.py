@@ -188,6 +188,31 @@ def test_category_text_is_read_as_written(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_evaluate_reads_text_labels_as_written_and_true_stays_text_in_text_columns(
+    tmp_path, capsys
+):
+    train = _table(60).drop(columns="price")
+    train["label"] = np.resize(["1", "NA", "x"], 60)  # text labels, one of them "NA"
+    train["word"] = np.resize(["True", "red"], 60)  # text, not booleans
+    train.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "model.joblib"
+    args = ["fit", str(tmp_path / "train.csv"), "--target", "label", *FAST, "-o", str(model)]
+    assert main(args) == 0
+    pipeline = joblib.load(model)
+    test = train.head(2)  # labels "1" and "NA": read by type, a number and a gap
+    test.to_csv(tmp_path / "test.csv", index=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(tmp_path / "test.csv"), "--target", "label"]) == 0
+    accuracy = float(capsys.readouterr().out.splitlines()[0].split(": ")[1])
+    X = test.drop(columns="label")
+    assert accuracy == pytest.approx(np.mean(pipeline.predict(X) == test["label"]), abs=1e-4)
+    # "TRUE" is another word than the category "True" of a text column.
+    from sklearn_resnet.cli_data import match_categories
+
+    matched = match_categories(pipeline, X.assign(word=["TRUE", "red"]))
+    assert matched["word"].tolist() == ["TRUE", "red"]
+
+
 def test_a_model_that_learnt_na_as_missing_reads_it_so(tmp_path, capsys):
     # Earlier releases read NA as missing in every column, and category columns by
     # type; their models know a missing category, which the text "NA" must still reach,
