@@ -180,11 +180,6 @@ def _training_data(args: argparse.Namespace):
     task = infer_task(y) if args.task == "auto" else args.task
     if task == "regression":
         check_numbers(y, f"target column {args.target!r}", "--task regression needs numbers")
-    if getattr(args, "study_name", None) is not None and args.storage is None:
-        raise CommandLineError(
-            "--study-name names a study in --storage; without a storage the study lives in "
-            "memory and ends with the run. Add --storage (a journal file or a database URL)."
-        )
     return X, y, task
 
 
@@ -301,6 +296,11 @@ def _tune(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CommandLineError(f"tune needs sklearn_resnet.search: {exc}") from exc
 
+    if args.study_name is not None and args.storage is None:
+        raise CommandLineError(
+            "--study-name names a study in --storage; without a storage the study lives in "
+            "memory and ends with the run. Add --storage (a journal file or a database URL)."
+        )
     X, y, task = _training_data(args)
     estimator = _estimator(task, args, verbose=0)
     model = build_pipeline(X, estimator)

@@ -156,8 +156,7 @@ def read_table(path, text_columns=()) -> pd.DataFrame:
     other = {";": "semicolons", "\t": "tabs", "|": "bars"}
     if frame.shape[1] == 1 and name.endswith(_CSV_SUFFIXES + _TSV_SUFFIXES):
         tsv = name.endswith(_TSV_SUFFIXES)
-        found = [sep for sep in other if sep != "\t" or not tsv]
-        found = [sep for sep in found if sep in str(frame.columns[0])]
+        found = [s for s in other if s in str(frame.columns[0]) and not (tsv and s == "\t")]
         if found:
             kind = ".tsv and .txt files are read as tab" if tsv else ".csv files are read as comma"
             raise CommandLineError(
@@ -181,9 +180,9 @@ def _missing_tokens_as_nan(frame, exclude=frozenset()):
         tokens = values.isin(MISSING_TOKENS)
         if not tokens.any():
             continue
-        others = values[~tokens & values.notna()]
-        if pd.to_numeric(others, errors="coerce").notna().all():
-            frame[column] = pd.to_numeric(values.mask(tokens), errors="coerce")
+        numbers = pd.to_numeric(values.mask(tokens), errors="coerce")
+        if numbers[~tokens & values.notna()].notna().all():
+            frame[column] = numbers
     return frame
 
 

@@ -87,15 +87,15 @@ def _balanced_class_weights(n_classes: int, encoded: np.ndarray, sample_weight) 
     sample weights cannot overflow them. A class whose samples all weigh zero gets 1
     (its samples are dropped).
     """
-    present = np.bincount(encoded, minlength=n_classes) > 0
+    positive = None if sample_weight is None else sample_weight > 0
+    present = np.bincount(encoded, weights=positive, minlength=n_classes) > 0
     if sample_weight is not None:
-        present = np.bincount(encoded, weights=sample_weight > 0, minlength=n_classes) > 0
         sample_weight = relative_to_largest(sample_weight)  # sums of huge weights overflow
     counts = np.bincount(encoded, weights=sample_weight, minlength=n_classes)
     per_class = np.ones(n_classes)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a total lost to underflow: 0/0
         per_class[present] = counts[present].min() / counts[present]
-    if np.any(per_class[present] == 0) or np.any(counts[present] == 0):
+    if not np.all(per_class[present] > 0):
         raise ValueError(
             'class_weight="balanced": the total sample_weight of the classes differs by '
             "more than float64 can represent, so one class would weigh nothing; rescale "

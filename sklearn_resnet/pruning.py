@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from .search_study import RECORD_ATTR
+from .search_study import RECORD_ATTR, scored_alike
 from .stopping import PRUNED, StopTraining
 from .training import Callback
 
@@ -165,9 +165,7 @@ def _comparable(record: dict | None, judged: dict | None) -> bool:
     (as ``results_rows`` decides which trials ``cv_results_`` shows)."""
     if not record or not judged:  # no record: another tool's trial, or an older release's
         return True
-    scoring = judged.get("scoring")
-    same_splits = record.get("n_splits") == judged.get("n_splits")
-    return same_splits and record.get("scoring", scoring) == scoring
+    return scored_alike(record, judged.get("n_splits"), judged.get("scoring"))
 
 
 class _FoldStorage:
@@ -191,10 +189,8 @@ class _FoldStorage:
     def _per_fold_key(self, key: str) -> str:
         return f"{_PER_FOLD_ATTR}{self._fold_index}:{key}"
 
-    def view(self, trial, curve: dict[int, float] | None = None):
-        """``trial`` as seen from this fold (its own curve if ``curve`` is None)."""
-        if curve is None:
-            curve = _fold_curve(trial, self._fold_index)
+    def view(self, trial, curve: dict[int, float]):
+        """``trial`` as seen from this fold, with ``curve`` as its intermediate values."""
         view = copy.copy(trial)
         view.intermediate_values = curve
         prefix = self._per_fold_key("")

@@ -189,6 +189,7 @@ class SearchRun:
 
     def _pruner(self) -> BasePruner:
         pruner = self.search.pruner
+        final = final_step(self.search.estimator)[1]
         if pruner is None:
             return MedianPruner(**DEFAULT_PRUNER) if self.reports else NopPruner()
         if not self.reports and not isinstance(pruner, NopPruner):
@@ -202,10 +203,8 @@ class SearchRun:
             raise ValueError(
                 f"pruner={type(pruner).__name__}() needs an estimator that reports a "
                 f"validation score every epoch (ResNetClassifier, ResNetRegressor, or a "
-                f"Pipeline ending in one); {type(final_step(self.search.estimator)[1]).__name__}"
-                f" does not. Leave pruner=None."
+                f"Pipeline ending in one); {type(final).__name__} does not. Leave pruner=None."
             )
-        final = final_step(self.search.estimator)[1]
         searched = f"{self.prefix}early_stopping" in self.space.distributions
         never = isinstance(final.early_stopping, (bool, np.bool_)) and not final.early_stopping
         if not isinstance(pruner, NopPruner) and never and not searched:

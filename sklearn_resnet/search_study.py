@@ -50,6 +50,7 @@ __all__ = [
     "quiet_optuna",
     "resolve_storage",
     "results_rows",
+    "scored_alike",
     "scoring_key",
     "split_record",
     "tell",
@@ -446,9 +447,7 @@ def results_rows(
                 continue
             record = interrupted_record(n_splits, metrics, return_train_score, scoring)
         interrupted = bool(record.get("interrupted"))
-        if record.get("n_splits") != n_splits:
-            continue
-        if record.get("scoring", scoring) != scoring:
+        if not scored_alike(record, n_splits, scoring):
             continue
         mine = trial.number in own
         if not mine and not set(metrics) <= set(record.get("test", {})):
@@ -463,6 +462,12 @@ def results_rows(
         states.append(trial.state.name)
     more = {"trial_number": numbers, "status": np.array(states, dtype=object)}
     return params, outs, more, only_expected_nan
+
+
+def scored_alike(record: dict, n_splits, scoring: str | None) -> bool:
+    """Whether a trial's ``record`` holds scores of ``n_splits`` splits with ``scoring``
+    (a record without a scoring, from an earlier release, matches any)."""
+    return record.get("n_splits") == n_splits and record.get("scoring", scoring) == scoring
 
 
 def _number(trial) -> int:
