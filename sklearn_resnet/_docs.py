@@ -25,7 +25,7 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         ``"bottleneck"`` narrows its hidden layer to ``width // 4``.
     dropout : float, default=0.0
         Dropout probability inside the residual branches.
-    input_shape : tuple of int, default=None
+    input_shape : tuple or list of int, default=None
         Per-sample shape for the CNN, e.g. ``(1, 8, 8)`` or ``(1, 40)``. Flat rows are
         reshaped to it, so the CNN works after scikit-learn transformers in a
         Pipeline. ``None``: the shape of X's samples, or ``(1, n_features)`` for
@@ -59,7 +59,8 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     batch_size : int or "auto", default="auto"
         Samples per training step. ``"auto"``: ``n/8`` rounded down to a power of two,
         between 16 and 256, where ``n`` is the number of training rows left after the
-        validation split (of the first call, for ``partial_fit``).
+        validation split (of the first call, for ``partial_fit``). Any batch size is
+        capped at ``n``: one step per epoch on fewer rows than a batch.
     max_epochs : int, default=None
         Upper bound on training epochs; ``None`` is 100 for the MLP and 60 for the CNN.
     early_stopping : bool or "auto", default="auto"
@@ -102,7 +103,7 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
 _CLASS_WEIGHT = """\
 class_weight : dict, "balanced" or None, default=None
         Weights per class, as in scikit-learn; multiplied with ``sample_weight``.
-        ``"balanced"`` is computed from the labels passed to :meth:`fit` (the
+        ``"balanced"`` is computed from the labels passed to ``fit`` (the
         early-stopping validation rows included, as in ``HistGradientBoostingClassifier``),
         each counted with its ``sample_weight`` (as in ``LogisticRegression``), and refused
         by ``partial_fit`` (pass a dict of weights computed over all the data).

@@ -26,7 +26,7 @@ n_trials : int or None, default=20
 timeout : float or None, default=None
     Seconds after which no new trials are started (running ones finish).
 cv : int, cross-validation generator or iterable, default=None
-    As in :class:`~sklearn.model_selection.GridSearchCV` (5-fold, stratified for
+    As in ``GridSearchCV`` (5-fold, stratified for
     classifiers). Use the same splits in every worker of a shared study.
 scoring : str, callable, list, tuple or dict, default=None
     Score(s) of the test folds, as in ``GridSearchCV``. With several metrics Optuna
@@ -121,7 +121,7 @@ feature_names_in_ : ndarray of shape (n_features_in_,)
 See Also
 --------
 sklearn.model_selection.RandomizedSearchCV : Random search over distributions.
-sklearn_resnet.search_space.default_search_space : The default spaces.
+ResNetClassifier.default_search_space : The default spaces.
 
 Notes
 -----

@@ -600,10 +600,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def default_search_space(cls, backbone="mlp", block="basic", optimizer="adamw"):
         """The default Optuna search space, used by ``OptunaSearchCV(param_distributions=None)``.
 
-        Depth, width, dropout, learning rate, weight decay and batch size (plus
-        ``label_smoothing`` for classifiers), with log scales for the learning rate,
-        the weight decay and the MLP width. The table is
-        :data:`sklearn_resnet.search_space.SPACE`.
+        Depth, width, dropout, learning rate, weight decay and batch size, plus
+        ``label_smoothing`` for classifiers, ``scaling`` for the MLP and ``augment``
+        for the CNN, with log scales for the learning rate, the weight decay and the
+        MLP width. The table is ``SPACE`` in ``sklearn_resnet.search_space``.
 
         Parameters
         ----------

@@ -531,7 +531,16 @@ def main(argv: list[str] | None = None) -> int:
     -------
     code : int
         0 on success; 2 for bad input (missing file or column, unknown ``--set`` key,
-        invalid parameter value), reported in one line on standard error.
+        invalid parameter value), reported in one line on standard error; 130 when
+        interrupted (Ctrl-C), with nothing saved; 141 when the reader of standard output
+        left (``... | head``).
+
+    Raises
+    ------
+    SystemExit
+        With code 2 for arguments the parser refuses (an unknown command or option, a
+        missing or out-of-range value), after printing the usage; with code 0 after
+        ``--help``.
 
     Examples
     --------

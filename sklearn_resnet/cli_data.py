@@ -481,7 +481,7 @@ def infer_task(y) -> str:
     """``--task auto``: ``"classification"`` or ``"regression"`` from the target column.
 
     Classification when the target is not numeric (strings, categories, booleans) or is
-    of an integer type with at most :data:`MAX_CLASSIFICATION_LEVELS` (20) distinct
+    of an integer type with at most ``MAX_CLASSIFICATION_LEVELS`` (20) distinct
     values; regression otherwise (floats, and integers with more distinct values).
 
     Parameters
@@ -606,8 +606,7 @@ def build_pipeline(X, estimator) -> Pipeline:
     """The Pipeline the command line trains: column preprocessing, then ``estimator``.
 
     Numeric columns get median imputation and standard scaling; every other column
-    (strings, categories, booleans) is read as text (:func:`categories_as_text`) and
-    one-hot encoded, with missing values as a category of their own and categories
+    (strings, categories, booleans) is read as text and one-hot encoded, with missing values as a category of their own and categories
     unseen in training encoded as all zeros.
 
     Parameters

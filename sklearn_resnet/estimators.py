@@ -32,9 +32,18 @@ __all__ = ["ResNetClassifier", "ResNetRegressor", "expected_failed_checks"]
 def expected_failed_checks(estimator) -> dict[str, str]:
     """scikit-learn estimator checks that cannot pass, with the reason.
 
-    Pass the result as ``expected_failed_checks`` to
-    :func:`sklearn.utils.estimator_checks.check_estimator` or
-    ``parametrize_with_checks``. scikit-learn's own ``MLPClassifier`` lists the same.
+    Pass the result as ``expected_failed_checks`` to scikit-learn's ``check_estimator``
+    or ``parametrize_with_checks``. scikit-learn's own ``MLPClassifier`` lists the same.
+
+    Parameters
+    ----------
+    estimator : ResNetClassifier or ResNetRegressor
+        The estimator to be checked; the same checks fail for every setting.
+
+    Returns
+    -------
+    checks : dict of str to str
+        Check name to the reason it cannot pass.
 
     Examples
     --------
@@ -334,22 +343,62 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
     def decision_function(self, X):
         """Logits of the classes.
 
-        Shape (n_samples,) for two classes (positive minus negative logit), else
-        (n_samples, n_classes).
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Inputs like those of ``fit``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes the positive minus the negative logit, else every logit.
         """
         logits = self._forward(X)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
-        """Class probabilities (softmax of the logits), shape (n_samples, n_classes)."""
+        """Class probabilities: the softmax of the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Inputs like those of ``fit``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``; each row sums to 1.
+        """
         return self._forward(X, reduce=_softmax)
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
+        """Logarithm of the class probabilities, computed without underflow.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Inputs like those of ``fit``.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities in the order of ``classes_``.
+        """
         return self._forward(X, reduce=_log_softmax)
 
     def predict(self, X):
-        """Predicted labels, in the type of the training labels."""
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Inputs like those of ``fit``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            The most probable class of each row, in the type of the training labels.
+        """
         with estimator_lock(self):  # the labels of the network that predicted
             index = self._forward(X, reduce=partial(np.argmax, axis=1))
             return self.classes_[index]
@@ -459,7 +508,19 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         return outputs
 
     def predict(self, X):
-        """Predicted targets as float64, shape (n_samples,) or (n_samples, n_outputs)."""
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Inputs like those of ``fit``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            float64 predictions in the units of the training targets, one column per
+            target when ``fit`` was given a 2-D ``y``.
+        """
         with estimator_lock(self):  # the target scale of the network that predicted
             out = self._forward(X, reduce=self._unscale)
             return out.ravel() if self._y_ndim == 1 else out

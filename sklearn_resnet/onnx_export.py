@@ -166,13 +166,15 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     Raises
     ------
     ImportError
-        If onnx or onnxscript is missing (install ``sklearn-resnet[onnx]``).
+        If onnx or onnxscript is missing (install ``sklearn-resnet[onnx]``), or torch is
+        older than 2.6, whose exporter cannot write these networks.
     TypeError
         If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
     ValueError
         If it is not fitted, or was fitted with ``scaling="quantile"``, which ONNX
         cannot express, or with class labels that JSON cannot hold (dates, durations),
-        or if ``path`` is a folder or its folder is missing or not writable.
+        or if ``path`` is a folder or its folder is missing or not writable, or if the
+        network cannot be converted to the ``opset_version`` asked for.
 
     Examples
     --------

@@ -120,7 +120,7 @@ def _library_version() -> str:
 def save_model(estimator, path) -> Path:
     """Save a fitted estimator as ``config.json`` + ``model.safetensors`` in a directory.
 
-    The files hold data only (no pickled code), so :func:`load_model` can read files
+    The files hold data only (no pickled code), so ``load_model`` can read files
     from anyone. The directory is created when missing; the two files are replaced
     when it already holds a saved model.
 
@@ -242,7 +242,7 @@ def _built_depth(estimator) -> int:
 
 # ---- loading ------------------------------------------------------------------------------
 def load_model(path):
-    """Load an estimator saved by :func:`save_model`, without unpickling anything.
+    """Load an estimator saved by ``save_model``, without unpickling anything.
 
     The network is rebuilt from the parameters and fitted attributes in
     ``config.json`` and its weights are read from ``model.safetensors``. The model
@@ -255,7 +255,7 @@ def load_model(path):
     Parameters
     ----------
     path : str or path-like
-        A directory written by :func:`save_model`.
+        A directory written by ``save_model``.
 
     Returns
     -------

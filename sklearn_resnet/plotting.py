@@ -46,7 +46,7 @@ def plot_history(estimator, ax=None):
 
     The losses share the left axis; the validation score (accuracy for a
     classifier, R² for a regressor) has its own axis on the right. A dotted vertical
-    line marks :attr:`best_epoch_`, the epoch whose weights the model keeps (the
+    line marks ``best_epoch_``, the epoch whose weights the model keeps (the
     lowest validation loss under early stopping, else the last epoch).
 
     Parameters
@@ -59,7 +59,8 @@ def plot_history(estimator, ax=None):
     Returns
     -------
     ax : matplotlib.axes.Axes
-        The Axes with the losses; the score's twin Axes is ``ax.right_ax``.
+        The Axes with the losses. When the model holds validation scores (it trained
+        with early stopping), the score's twin Axes is ``ax.right_ax``.
 
     Raises
     ------

@@ -113,7 +113,7 @@ class OptunaSearchCV(BaseSearchCV):
             Targets.
         **params : dict
             Passed to the estimator's ``fit``, the scorer and the CV splitter, as in
-            :class:`~sklearn.model_selection.GridSearchCV`.
+            ``GridSearchCV``.
 
         Returns
         -------
@@ -157,7 +157,7 @@ class OptunaSearchCV(BaseSearchCV):
         Parameters
         ----------
         attrs : tuple of str, default=("number", "value", ..., "user_attrs", "state")
-            Trial attributes to include, as in :meth:`optuna.study.Study.trials_dataframe`;
+            Trial attributes to include, as in Optuna's ``Study.trials_dataframe``;
             the default leaves out the system attributes used for pruning.
         multi_index : bool, default=False
             Use a column MultiIndex.

@@ -154,6 +154,17 @@ def test_docs_build_strict_with_every_public_name(built_site):
     assert 'id="sklearn_resnet.cli_data.build_pipeline"' in api
 
 
+def test_api_page_renders_docstrings_as_written(built_site):
+    """mkdocstrings shows Sphinx roles as raw text, and a module constant with Python's
+    built-in docstring (``int``'s) rather than its own comment."""
+    api = (built_site / "api" / "index.html").read_text(encoding="utf-8")
+    roles = re.findall(r":(?:class|func|meth|attr|data|mod|obj):", api)
+    assert not roles, f"the API page shows {len(roles)} raw Sphinx roles"
+    assert "Convert a number or string to an integer" not in api
+    for method in ("fit", "partial_fit", "predict", "default_search_space"):
+        assert f'id="sklearn_resnet.ResNetRegressor.{method}"' in api, method
+
+
 def test_docs_site_needs_no_network(built_site):
     for page in built_site.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
