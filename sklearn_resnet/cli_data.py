@@ -606,8 +606,9 @@ def build_pipeline(X, estimator) -> Pipeline:
     """The Pipeline the command line trains: column preprocessing, then ``estimator``.
 
     Numeric columns get median imputation and standard scaling; every other column
-    (strings, categories, booleans) is read as text and one-hot encoded, with missing values as a category of their own and categories
-    unseen in training encoded as all zeros.
+    (strings, categories, booleans) is read as text and one-hot encoded, with missing
+    values as a category of their own and categories unseen in training encoded as all
+    zeros.
 
     Parameters
     ----------
