@@ -50,6 +50,9 @@ VARIANTS = {
     "dropout": ("`dropout=0.1`", {"dropout": 0.1}, 1),
     "smoothing": ("`label_smoothing=0.1` (RealMLP's default)", {"label_smoothing": 0.1}, 1),
     "no_early_stopping": ("`early_stopping=False`", {"early_stopping": False}, 1),
+    "epochs50": ("`max_epochs=50`", {"max_epochs": 50}, 1),
+    "lr3e-4": ("`lr=3e-4`", {"lr": 3e-4}, 1),
+    "weight_decay0.1": ("`weight_decay=0.1`", {"weight_decay": 0.1}, 1),
     "ensemble5": ("mean probability of 5 independently seeded defaults", {}, 5),
     "ensemble5_standard64": (
         '5 seeds, each `scaling="standard"`, `batch_size=64`',
