@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 _SHARED_PARAMETERS = """\
 backbone : {"auto", "mlp", "cnn"}, default="auto"
         ``"mlp"``: residual MLP for tabular rows (any input is flattened).
@@ -238,3 +240,33 @@ def regressor_doc() -> str:
         "    >>> reg.predict(X[:3]).shape\n"
         "    (3,)",
     )
+
+
+_PREDICTION_TEMPLATE = """{summary}
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Inputs like those of ``fit``.
+
+        Returns
+        -------
+        {returns}
+{description}
+        """
+
+
+def prediction(summary: str, returns: str, description: str):
+    """Decorator giving a prediction method its docstring: ``summary``, the ``X``
+    parameter every prediction method takes, and a Returns section of one entry,
+    ``returns`` (name and type) with its ``description``."""
+    indent = " " * 12
+    text = textwrap.fill(description, width=92, initial_indent=indent, subsequent_indent=indent)
+
+    def document(method):
+        method.__doc__ = _PREDICTION_TEMPLATE.format(
+            summary=summary, returns=returns, description=text
+        )
+        return method
+
+    return document

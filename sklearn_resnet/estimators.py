@@ -340,65 +340,37 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
     def _label_smoothing(self) -> float:
         return float(self.label_smoothing)
 
+    @_docs.prediction(
+        "Logits of the classes.",
+        "scores : ndarray of shape (n_samples,) or (n_samples, n_classes)",
+        "For two classes the positive minus the negative logit, else every logit.",
+    )
     def decision_function(self, X):
-        """Logits of the classes.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Inputs like those of ``fit``.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            For two classes the positive minus the negative logit, else every logit.
-        """
         logits = self._forward(X)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
+    @_docs.prediction(
+        "Class probabilities: the softmax of the logits.",
+        "proba : ndarray of shape (n_samples, n_classes)",
+        "Probabilities in the order of ``classes_``; each row sums to 1.",
+    )
     def predict_proba(self, X):
-        """Class probabilities: the softmax of the logits.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Inputs like those of ``fit``.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities in the order of ``classes_``; each row sums to 1.
-        """
         return self._forward(X, reduce=_softmax)
 
+    @_docs.prediction(
+        "Logarithm of the class probabilities, computed without underflow.",
+        "log_proba : ndarray of shape (n_samples, n_classes)",
+        "Log-probabilities in the order of ``classes_``.",
+    )
     def predict_log_proba(self, X):
-        """Logarithm of the class probabilities, computed without underflow.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Inputs like those of ``fit``.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log-probabilities in the order of ``classes_``.
-        """
         return self._forward(X, reduce=_log_softmax)
 
+    @_docs.prediction(
+        "Predicted class labels.",
+        "y : ndarray of shape (n_samples,)",
+        "The most probable class of each row, in the type of the training labels.",
+    )
     def predict(self, X):
-        """Predicted class labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Inputs like those of ``fit``.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            The most probable class of each row, in the type of the training labels.
-        """
         with estimator_lock(self):  # the labels of the network that predicted
             index = self._forward(X, reduce=partial(np.argmax, axis=1))
             return self.classes_[index]
@@ -507,20 +479,13 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         outputs += self._y_mean
         return outputs
 
+    @_docs.prediction(
+        "Predicted targets.",
+        "y : ndarray of shape (n_samples,) or (n_samples, n_outputs)",
+        "float64 predictions in the units of the training targets, one column per target "
+        "when ``fit`` was given a 2-D ``y``.",
+    )
     def predict(self, X):
-        """Predicted targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-            Inputs like those of ``fit``.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            float64 predictions in the units of the training targets, one column per
-            target when ``fit`` was given a 2-D ``y``.
-        """
         with estimator_lock(self):  # the target scale of the network that predicted
             out = self._forward(X, reduce=self._unscale)
             return out.ravel() if self._y_ndim == 1 else out
