@@ -7,17 +7,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Without an NVIDIA GPU, install a CPU build of torch first (a CUDA build is several
-# GB). Override either, e.g. `make test TORCH="torch>=2.2"`. On Linux, PyPI's torch wheel
+# GB). Override either, e.g. `make test TORCH="torch>=2.6"`. On Linux, PyPI's torch wheel
 # is the CUDA build; TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu takes torch
 # from PyTorch's CPU-only index instead (left empty, pip uses its configured sources).
 TORCH_CPU ?= torch==2.13.0
-TORCH_GPU ?= torch>=2.2
+TORCH_GPU ?= torch>=2.6
 TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),$(TORCH_GPU),$(TORCH_CPU))
 TORCH_INDEX_URL ?=
 EXTRAS ?= dev,plot,docs,parquet,onnx
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test lint format docs bench clean
+# The oldest release of every dependency range, in an environment of its own:
+# `make test-oldest PYTHON=python3.10` checks the lower bounds of pyproject.toml.
+OLDEST_VENV ?= .venv-oldest
+
+.PHONY: install demo test test-oldest lint format docs bench clean
 
 install: $(STAMP)
 
@@ -33,13 +37,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
+test-oldest:
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(PYTHON) .ci/oldest_requirements.py --pin plot --as-declared dev > $(OLDEST_VENV)/requirements.txt
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -r $(OLDEST_VENV)/requirements.txt $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(OLDEST_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider
+
 lint: $(STAMP)
-	$(BIN)/ruff check sklearn_resnet tests examples benchmarks
-	$(BIN)/ruff format --check sklearn_resnet tests examples benchmarks
+	$(BIN)/ruff check sklearn_resnet tests examples benchmarks .ci
+	$(BIN)/ruff format --check sklearn_resnet tests examples benchmarks .ci
 
 format: $(STAMP)
-	$(BIN)/ruff format sklearn_resnet tests examples benchmarks
-	$(BIN)/ruff check --fix sklearn_resnet tests examples benchmarks
+	$(BIN)/ruff format sklearn_resnet tests examples benchmarks .ci
+	$(BIN)/ruff check --fix sklearn_resnet tests examples benchmarks .ci
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
@@ -48,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache site
+	rm -rf $(VENV) $(OLDEST_VENV) build dist *.egg-info .pytest_cache .ruff_cache site

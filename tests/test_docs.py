@@ -209,6 +209,10 @@ def _modules_with_examples() -> list[str]:
 def test_docstring_examples_run_as_written(module):
     import doctest
 
+    if module == "sklearn_resnet.onnx_export":  # the optional extra: sklearn-resnet[onnx]
+        for package in ("onnx", "onnxruntime", "onnxscript"):
+            pytest.importorskip(package)
+
     result = doctest.testmod(importlib.import_module(module), verbose=False, report=False)
     assert result.attempted > 0
     assert result.failed == 0, f"{result.failed} docstring example(s) of {module} failed"

@@ -155,7 +155,12 @@ def edit_config(folder, change) -> None:
 
 def write_weights(folder, tensors, *, update_digest: bool) -> None:
     """Write ``tensors`` as the weights; with ``update_digest`` the config records them."""
-    data = save_tensors(tensors, metadata={"format": "pt"})
+    if tensors:
+        data = save_tensors(tensors, metadata={"format": "pt"})
+    else:  # by hand: safetensors releases before 0.4.4 write no valid file without tensors
+        header = json.dumps({"__metadata__": {"format": "pt"}}, separators=(",", ":")).encode()
+        header += b" " * (-len(header) % 8)
+        data = len(header).to_bytes(8, "little") + header
     (folder / WEIGHTS_FILE).write_bytes(data)
     if update_digest:
         digest = hashlib.sha256(data).hexdigest()
