@@ -17,8 +17,9 @@ TORCH_INDEX_URL ?=
 EXTRAS ?= dev,plot,docs,parquet,onnx
 PYTEST_WORKERS ?= 2
 
-# The oldest release of every dependency range, in an environment of its own:
-# `make test-oldest PYTHON=python3.10` checks the lower bounds of pyproject.toml.
+# The oldest release of every dependency range, on the oldest Python, in an environment
+# made afresh each time: `make test-oldest` checks the lower bounds of pyproject.toml.
+OLDEST_PYTHON ?= python3.10
 OLDEST_VENV ?= .venv-oldest
 
 .PHONY: install demo test test-oldest lint format docs bench clean
@@ -38,9 +39,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 test-oldest:
-	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
-	$(PYTHON) .ci/oldest_requirements.py --pin plot --as-declared dev > $(OLDEST_VENV)/requirements.txt
-	$(OLDEST_VENV)/bin/python -m pip install --quiet -r $(OLDEST_VENV)/requirements.txt $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	rm -rf $(OLDEST_VENV)
+	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet packaging "tomli; python_version < '3.11'"
+	$(OLDEST_VENV)/bin/python .ci/oldest_requirements.py --pin plot --as-declared dev \
+		> $(OLDEST_VENV)/requirements.txt
+	$(OLDEST_VENV)/bin/python -m pip install --quiet "$$(grep '^torch==' $(OLDEST_VENV)/requirements.txt)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -r $(OLDEST_VENV)/requirements.txt
 	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	$(OLDEST_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider
 

@@ -1,57 +1,43 @@
 """Print pip requirements that pin every dependency range of pyproject.toml to its oldest
-release (``name>=X`` becomes ``name==X``), for ``make test-oldest``.
+release (``name>=X``, ``name~=X`` or ``name==X`` becomes ``name==X``), for
+``make test-oldest``.
 
-The package's own dependencies are pinned, and so are the extras named on the command line
-after ``--pin``; the extras named after ``--as-declared`` are printed as declared (test
-tools, whose oldest releases say nothing about the package)::
+The package's own dependencies are pinned, and so are the extras named after ``--pin``;
+those named after ``--as-declared`` are printed as declared (test tools, whose oldest
+releases say nothing about the package). Environment markers are kept. A requirement to
+be pinned without a lower bound stops the script with an error::
 
     python .ci/oldest_requirements.py --pin plot --as-declared dev
+
+Needs ``packaging``, and ``tomli`` on Python 3.10.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import sys
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
-#: A quoted requirement inside a TOML array, e.g. ``"torch>=2.6",``.
-REQUIREMENT = re.compile(r'^\s*"([A-Za-z0-9_.\-\[\]]+[<>=!~][^"]*)",?\s*(#.*)?$')
+LOWER_BOUNDS = (">=", "~=", "==")
 
 
-def arrays(text: str) -> dict[str, list[str]]:
-    """The string arrays of ``[project] dependencies`` and ``[project.optional-dependencies]``,
-    by name (``"dependencies"`` for the first), read line by line: the file writes each
-    requirement on a line of its own or all on the array's line."""
-    found: dict[str, list[str]] = {}
-    section, current = None, None
-    for line in text.splitlines():
-        header = re.match(r"^\[(.+)\]\s*$", line)
-        if header:
-            section, current = header.group(1), None
-            continue
-        start = re.match(r"^(\w[\w-]*)\s*=\s*\[(.*)$", line)
-        wanted = (section == "project" and start and start.group(1) == "dependencies") or (
-            section == "project.optional-dependencies" and start
-        )
-        if start and wanted:
-            current = start.group(1)
-            found[current] = re.findall(r'"([^"]+)"', start.group(2))
-            if "]" in start.group(2):
-                current = None
-            continue
-        if current is not None:
-            if line.strip().startswith("]"):
-                current = None
-            elif match := REQUIREMENT.match(line):
-                found[current].append(match.group(1))
-    return found
-
-
-def oldest(requirement: str) -> str:
-    """``name==X`` for a ``name>=X`` requirement (other bounds dropped); else unchanged."""
-    match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*>=\s*([^,;\s]+)", requirement)
-    return f"{match.group(1)}=={match.group(2)}" if match else requirement
+def oldest(text: str) -> Requirement:
+    """``text`` with its version range replaced by its lower bound, ``name==X``."""
+    requirement = Requirement(text)
+    bounds = [spec.version for spec in requirement.specifier if spec.operator in LOWER_BOUNDS]
+    if len(bounds) != 1:
+        sys.exit(f"cannot tell the oldest release that {text!r} allows")
+    requirement.specifier = type(requirement.specifier)(f"=={bounds[0]}")
+    return requirement
 
 
 def main() -> None:
@@ -59,19 +45,22 @@ def main() -> None:
     parser.add_argument("--pin", nargs="*", default=[], help="extras pinned to their oldest")
     parser.add_argument("--as-declared", nargs="*", default=[], help="extras left as declared")
     args = parser.parse_args()
-    found = arrays(PYPROJECT.read_text(encoding="utf-8"))
-    unknown = sorted(set(args.pin + args.as_declared) - set(found) - {"dependencies"})
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    extras = project.get("optional-dependencies", {})
+    unknown = sorted(set(args.pin + args.as_declared) - set(extras))
     if unknown:
         parser.error(f"no such extras in pyproject.toml: {unknown}")
-    pinned = {oldest(r) for name in ["dependencies", *args.pin] for r in found[name]}
-    names = {re.split(r"[<>=!~\[]", r)[0].lower() for r in pinned}
-    declared = {
-        r
+    pinned = [oldest(text) for text in project["dependencies"]]
+    pinned += [oldest(text) for name in args.pin for text in extras[name]]
+    names = {canonicalize_name(requirement.name) for requirement in pinned}
+    declared = [
+        Requirement(text)
         for name in args.as_declared
-        for r in found[name]
-        if re.split(r"[<>=!~\[]", r)[0].lower() not in names
-    }
-    print("\n".join(sorted(pinned) + sorted(declared)))
+        for text in extras[name]
+        if canonicalize_name(Requirement(text).name) not in names
+    ]
+    lines = dict.fromkeys(str(requirement) for requirement in pinned + declared)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -261,7 +261,13 @@ def prediction(summary: str, returns: str, description: str):
     parameter every prediction method takes, and a Returns section of one entry,
     ``returns`` (name and type) with its ``description``."""
     indent = " " * 12
-    text = textwrap.fill(description, width=92, initial_indent=indent, subsequent_indent=indent)
+    text = textwrap.fill(
+        description,
+        width=92,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+    )
 
     def document(method):
         method.__doc__ = _PREDICTION_TEMPLATE.format(

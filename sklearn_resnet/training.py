@@ -24,7 +24,7 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 
 from .backbones.layers import set_dropout_generator
 from .data import SliceBatches, TensorData
-from .device import autocast_dtype, device_type, torch_release
+from .device import autocast_dtype, device_type
 from .stopping import (
     INTERRUPTED,
     ResNetEarlyStopping,
@@ -65,10 +65,9 @@ OPTIMIZERS = {
     ),
 }
 
-#: Devices on which the optimizers run as one fused kernel, with the first torch release
-#: that has fused AdamW, Adam and SGD there (the CPU kernels came in 2.4; earlier
-#: releases train with the unfused optimizers).
-FUSED_OPTIMIZER_DEVICES = {"cpu": (2, 4), "cuda": (2, 4)}
+#: Devices on which the optimizers run as one fused kernel (AdamW, Adam and SGD; every
+#: torch release the package supports has these kernels).
+FUSED_OPTIMIZER_DEVICES = frozenset({"cpu", "cuda"})
 #: Share of the planned optimisation steps spent on linear warm-up.
 WARMUP_FRACTION = 0.05
 #: Relative improvement of the validation loss that counts as progress.
@@ -82,8 +81,7 @@ def use_fused_optimizer(optimizer: str, device: str, precision: str) -> bool:
     gradients, common on the first steps at its initial scale), fused SGD has already
     created its momentum buffers uninitialised, and the next step applies garbage.
     """
-    first_fused = FUSED_OPTIMIZER_DEVICES.get(device_type(device))
-    if first_fused is None or torch_release() < first_fused:
+    if device_type(device) not in FUSED_OPTIMIZER_DEVICES:
         return False
     return not (optimizer == "sgd" and _uses_grad_scaler(precision, device))
 
@@ -91,14 +89,6 @@ def use_fused_optimizer(optimizer: str, device: str, precision: str) -> bool:
 def _uses_grad_scaler(precision: str, device: str) -> bool:
     """fp16 on CUDA trains with a gradient scaler."""
     return autocast_dtype(precision) is torch.float16 and device_type(device) == "cuda"
-
-
-def _cuda_grad_scaler():
-    """A gradient scaler for fp16 on CUDA (``torch.amp``'s from torch 2.3, before it
-    ``torch.cuda.amp``'s, deprecated since)."""
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda")
-    return torch.cuda.amp.GradScaler()
 
 
 #: Held while torch's global generators are seeded, so threads never share a seed.
@@ -283,7 +273,7 @@ class ResNetNet(NeuralNet):
     def initialize(self):
         super().initialize()
         use_scaler = _uses_grad_scaler(self.precision, self.device)
-        self.grad_scaler_ = _cuda_grad_scaler() if use_scaler else None
+        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self
 
     def autocast(self):

@@ -1,7 +1,5 @@
 """Each piece of the training recipe does what its documentation says."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -319,13 +317,10 @@ def test_augmentation_is_reproducible():
 
 # ---- optimizer kernels --------------------------------------------------------------------------
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
-def test_optimizers_are_fused_on_the_cpu_from_torch_2_4_and_plain_before(optimizer, monkeypatch):
+def test_optimizers_are_fused_on_the_cpu(optimizer):
     X, y = make_classification(60, 4, random_state=0)
     params = {**FAST_PARAMS, "max_epochs": 1, "optimizer": optimizer}
     assert ResNetClassifier(**params).fit(X, y).net_.optimizer_.defaults["fused"] is True
-    # torch 2.2 and 2.3 have no fused CPU kernels (fused=True raises there).
-    monkeypatch.setattr(training_module, "torch_release", lambda: (2, 3))
-    assert not ResNetClassifier(**params).fit(X, y).net_.optimizer_.defaults.get("fused")
 
 
 @pytest.mark.parametrize(
@@ -343,11 +338,3 @@ def test_optimizers_are_fused_on_the_cpu_from_torch_2_4_and_plain_before(optimiz
 )
 def test_which_optimizers_run_fused(optimizer, device, precision, fused):
     assert training_module.use_fused_optimizer(optimizer, device, precision) is fused
-
-
-def test_the_fp16_gradient_scaler_comes_from_torch_cuda_amp_before_torch_2_3(monkeypatch):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # disabled without CUDA; deprecated in torch.cuda.amp
-        assert type(training_module._cuda_grad_scaler()) is torch.amp.GradScaler
-        monkeypatch.delattr(torch.amp, "GradScaler")  # as in torch 2.2
-        assert isinstance(training_module._cuda_grad_scaler(), torch.cuda.amp.GradScaler)
