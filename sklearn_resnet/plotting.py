@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from sklearn.base import is_classifier
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 from .user_warnings import ignoring
@@ -67,7 +67,10 @@ def plot_history(estimator, ax=None):
     ImportError
         If matplotlib is not installed.
     ValueError
-        If the estimator has no training history (not fitted).
+        If the estimator is not a ResNetClassifier or ResNetRegressor (or a Pipeline
+        ending in one).
+    sklearn.exceptions.NotFittedError
+        If it is not fitted.
 
     Examples
     --------
@@ -80,9 +83,11 @@ def plot_history(estimator, ax=None):
     >>> plot_history(clf).get_xlabel()
     'epoch'
     """
+    from .base import _BaseResNet
+
     if hasattr(estimator, "steps"):
         estimator = estimator[-1]
-    if not hasattr(estimator, "history_"):
+    if not isinstance(estimator, _BaseResNet):
         raise ValueError(
             f"plot_history needs a fitted ResNetClassifier or ResNetRegressor; got "
             f"{type(estimator).__name__}."
@@ -94,14 +99,18 @@ def plot_history(estimator, ax=None):
     ax.plot(epochs, estimator.loss_curve_, marker=".", color="C0", label="training loss")
     valid = [row.get("valid_loss", math.nan) for row in history]
     best = estimator.best_epoch_
-    has_valid = any(not math.isnan(v) for v in valid)
-    if has_valid:
+    if any(not math.isnan(v) for v in valid):
         ax.plot(epochs, valid, marker=".", color="C1", label="validation loss")
+    # The best epoch by validation loss, unless epochs without validation (partial_fit)
+    # came after it: then the model keeps the final epoch's weights.
+    validated = not math.isnan(valid[epochs.index(best)])
+    if validated:
         ax.plot([best], [valid[epochs.index(best)]], marker="o", markersize=9, color="C1")
-    label = f"best epoch ({best})" if has_valid else f"final epoch ({best})"
+    label = f"best epoch ({best})" if validated else f"final epoch ({best})"
     ax.axvline(best, color="0.4", linestyle=":", label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    # The regressor trains on standardised targets: its loss is in those units.
+    ax.set_ylabel("loss" if is_classifier(estimator) else "loss (MSE of standardised targets)")
     ax.set_title("Training history")
     _integer_ticks(ax)
     handles, labels = ax.get_legend_handles_labels()
@@ -151,6 +160,45 @@ def _completed_trials(study) -> list:
     return trials
 
 
+def _left_out(study) -> str:
+    """`` (2 pruned, 1 failed not shown)`` for the trials a figure of the completed ones
+    leaves out, or ``""``."""
+    from optuna.trial import TrialState
+
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state != TrialState.COMPLETE:
+            kind = "failed" if trial.state == TrialState.FAIL else trial.state.name.lower()
+        elif trial.value is None or not math.isfinite(trial.value):
+            kind = "not finite"
+        else:
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+    parts = [f"{count} {kind}" for kind, count in counts.items()]
+    return f" ({', '.join(parts)} not shown)" if parts else ""
+
+
+def _objective_name(search) -> str:
+    """What a trial's value is: the search's mean cross-validated score, named after the
+    metric Optuna optimises (``refit``'s when it names one, else the first); a bare
+    study says nothing of its metric."""
+    if not hasattr(search, "study_"):
+        return "objective value"
+    scoring = getattr(search, "scoring", None)
+    if isinstance(scoring, str):
+        return f"mean CV {scoring}"
+    if isinstance(scoring, dict | list | tuple) and scoring:
+        names, refit = list(scoring), getattr(search, "refit", None)
+        return f"mean CV {refit if isinstance(refit, str) and refit in names else names[0]}"
+    estimator = getattr(search, "estimator", None)
+    if scoring is None and isinstance(estimator, BaseEstimator):
+        if is_classifier(estimator):
+            return "mean CV accuracy"
+        if is_regressor(estimator):
+            return "mean CV R²"
+    return "mean CV score"
+
+
 def plot_optimization_history(search, ax=None):
     """Plot every trial's objective value and the best value so far.
 
@@ -158,8 +206,9 @@ def plot_optimization_history(search, ax=None):
     ----------
     search : OptunaSearchCV or optuna.Study
         A fitted search with a ``study_`` attribute, or the study itself. Trials that
-        failed or were pruned, and non-finite values (failed fits scored NaN), are
-        left out.
+        failed, were pruned or are still running, and non-finite values (failed fits
+        scored NaN), are left out; the legend counts them. The y-axis names the
+        search's metric (a bare study's values are "objective value").
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; ``None`` creates a new figure.
 
@@ -200,12 +249,14 @@ def plot_optimization_history(search, ax=None):
         better = best is None or (value > best if maximize else value < best)
         best = value if better else best
         running.append(best)
-    ax.plot(numbers, values, "o", color="C0", alpha=0.7, label="trial value")
+    label = f"trial value{_left_out(study)}"
+    ax.plot(numbers, values, "o", color="C0", alpha=0.7, label=label)
     ax.step(numbers, running, where="post", color="C3", label="best value")
     top = values.index(max(values) if maximize else min(values))
     ax.plot([numbers[top]], [values[top]], "*", markersize=14, color="C3")
     ax.set_xlabel("trial")
-    ax.set_ylabel("objective value (higher is better)" if maximize else "objective value")
+    better = "higher is better" if maximize else "lower is better"
+    ax.set_ylabel(f"{_objective_name(search)} ({better})")
     ax.set_title("Optimization history")
     _integer_ticks(ax)
     ax.legend(loc="best")
@@ -219,7 +270,9 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
     ----------
     search : OptunaSearchCV or optuna.Study
         A fitted search with a ``study_`` attribute, or the study itself; it needs at
-        least two completed trials.
+        least two completed trials. Importances are computed from the completed trials
+        alone: a parameter whose values make trials fail or get pruned can show a low
+        importance. The title counts the trials left out.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; ``None`` creates a new figure.
     evaluator : optuna.importance.BaseImportanceEvaluator, optional
@@ -236,7 +289,7 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         If matplotlib is not installed.
     ValueError
         If ``search`` has no study, the study has several objectives, fewer than two
-        completed trials, or no parameters.
+        completed trials, no parameters, or the same value in every completed trial.
 
     Examples
     --------
@@ -257,10 +310,17 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
 
     study = _study(search)
     trials = _completed_trials(study)
-    if len(trials) < 2 or not any(trial.params for trial in trials):
+    if len(trials) < 2:
         raise ValueError(
-            "Parameter importances need at least two completed trials with parameters; "
-            f"the study has {len(trials)} completed trial(s)."
+            "Parameter importances need at least two completed trials; the study has "
+            f"{len(trials)}."
+        )
+    if not any(trial.params for trial in trials):
+        raise ValueError("Parameter importances need parameters; no completed trial has any.")
+    if len({trial.value for trial in trials}) == 1:
+        raise ValueError(
+            "Parameter importances need different values; every completed trial scored "
+            f"{trials[0].value}."
         )
     if evaluator is None:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
@@ -274,5 +334,5 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
     ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3)
     ax.set_xlabel(f"importance ({type(evaluator).__name__.removesuffix('ImportanceEvaluator')})")
     ax.set_xlim(0, max([*values, 1e-12]) * 1.15)
-    ax.set_title("Hyperparameter importances")
+    ax.set_title(f"Hyperparameter importances{_left_out(study)}")
     return ax

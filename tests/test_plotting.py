@@ -8,7 +8,9 @@ import numpy as np
 import optuna
 import pytest
 from conftest import FAST_PARAMS
+from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -68,6 +70,17 @@ def test_history_without_validation_marks_the_final_epoch():
     ax = plot_history(reg)
     assert set(_lines(ax)) == {"training loss", "final epoch (3)"}
     assert not hasattr(ax, "right_ax")
+    assert ax.get_ylabel() == "loss (MSE of standardised targets)"
+
+
+def test_history_after_partial_fit_marks_the_final_epoch_the_model_keeps(early_stopped):
+    clf, X, y = early_stopped
+    clf = clone(clf).fit(X, y).partial_fit(X, y).partial_fit(X, y)
+    ax = plot_history(clf)
+    assert clf.best_epoch_ == clf.n_iter_  # epochs without validation: the last weights
+    assert f"final epoch ({clf.n_iter_})" in _lines(ax)
+    markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert not markers  # no best-epoch marker at a validation loss that does not exist
 
 
 def test_history_draws_into_the_given_axes_and_accepts_a_pipeline(early_stopped):
@@ -81,8 +94,10 @@ def test_history_draws_into_the_given_axes_and_accepts_a_pipeline(early_stopped)
 
 
 def test_history_needs_a_fitted_estimator():
-    with pytest.raises(ValueError, match="needs a fitted ResNetClassifier"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         plot_history(ResNetClassifier())
+    with pytest.raises(NotFittedError, match="not fitted"):
+        plot_history(make_pipeline(StandardScaler(), ResNetRegressor()))
     with pytest.raises(ValueError, match="got StandardScaler"):
         plot_history(StandardScaler())
 
@@ -108,12 +123,38 @@ def test_optimization_history_draws_trials_and_running_best(study):
     lines = _lines(ax)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(completed) == 12
-    np.testing.assert_array_equal(lines["trial value"].get_xdata(), [t.number for t in completed])
+    trials = lines["trial value (1 failed not shown)"]
+    np.testing.assert_array_equal(trials.get_xdata(), [t.number for t in completed])
     running = lines["best value"].get_ydata()
     best_so_far = np.maximum.accumulate([t.value for t in completed])
     np.testing.assert_array_equal(running, best_so_far)
     assert running[-1] == study.best_value
     assert ax.get_xlabel() == "trial"
+
+
+def test_optimization_history_names_the_metric_and_counts_pruned_trials():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number in (1, 2):
+            raise optuna.TrialPruned()
+        return x
+
+    study.optimize(objective, n_trials=5)
+    ax = plot_optimization_history(study)
+    assert ax.get_ylabel() == "objective value (lower is better)"
+    assert "trial value (2 pruned not shown)" in _lines(ax)
+    searches = {
+        "mean CV neg_log_loss": {"scoring": "neg_log_loss"},
+        "mean CV nll": {"scoring": {"acc": "accuracy", "nll": "neg_log_loss"}, "refit": "nll"},
+        "mean CV acc": {"scoring": ["acc", "nll"], "refit": False},
+        "mean CV accuracy": {"scoring": None, "estimator": ResNetClassifier()},
+        "mean CV R²": {"scoring": None, "estimator": make_pipeline(ResNetRegressor())},
+    }
+    for name, attributes in searches.items():
+        ax = plot_optimization_history(SimpleNamespace(study_=study, **attributes))
+        assert ax.get_ylabel() == f"{name} (lower is better)"
 
 
 def test_param_importances_rank_the_parameters(study):
@@ -124,6 +165,7 @@ def test_param_importances_rank_the_parameters(study):
     assert widths[1] > widths[0]
     assert sum(widths) == pytest.approx(1.0)
     assert ax.get_xlabel() == "importance (Fanova)"
+    assert ax.get_title() == "Hyperparameter importances (1 failed not shown)"
 
 
 def test_search_plots_refuse_what_they_cannot_draw(study):
@@ -138,6 +180,14 @@ def test_search_plots_refuse_what_they_cannot_draw(study):
     single.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(ValueError, match="at least two completed trials"):
         plot_param_importances(single)
+    constant = optuna.create_study()
+    constant.optimize(lambda trial: trial.suggest_float("x", 0, 1) * 0 + 1.0, n_trials=3)
+    with pytest.raises(ValueError, match=r"every completed trial scored 1\.0"):
+        plot_param_importances(constant)
+    no_parameters = optuna.create_study()
+    no_parameters.optimize(lambda trial: float(trial.number), n_trials=3)
+    with pytest.raises(ValueError, match="no completed trial has any"):
+        plot_param_importances(no_parameters)
 
 
 @pytest.mark.parametrize(
