@@ -20,7 +20,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # draw to files only, no window
+matplotlib.use("Agg")  # scripts only: draw to files, no window (leave it out in notebooks)
 
 import matplotlib.pyplot as plt
 from sklearn.datasets import load_digits

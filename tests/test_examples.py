@@ -16,6 +16,7 @@ EXPECTED = {
     "grid_search.py",
     "cnn_digits.py",
     "persistence.py",
+    "optuna_search.py",
     "plot_history.py",
 }
 TIMEOUT_S = 300

@@ -424,22 +424,28 @@ def _capped_fit(monkeypatch, cls, **caps):
 
 
 def test_search_page_code_runs(tmp_path, monkeypatch):
-    """docs/search.md's Python blocks run in order, on 200 digits, one trial of 2 folds per
-    search and one-epoch fits: the code is checked for running, not for accuracy."""
+    """docs/search.md's Python blocks run in order, on 200 digits, two trials of 2 folds per
+    search (the importances plot needs two) and one-epoch fits: the code is checked for
+    running, not for accuracy."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     load_digits = sklearn.datasets.load_digits
     monkeypatch.setattr(
         sklearn.datasets, "load_digits", lambda **kw: tuple(a[:200] for a in load_digits(**kw))
     )
     _capped_fit(monkeypatch, ResNetClassifier, max_epochs=1, width=8)
-    _capped_fit(monkeypatch, OptunaSearchCV, n_trials=1, cv=2)
+    _capped_fit(monkeypatch, OptunaSearchCV, n_trials=2, cv=2)
     monkeypatch.setenv("SEARCH_STORAGE", f"sqlite:///{tmp_path / 'shared.db'}")
     monkeypatch.chdir(tmp_path)
     blocks = [textwrap.dedent(code) for _, code in PYTHON_BLOCK.findall(PAGE.read_text("utf-8"))]
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     namespace = {"__name__": "__docs__"}
     for index, code in enumerate(blocks, 1):
         exec(compile(code, f"search.md[python block {index}]", "exec"), namespace)
-    assert len(namespace["search"].cv_results_["params"]) == 1
+    plt.close("all")
+    assert len(namespace["search"].cv_results_["params"]) == 2
     assert len(list(tmp_path.glob("best-*.joblib"))) == 1
 
 
