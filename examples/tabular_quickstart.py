@@ -78,7 +78,10 @@ def regression():
 
     # Targets are standardised internally and predictions mapped back to the
     # original scale. On a small, noisy data set a narrow network with some dropout
-    # and few epochs overfits less than the defaults.
+    # and few epochs overfits less than the defaults. With 331 training rows,
+    # early_stopping="auto" holds out 10 % (about 33 rows, at least the 20 it needs) and
+    # stops once the validation loss no longer improves, so fewer than max_epochs
+    # epochs may run; the model keeps the weights of its best epoch.
     reg = ResNetRegressor(
         depth=4,
         width=16,
@@ -90,7 +93,8 @@ def regression():
     model.fit(X_train, y_train)
     r2 = r2_score(y_test, model.predict(X_test))
 
-    # A linear model is a strong baseline on data like this; always compare.
+    # A linear model is a strong baseline on data like this (here it is slightly ahead);
+    # always compare.
     baseline = make_pipeline(StandardScaler(), Ridge()).fit(X_train, y_train)
     r2_ridge = r2_score(y_test, baseline.predict(X_test))
 

@@ -51,8 +51,10 @@ def plot_history(estimator, ax=None):
 
     Parameters
     ----------
-    estimator : ResNetClassifier, ResNetRegressor or Pipeline
-        A fitted estimator, or a fitted Pipeline whose last step is one.
+    estimator : ResNetClassifier, ResNetRegressor, Pipeline or search
+        A fitted estimator, a fitted Pipeline whose last step is one, or a fitted
+        search (``OptunaSearchCV``, ``GridSearchCV``) whose ``best_estimator_`` is
+        one of these.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; ``None`` creates a new figure.
 
@@ -85,6 +87,7 @@ def plot_history(estimator, ax=None):
     """
     from .base import _BaseResNet
 
+    estimator = getattr(estimator, "best_estimator_", estimator)
     if hasattr(estimator, "steps"):
         estimator = estimator[-1]
     if not isinstance(estimator, _BaseResNet):

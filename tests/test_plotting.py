@@ -11,6 +11,7 @@ from conftest import FAST_PARAMS
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -91,6 +92,9 @@ def test_history_draws_into_the_given_axes_and_accepts_a_pipeline(early_stopped)
     assert plot_history(clf, ax=left) is left
     assert plot_history(pipeline, ax=right) is right
     assert len(_lines(right)["training loss"].get_xdata()) == 2
+    search = GridSearchCV(pipeline, {"resnetclassifier__max_epochs": [1, 3]}, cv=2).fit(X, y)
+    best = search.best_params_["resnetclassifier__max_epochs"]
+    assert len(_lines(plot_history(search))["training loss"].get_xdata()) == best
 
 
 def test_history_needs_a_fitted_estimator():
