@@ -104,12 +104,15 @@ def plot_history(estimator, ax=None):
     best = estimator.best_epoch_
     if any(not math.isnan(v) for v in valid):
         ax.plot(epochs, valid, marker=".", color="C1", label="validation loss")
-    # The best epoch by validation loss, unless epochs without validation (partial_fit)
-    # came after it: then the model keeps the final epoch's weights.
+    # The epoch whose weights the model keeps: the best by validation loss; without a
+    # validation loss there (no early stopping, or partial_fit epochs after it) the final
+    # epoch, or the last finite one before a diverged or interrupted epoch.
     validated = not math.isnan(valid[epochs.index(best)])
     if validated:
         ax.plot([best], [valid[epochs.index(best)]], marker="o", markersize=9, color="C1")
-    label = f"best epoch ({best})" if validated else f"final epoch ({best})"
+        label = f"best epoch ({best})"
+    else:
+        label = f"final epoch ({best})" if best == epochs[-1] else f"restored epoch ({best})"
     ax.axvline(best, color="0.4", linestyle=":", label=label)
     ax.set_xlabel("epoch")
     # The regressor trains on standardised targets: its loss is in those units.
@@ -150,35 +153,36 @@ def _study(search):
     return study
 
 
-def _completed_trials(study) -> list:
+def _plotted(search):
+    """The study of ``search``, the trials a figure shows and the note on the others.
+
+    Shown are the completed trials with a finite value that, for a fitted search, its
+    results count (a resumed study's trials scored with other settings are not among
+    them). The note, `` (2 pruned, 1 failed not shown)`` or ``""``, counts the rest.
+    """
     from optuna.trial import TrialState
 
-    trials = [
-        trial
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if trial.value is not None and math.isfinite(trial.value)
-    ]
-    if not trials:
-        raise ValueError("The study has no completed trial with a finite value to plot.")
-    return trials
-
-
-def _left_out(study) -> str:
-    """`` (2 pruned, 1 failed not shown)`` for the trials a figure of the completed ones
-    leaves out, or ``""``."""
-    from optuna.trial import TrialState
-
-    counts: dict[str, int] = {}
+    study = _study(search)
+    results = None if search is study else getattr(search, "cv_results_", None)
+    counted = None
+    if isinstance(results, dict) and "trial_number" in results:
+        counted = {int(number) for number in results["trial_number"]}
+    shown, counts = [], {}
     for trial in study.get_trials(deepcopy=False):
-        if trial.state != TrialState.COMPLETE:
+        if counted is not None and trial.number not in counted:
+            kind = "scored otherwise"
+        elif trial.state != TrialState.COMPLETE:
             kind = "failed" if trial.state == TrialState.FAIL else trial.state.name.lower()
         elif trial.value is None or not math.isfinite(trial.value):
             kind = "not finite"
         else:
+            shown.append(trial)
             continue
         counts[kind] = counts.get(kind, 0) + 1
+    if not shown:
+        raise ValueError("The study has no completed trial with a finite value to plot.")
     parts = [f"{count} {kind}" for kind, count in counts.items()]
-    return f" ({', '.join(parts)} not shown)" if parts else ""
+    return study, shown, f" ({', '.join(parts)} not shown)" if parts else ""
 
 
 def _objective_name(search) -> str:
@@ -190,9 +194,11 @@ def _objective_name(search) -> str:
     scoring = getattr(search, "scoring", None)
     if isinstance(scoring, str):
         return f"mean CV {scoring}"
+    refit = getattr(search, "refit", None)
+    if isinstance(refit, str):  # several metrics: Optuna optimises the one refit names
+        return f"mean CV {refit}"
     if isinstance(scoring, dict | list | tuple) and scoring:
-        names, refit = list(scoring), getattr(search, "refit", None)
-        return f"mean CV {refit if isinstance(refit, str) and refit in names else names[0]}"
+        return f"mean CV {next(iter(scoring))}"
     estimator = getattr(search, "estimator", None)
     if scoring is None and isinstance(estimator, BaseEstimator):
         if is_classifier(estimator):
@@ -241,8 +247,7 @@ def plot_optimization_history(search, ax=None):
     """
     from optuna.study import StudyDirection
 
-    study = _study(search)
-    trials = _completed_trials(study)
+    study, trials, left_out = _plotted(search)
     ax = _new_axes(ax)
     maximize = study.direction == StudyDirection.MAXIMIZE
     numbers = [trial.number for trial in trials]
@@ -252,7 +257,7 @@ def plot_optimization_history(search, ax=None):
         better = best is None or (value > best if maximize else value < best)
         best = value if better else best
         running.append(best)
-    label = f"trial value{_left_out(study)}"
+    label = f"trial value{left_out}"
     ax.plot(numbers, values, "o", color="C0", alpha=0.7, label=label)
     ax.step(numbers, running, where="post", color="C3", label="best value")
     top = values.index(max(values) if maximize else min(values))
@@ -292,7 +297,8 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         If matplotlib is not installed.
     ValueError
         If ``search`` has no study, the study has several objectives, fewer than two
-        completed trials, no parameters, or the same value in every completed trial.
+        completed trials, or no parameters. When every trial scored the same, each
+        parameter gets importance zero and the title says so.
 
     Examples
     --------
@@ -311,24 +317,27 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
     """
     import optuna
 
-    study = _study(search)
-    trials = _completed_trials(study)
+    study, trials, left_out = _plotted(search)
     if len(trials) < 2:
         raise ValueError(
-            "Parameter importances need at least two completed trials; the study has "
-            f"{len(trials)}."
+            f"Parameter importances need at least two completed trials; {len(trials)} to plot."
         )
     if not any(trial.params for trial in trials):
         raise ValueError("Parameter importances need parameters; no completed trial has any.")
     if len({trial.value for trial in trials}) == 1:
-        raise ValueError(
-            "Parameter importances need different values; every completed trial scored "
-            f"{trials[0].value}."
-        )
-    if evaluator is None:
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    with ignoring({"category": optuna.exceptions.ExperimentalWarning}):
-        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        # Nothing to explain: every parameter gets zero (fANOVA itself would fail).
+        names = dict.fromkeys(name for trial in trials for name in trial.params)
+        importances = dict.fromkeys(names, 0.0)
+        left_out = f" (all {len(trials)} shown trials scored {trials[0].value:.4g}){left_out}"
+    else:
+        if evaluator is None:
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        # Only the shown trials: a resumed study's trials scored otherwise stay out.
+        shown = optuna.create_study(direction=study.direction)
+        shown.add_trials(trials)
+        with ignoring({"category": optuna.exceptions.ExperimentalWarning}):
+            importances = optuna.importance.get_param_importances(shown, evaluator=evaluator)
+    evaluator = evaluator or optuna.importance.FanovaImportanceEvaluator(seed=0)
     ax = _new_axes(ax)
     # Least important first, so the most important bar is drawn at the top.
     names = list(importances)[::-1]
@@ -337,5 +346,5 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
     ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3)
     ax.set_xlabel(f"importance ({type(evaluator).__name__.removesuffix('ImportanceEvaluator')})")
     ax.set_xlim(0, max([*values, 1e-12]) * 1.15)
-    ax.set_title(f"Hyperparameter importances{_left_out(study)}")
+    ax.set_title(f"Hyperparameter importances{left_out}")
     return ax

@@ -72,6 +72,9 @@ def test_history_without_validation_marks_the_final_epoch():
     assert set(_lines(ax)) == {"training loss", "final epoch (3)"}
     assert not hasattr(ax, "right_ax")
     assert ax.get_ylabel() == "loss (MSE of standardised targets)"
+    # After a diverged or interrupted epoch the weights are an earlier epoch's.
+    reg.history_[-1]["weights_epoch"] = 2
+    assert "restored epoch (2)" in _lines(plot_history(reg))
 
 
 def test_history_after_partial_fit_marks_the_final_epoch_the_model_keeps(early_stopped):
@@ -136,7 +139,7 @@ def test_optimization_history_draws_trials_and_running_best(study):
     assert ax.get_xlabel() == "trial"
 
 
-def test_optimization_history_names_the_metric_and_counts_pruned_trials():
+def test_optimization_history_names_the_metric_and_counts_what_it_leaves_out():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
 
     def objective(trial):
@@ -146,19 +149,55 @@ def test_optimization_history_names_the_metric_and_counts_pruned_trials():
         return x
 
     study.optimize(objective, n_trials=5)
+    study.ask()  # a trial still running (another worker's)
     ax = plot_optimization_history(study)
     assert ax.get_ylabel() == "objective value (lower is better)"
-    assert "trial value (2 pruned not shown)" in _lines(ax)
+    assert "trial value (2 pruned, 1 running not shown)" in _lines(ax)
+
+
+def _search_of(numbers, **attributes):
+    """A fitted search as the plots see it: a maximised study of trials 0 to 5, of which
+    its results count ``numbers`` (a resumed study's others were scored otherwise)."""
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=6)
+    return SimpleNamespace(study_=study, cv_results_={"trial_number": numbers}, **attributes)
+
+
+def test_optimization_history_names_the_metric_optuna_optimises():
+    def scores(estimator, X, y):
+        return {"z": 0.0}
+
     searches = {
         "mean CV neg_log_loss": {"scoring": "neg_log_loss"},
         "mean CV nll": {"scoring": {"acc": "accuracy", "nll": "neg_log_loss"}, "refit": "nll"},
         "mean CV acc": {"scoring": ["acc", "nll"], "refit": False},
+        "mean CV z": {"scoring": scores, "refit": "z"},
+        "mean CV score": {"scoring": scores, "refit": True},
         "mean CV accuracy": {"scoring": None, "estimator": ResNetClassifier()},
         "mean CV R²": {"scoring": None, "estimator": make_pipeline(ResNetRegressor())},
     }
     for name, attributes in searches.items():
-        ax = plot_optimization_history(SimpleNamespace(study_=study, **attributes))
-        assert ax.get_ylabel() == f"{name} (lower is better)"
+        ax = plot_optimization_history(_search_of(list(range(6)), **attributes))
+        assert ax.get_ylabel() == f"{name} (higher is better)"
+
+
+def test_search_plots_leave_out_the_trials_its_results_do_not_count():
+    search = _search_of([3, 4, 5], scoring="accuracy")
+    ax = plot_optimization_history(search)
+    trials = _lines(ax)["trial value (3 scored otherwise not shown)"]
+    assert list(trials.get_xdata()) == [3, 4, 5]
+    best = max(search.study_.trials[n].value for n in (3, 4, 5))
+    assert _lines(ax)["best value"].get_ydata()[-1] == best
+    title = plot_param_importances(search).get_title()
+    assert title == "Hyperparameter importances (3 scored otherwise not shown)"
+
+
+def test_param_importances_of_trials_that_all_scored_the_same_are_zero():
+    constant = optuna.create_study()
+    constant.optimize(lambda trial: trial.suggest_float("x", 0, 1) * 0 + 1.0, n_trials=3)
+    ax = plot_param_importances(constant)
+    assert [bar.get_width() for bar in ax.patches] == [0.0]
+    assert ax.get_title() == "Hyperparameter importances (all 3 shown trials scored 1)"
 
 
 def test_param_importances_rank_the_parameters(study):
@@ -184,10 +223,6 @@ def test_search_plots_refuse_what_they_cannot_draw(study):
     single.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(ValueError, match="at least two completed trials"):
         plot_param_importances(single)
-    constant = optuna.create_study()
-    constant.optimize(lambda trial: trial.suggest_float("x", 0, 1) * 0 + 1.0, n_trials=3)
-    with pytest.raises(ValueError, match=r"every completed trial scored 1\.0"):
-        plot_param_importances(constant)
     no_parameters = optuna.create_study()
     no_parameters.optimize(lambda trial: float(trial.number), n_trials=3)
     with pytest.raises(ValueError, match="no completed trial has any"):
