@@ -70,7 +70,8 @@ def plot_history(estimator, ax=None):
         If matplotlib is not installed.
     ValueError
         If the estimator is not a ResNetClassifier or ResNetRegressor (or a Pipeline
-        ending in one).
+        ending in one), or is a search without ``best_estimator_`` (not fitted, or
+        fitted with ``refit=False``).
     sklearn.exceptions.NotFittedError
         If it is not fitted.
 
