@@ -1,5 +1,6 @@
-# Set-up, demo, tests and docs. Every target creates .venv and installs the package
-# with its extras first (only when pyproject.toml changed since the last install).
+# Set-up, demo, tests and docs. Every target but test-oldest and clean creates .venv and
+# installs the package with its extras first (only when pyproject.toml changed since the
+# last install).
 
 PYTHON ?= python3
 VENV ?= .venv

@@ -56,7 +56,7 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     lr_schedule : {"cosine", "constant", "step"}, default="cosine"
         ``"cosine"``: linear warm-up over the first 5 % of the steps (none in a fit of
         fewer than 30 steps), then cosine decay to zero over ``max_epochs``.
-        ``"step"``: divide by 10 at 50 % and 75 % of the epochs (He et al.).
+        ``"step"``: divide by 10 at 50 % and 75 % of the planned steps (He et al.).
         ``"constant"``: the base rate throughout.
     batch_size : int or "auto", default="auto"
         Samples per training step. ``"auto"``: ``n/8`` rounded down to a power of two,

@@ -18,7 +18,6 @@ __all__ = [
     "release_memory",
     "resolve_device",
     "resolve_precision",
-    "torch_release",
 ]
 
 _PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -124,12 +123,6 @@ def memory_format(
     if kind == "cpu" and width is not None and width % CPU_CHANNELS_LAST_MULTIPLE == 0:
         return torch.channels_last
     return torch.contiguous_format
-
-
-def torch_release() -> tuple[int, int]:
-    """The installed torch's (major, minor) release: ``"2.13.0+cpu"`` -> ``(2, 13)``."""
-    major, minor = torch.__version__.split(".")[:2]
-    return int(major), int(minor)
 
 
 def device_type(device: str) -> str:

@@ -25,7 +25,6 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .concurrency import estimator_lock
-from .device import torch_release
 from .estimators import ResNetClassifier, ResNetRegressor
 from .paths import unwritable_file
 from .user_warnings import ignoring
@@ -33,8 +32,6 @@ from .user_warnings import ignoring
 __all__ = ["to_onnx"]
 
 INPUT_NAME = "input"
-#: Oldest torch whose ONNX exporter (``dynamo=True``) handles dynamic batch sizes.
-MIN_TORCH = (2, 6)
 #: Input scaling methods whose operations ONNX cannot express.
 UNSUPPORTED_SCALING = ("quantile",)
 _EXTRA_HINT = "install sklearn-resnet[onnx] (pip install 'sklearn-resnet[onnx]')"
@@ -81,10 +78,6 @@ def _check_exporter() -> None:
             missing.append(name)
     if missing:
         raise ImportError(f"to_onnx needs the packages {missing}; {_EXTRA_HINT}.") from None
-    if torch_release() < MIN_TORCH:
-        raise ImportError(
-            f"to_onnx needs torch>={'.'.join(map(str, MIN_TORCH))}; found {torch.__version__}."
-        )
 
 
 def _quiet_exporter():
@@ -166,8 +159,7 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     Raises
     ------
     ImportError
-        If onnx or onnxscript is missing (install ``sklearn-resnet[onnx]``), or torch is
-        older than 2.6, whose exporter cannot write these networks.
+        If onnx or onnxscript is missing (install ``sklearn-resnet[onnx]``).
     TypeError
         If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
     ValueError

@@ -46,8 +46,10 @@ def plot_history(estimator, ax=None):
 
     The losses share the left axis; the validation score (accuracy for a
     classifier, R² for a regressor) has its own axis on the right. A dotted vertical
-    line marks ``best_epoch_``, the epoch whose weights the model keeps (the
-    lowest validation loss under early stopping, else the last epoch).
+    line marks ``best_epoch_``, the epoch whose weights the model keeps: "best epoch",
+    the lowest validation loss, under early stopping; else "final epoch", or "restored
+    epoch" when a diverged or interrupted fit went back to the epoch of the lowest
+    training loss.
 
     Parameters
     ----------
@@ -107,7 +109,7 @@ def plot_history(estimator, ax=None):
         ax.plot(epochs, valid, marker=".", color="C1", label="validation loss")
     # The epoch whose weights the model keeps: the best by validation loss; without a
     # validation loss there (no early stopping, or partial_fit epochs after it) the final
-    # epoch, or the last finite one before a diverged or interrupted epoch.
+    # epoch, or the one of the lowest training loss after a divergence or an interrupt.
     validated = not math.isnan(valid[epochs.index(best)])
     if validated:
         ax.plot([best], [valid[epochs.index(best)]], marker="o", markersize=9, color="C1")
@@ -281,7 +283,8 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         A fitted search with a ``study_`` attribute, or the study itself; it needs at
         least two completed trials. Importances are computed from the completed trials
         alone: a parameter whose values make trials fail or get pruned can show a low
-        importance. The title counts the trials left out.
+        importance. The title counts the trials left out. When every trial scored the
+        same, each parameter gets importance zero and the title says so.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; ``None`` creates a new figure.
     evaluator : optuna.importance.BaseImportanceEvaluator, optional
@@ -298,8 +301,7 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         If matplotlib is not installed.
     ValueError
         If ``search`` has no study, the study has several objectives, fewer than two
-        completed trials, or no parameters. When every trial scored the same, each
-        parameter gets importance zero and the title says so.
+        completed trials, or no parameters.
 
     Examples
     --------
