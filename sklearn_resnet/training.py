@@ -205,6 +205,7 @@ class ValidationScore(Callback):
         if not self.sums_:
             return
         sums = torch.stack(self.sums_).cpu().double().numpy()  # MPS has no float64
+        self.sums_ = []  # device tensors, which a pickle of the net must not hold
         if self.task == "classification":
             correct, total = sums.sum(0)
             score = float(correct / total)
@@ -324,7 +325,14 @@ class ResNetNet(NeuralNet):
         y_pred = self.infer(Xi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         scaler = self.grad_scaler_
-        (loss if scaler is None else scaler.scale(loss)).backward()
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+            # Callbacks that read or clip gradients (on_grad_computed, next) see them in
+            # the units of the loss; scaler.step then skips its own unscaling.
+            for name in self._optimizers:
+                scaler.unscale_(getattr(self, name + "_"))
         return {"loss": loss, "y_pred": y_pred}
 
     def _step_optimizer(self, step_fn):
@@ -339,10 +347,21 @@ class ResNetNet(NeuralNet):
 
     def __getstate__(self):
         # Tensors are pickled for the CPU so that a GPU-fitted model loads anywhere
-        # without a device warning; the estimator moves them back where it can.
+        # without a device warning; the estimator moves them back where it can. skorch
+        # maps only ``module_`` and the like to the CPU; ``module``, the instance the net
+        # was built with, is the same object, so it is left out here and restored from
+        # ``module_`` (pickled apart, its weights would need the GPU to load).
+        shared_module = self.__dict__.get("module") is self.__dict__.get("module_")
         state = super().__getstate__()
         state["device"] = "cpu"
+        if shared_module:
+            state["module"] = None
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.__dict__.get("module") is None and "module_" in self.__dict__:
+            self.module = self.module_
 
 
 @dataclass

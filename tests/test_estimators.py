@@ -481,6 +481,39 @@ def test_model_fitted_on_a_gpu_loads_on_a_cpu_only_machine_silently():
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)
 
 
+def _tensors_in(value, seen=None) -> list:
+    """Tensors reachable from ``value`` through containers and object attributes."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or isinstance(value, str | bytes | int | float | type | np.ndarray):
+        return []
+    seen.add(id(value))
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        children = list(value.values())
+    elif isinstance(value, list | tuple | set):
+        children = list(value)
+    else:
+        children = list(getattr(value, "__dict__", {}).values())
+    return [tensor for child in children for tensor in _tensors_in(child, seen)]
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_a_pickled_net_holds_tensors_only_where_they_are_mapped_to_the_cpu(Estimator):
+    """skorch pickles ``module_``, ``optimizer_`` and the like apart and loads them onto the
+    CPU where there is no GPU; a tensor anywhere else in the net's pickled state (the
+    module the net was built with, validation sums of the last epoch) would keep a
+    GPU-fitted model from loading on a machine without one."""
+    X, y = data_for(Estimator)
+    est = Estimator(**FAST_PARAMS, early_stopping=True, validation_fraction=0.3).fit(X, y)
+    state = est.net_.__getstate__()
+    mapped = state.pop("__cuda_dependent_attributes__")
+    assert mapped and not _tensors_in(state)
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.net_.module is loaded.net_.module_  # one network, not a stale copy
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["32", "bf16", "16"])
 def test_fit_on_cuda_pickle_and_predict_on_cpu(precision):

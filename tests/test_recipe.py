@@ -338,3 +338,31 @@ def test_optimizers_are_fused_on_the_cpu(optimizer):
 )
 def test_which_optimizers_run_fused(optimizer, device, precision, fused):
     assert training_module.use_fused_optimizer(optimizer, device, precision) is fused
+
+
+def test_gradient_callbacks_see_unscaled_gradients_under_the_fp16_scaler(monkeypatch):
+    """float16 on CUDA multiplies the loss by a large scale before the backward pass; a
+    callback on the gradients (skorch's GradientNormClipping, say) must see them in the
+    loss's units. The CUDA scaler is stood in for by a CPU one with the same scale."""
+    from skorch.callbacks import Callback
+
+    class GradientNorms(Callback):
+        def __init__(self):
+            self.norms = []
+
+        def on_grad_computed(self, net, named_parameters, **kwargs):
+            grads = [p.grad.norm() for _, p in named_parameters if p.grad is not None]
+            self.norms.append(float(torch.stack(grads).norm()))
+
+    X, y = make_classification(64, 4, random_state=0)
+
+    def first_norm(scaled: bool) -> float:
+        monkeypatch.setattr(training_module, "_uses_grad_scaler", lambda *args: scaled)
+        real = torch.amp.GradScaler
+        monkeypatch.setattr(torch.amp, "GradScaler", lambda device: real("cpu", 2.0**16))
+        params = {**FAST_PARAMS, "max_epochs": 1, "precision": "16", "random_state": 0}
+        clf = ResNetClassifier(**params, callbacks=[GradientNorms()]).fit(X, y)
+        (recorder,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, GradientNorms)]
+        return recorder.norms[0]
+
+    assert first_norm(scaled=True) == pytest.approx(first_norm(scaled=False), rel=1e-2)
