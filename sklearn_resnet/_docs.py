@@ -81,8 +81,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         ``"mps"``. An unavailable device raises a ``ValueError`` naming the available ones.
     precision : {"auto", "32", "bf16", "16"}, default="auto"
         Autocast precision of the forward pass and loss; weights stay float32.
-        ``"auto"`` is bf16 on CUDA GPUs that support it and float32 elsewhere. ``"16"``
-        uses a gradient scaler on CUDA.
+        ``"auto"`` is bf16 on CUDA GPUs with bfloat16 in hardware (compute capability
+        8.0, Ampere, and newer) and float32 elsewhere, older GPUs included (they emulate
+        bf16, slower than float32). ``"16"`` uses a gradient scaler on CUDA.
     compile : bool, default=False
         Compile the module with ``torch.compile``.
     random_state : int, RandomState instance or None, default=None

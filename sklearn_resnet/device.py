@@ -77,15 +77,22 @@ def resolve_device(device: str, *, owner: str = "estimator") -> str:
     return device
 
 
+#: First CUDA compute capability with bfloat16 arithmetic in hardware (Ampere); older
+#: GPUs emulate it, slower than float32.
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
 def resolve_precision(precision: str, device: str) -> str:
     """Turn the ``precision`` parameter into ``"32"``, ``"bf16"`` or ``"16"``.
 
-    ``"auto"`` is bf16 on CUDA devices that support it and fp32 everywhere else.
+    ``"auto"`` is bf16 on CUDA devices with bfloat16 in hardware (compute capability
+    8.0 and newer) and fp32 everywhere else.
     """
     if precision != "auto":
         return precision
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return "bf16"
+    if device.startswith("cuda"):
+        capability = torch.cuda.get_device_capability(device)
+        return "bf16" if capability >= NATIVE_BF16_CAPABILITY else "32"
     return "32"
 
 

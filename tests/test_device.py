@@ -35,10 +35,20 @@ def test_precision_auto_is_fp32_on_cpu():
     assert autocast_dtype("16") is torch.float16
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_precision_auto_on_cuda():
-    expected = "bf16" if torch.cuda.is_bf16_supported() else "32"
-    assert resolve_precision("auto", "cuda") == expected
+@pytest.mark.parametrize(
+    "capability, expected", [((7, 5), "32"), ((8, 0), "bf16"), ((9, 0), "bf16")]
+)
+def test_precision_auto_on_cuda_is_bf16_only_where_the_gpu_has_it_in_hardware(
+    capability, expected, monkeypatch
+):
+    """Turing (7.5, e.g. a T4) emulates bf16, which ``torch.cuda.is_bf16_supported`` counts;
+    the capability is asked of the GPU the estimator uses, not the current one."""
+    asked = []
+    monkeypatch.setattr(
+        torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability
+    )
+    assert resolve_precision("auto", "cuda:1") == expected
+    assert asked == ["cuda:1"]
 
 
 def test_failed_allocations_of_every_allocator_count_as_out_of_memory():
