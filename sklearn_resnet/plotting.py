@@ -110,9 +110,9 @@ def plot_history(estimator, ax=None):
     # The epoch whose weights the model keeps: the best by validation loss; without a
     # validation loss there (no early stopping, or partial_fit epochs after it) the final
     # epoch, or the one of the lowest training loss after a divergence or an interrupt.
-    validated = not math.isnan(valid[epochs.index(best)])
-    if validated:
-        ax.plot([best], [valid[epochs.index(best)]], marker="o", markersize=9, color="C1")
+    best_valid = valid[epochs.index(best)]
+    if not math.isnan(best_valid):
+        ax.plot([best], [best_valid], marker="o", markersize=9, color="C1")
         label = f"best epoch ({best})"
     else:
         label = f"final epoch ({best})" if best == epochs[-1] else f"restored epoch ({best})"
@@ -327,20 +327,19 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         )
     if not any(trial.params for trial in trials):
         raise ValueError("Parameter importances need parameters; no completed trial has any.")
+    if evaluator is None:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
     if len({trial.value for trial in trials}) == 1:
         # Nothing to explain: every parameter gets zero (fANOVA itself would fail).
         names = dict.fromkeys(name for trial in trials for name in trial.params)
         importances = dict.fromkeys(names, 0.0)
         left_out = f" (all {len(trials)} shown trials scored {trials[0].value:.4g}){left_out}"
     else:
-        if evaluator is None:
-            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         # Only the shown trials: a resumed study's trials scored otherwise stay out.
         shown = optuna.create_study(direction=study.direction)
         shown.add_trials(trials)
         with ignoring({"category": optuna.exceptions.ExperimentalWarning}):
             importances = optuna.importance.get_param_importances(shown, evaluator=evaluator)
-    evaluator = evaluator or optuna.importance.FanovaImportanceEvaluator(seed=0)
     ax = _new_axes(ax)
     # Least important first, so the most important bar is drawn at the top.
     names = list(importances)[::-1]
