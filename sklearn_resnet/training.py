@@ -178,6 +178,11 @@ class ValidationScore(Callback):
     def __init__(self, task: str):
         self.task = task
 
+    def __getstate__(self):
+        # The sums are device tensors, which a pickle of the net must not hold: a fit
+        # interrupted in its validation pass leaves that epoch's sums unread.
+        return {key: value for key, value in self.__dict__.items() if key != "sums_"}
+
     def on_epoch_begin(self, net, **kwargs):
         self.sums_ = []
 
@@ -205,7 +210,7 @@ class ValidationScore(Callback):
         if not self.sums_:
             return
         sums = torch.stack(self.sums_).cpu().double().numpy()  # MPS has no float64
-        self.sums_ = []  # device tensors, which a pickle of the net must not hold
+        self.sums_ = []
         if self.task == "classification":
             correct, total = sums.sum(0)
             score = float(correct / total)

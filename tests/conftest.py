@@ -22,11 +22,16 @@ def fast_params():
 
 
 class InterruptAt(Callback):
-    """Raise ``KeyboardInterrupt`` in the middle of epoch ``epoch`` (Ctrl-C)."""
+    """Raise ``KeyboardInterrupt`` in the middle of epoch ``epoch`` (Ctrl-C).
 
-    def __init__(self, epoch):
+    ``during="validation"`` interrupts the epoch's validation pass instead of its
+    training pass.
+    """
+
+    def __init__(self, epoch, during="training"):
         self.epoch = epoch
+        self.during = during
 
     def on_batch_end(self, net, training=False, **kwargs):
-        if training and len(net.history) == self.epoch:
+        if training == (self.during == "training") and len(net.history) == self.epoch:
             raise KeyboardInterrupt

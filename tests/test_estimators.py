@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FAST_CNN_PARAMS, FAST_PARAMS
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS, InterruptAt
 from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
@@ -482,7 +482,7 @@ def test_model_fitted_on_a_gpu_loads_on_a_cpu_only_machine_silently():
 
 
 def _tensors_in(value, seen=None) -> list:
-    """Tensors reachable from ``value`` through containers and object attributes."""
+    """Tensors reachable from ``value`` through containers and the objects' pickled state."""
     seen = set() if seen is None else seen
     if id(value) in seen or isinstance(value, str | bytes | int | float | type | np.ndarray):
         return []
@@ -494,7 +494,9 @@ def _tensors_in(value, seen=None) -> list:
     elif isinstance(value, list | tuple | set):
         children = list(value)
     else:
-        children = list(getattr(value, "__dict__", {}).values())
+        getstate = getattr(value, "__getstate__", None)  # objects have none before 3.11
+        state = getstate() if getstate is not None else getattr(value, "__dict__", {})
+        children = list(state.values()) if isinstance(state, dict) else [state]
     return [tensor for child in children for tensor in _tensors_in(child, seen)]
 
 
@@ -511,6 +513,22 @@ def test_a_pickled_net_holds_tensors_only_where_they_are_mapped_to_the_cpu(Estim
     assert mapped and not _tensors_in(state)
     loaded = pickle.loads(pickle.dumps(est))
     assert loaded.net_.module is loaded.net_.module_  # one network, not a stale copy
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_a_net_interrupted_during_validation_pickles_no_validation_sums(Estimator):
+    """Ctrl-C in a validation pass leaves that epoch's sums unread; on a GPU they are
+    device tensors, so the pickle must leave them out too."""
+    X, y = data_for(Estimator)
+    params = {**FAST_PARAMS, "early_stopping": True, "validation_fraction": 0.3}
+    est = Estimator(**params, batch_size=8, callbacks=[InterruptAt(3, during="validation")])
+    with pytest.warns(UserWarning, match="interrupted"):
+        est.fit(X, y)
+    state = est.net_.__getstate__()
+    state.pop("__cuda_dependent_attributes__")
+    assert not _tensors_in(state)
+    loaded = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
 
 
