@@ -55,8 +55,10 @@ study_name : str, default=None
     Name of the study; ``None`` makes a new unique name at every fit.
 load_if_exists : bool, default=False
     With ``study_name``, resume that study when the storage has it: the fit adds
-    ``n_trials`` trials and ``cv_results_`` ranks every finished trial of the study.
-    Without it, a study of that name already in the storage is an error. Trials left
+    ``n_trials`` trials and ``cv_results_`` ranks every finished trial of the study
+    scored alike. A resume that would tell Optuna another score (another ``scoring``,
+    or another metric for ``refit``) is an error, as is a stored study created to
+    minimise. Without it, a study of that name already in the storage is an error. Trials left
     ``RUNNING`` by a killed worker are marked ``FAIL`` once their heartbeat is older
     than twice ``heartbeat_interval`` (see Notes).
 heartbeat_interval : float or None, default=30.0

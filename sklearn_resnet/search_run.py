@@ -40,6 +40,7 @@ from .search_heartbeat import Heartbeat, ask, fail_dead_trials
 from .search_space import SearchSpace, final_step
 from .search_study import (
     RECORD_ATTR,
+    check_objective,
     check_resumable,
     copy_to_memory,
     create_study,
@@ -272,6 +273,7 @@ class SearchRun:
             self.heartbeat_interval,
         )
         check_resumable(study, self.space.distributions, self.space.fingerprints(), self.owner)
+        check_objective(study, search.scoring, search.refit, self.owner)
         self._continue_sampling(study)
         token = uuid.uuid4().hex
         shared = None if in_memory(self.storage) else self.storage

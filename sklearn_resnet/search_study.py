@@ -30,6 +30,7 @@ from optuna.distributions import check_distribution_compatibility
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from .search_heartbeat import HeartbeatJournalStorage, grace_period
@@ -38,6 +39,7 @@ from .user_warnings import ignoring
 
 __all__ = [
     "RECORD_ATTR",
+    "check_objective",
     "check_resumable",
     "copy_to_memory",
     "create_study",
@@ -45,6 +47,7 @@ __all__ = [
     "in_memory",
     "interrupted_record",
     "journal_storage",
+    "objective_key",
     "open_storage",
     "quiet_format",
     "quiet_optuna",
@@ -61,6 +64,8 @@ RECORD_ATTR = "cv_results"
 #: Study user attribute: for each parameter whose choices are stored by position, what the
 #: choices were (so that a resumed search with a reordered list is refused).
 CHOICES_ATTR = "sklearn_resnet:choices"
+#: Study user attribute: the score the study's trials tell Optuna (:func:`objective_key`).
+OBJECTIVE_ATTR = "sklearn_resnet:objective"
 _JOURNAL_SUFFIXES = (".log", ".jsonl")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _SCHEMA_ATTEMPTS = 6
@@ -216,9 +221,12 @@ def create_study(
     owner="OptunaSearchCV",
     heartbeat_interval=None,
 ):
-    """Create (or, with ``load_if_exists``, resume) the maximising study of a search."""
+    """Create (or, with ``load_if_exists``, resume) the maximising study of a search.
+
+    A stored study created elsewhere to minimise, or with several objectives, is refused.
+    """
     try:
-        return optuna.create_study(
+        study = optuna.create_study(
             storage=open_storage(storage, heartbeat_interval),
             sampler=sampler,
             pruner=pruner,
@@ -231,6 +239,13 @@ def create_study(
             f"A study named {study_name!r} already exists in the storage of {owner}. Pass "
             f"load_if_exists=True to resume it, or choose another study_name."
         ) from None
+    if study.directions != [StudyDirection.MAXIMIZE]:
+        directions = " and ".join(d.name.lower() for d in study.directions)
+        raise ValueError(
+            f"Study {study.study_name!r} in the storage of {owner} was created to {directions}; "
+            f"{owner} maximises one score (higher is better). Pass another study_name."
+        )
+    return study
 
 
 def tell(study: optuna.Study, trial, **kwargs) -> bool:
@@ -272,6 +287,61 @@ def scoring_key(scoring) -> str:
     return fingerprint(scoring)
 
 
+def objective_key(scoring, refit) -> str:
+    """A text that differs between the scores a search tells Optuna.
+
+    That is the ``scoring`` and, of several metrics, the one ``refit`` names, else the
+    first.
+
+    Examples
+    --------
+    >>> objective_key("accuracy", True)
+    '{"metric": null, "scoring": "accuracy"}'
+    >>> json.loads(objective_key(["f1", "accuracy"], "f1"))["metric"]
+    'f1'
+    """
+    metric = None
+    if isinstance(scoring, dict | list | tuple | set) and scoring:
+        names = [str(name) for name in scoring]
+        metric = refit if isinstance(refit, str) and refit in names else names[0]
+    elif callable(scoring) and isinstance(refit, str):  # a callable may return several
+        metric = refit
+    return json.dumps({"metric": metric, "scoring": scoring_key(scoring)}, sort_keys=True)
+
+
+def _describe_objective(key: str) -> str:
+    objective = json.loads(key)
+    metric = objective["metric"]
+    return f"scoring={objective['scoring']}" + (f" (metric {metric})" if metric else "")
+
+
+def check_objective(study: optuna.Study, scoring, refit, owner: str) -> None:
+    """Refuse to add trials to ``study`` that would tell Optuna another score.
+
+    Optuna's sampler and ``best_trial`` compare the values of every completed trial, so
+    one study holds one score: the first search on a study records its
+    :func:`objective_key`, and a search with another is refused before any trial. A study
+    of an earlier release, without that record, is judged by its trials' scorings.
+    """
+    key = objective_key(scoring, refit)
+    stored = study.user_attrs.get(OBJECTIVE_ATTR)
+    if stored is None:
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        old = {(t.user_attrs.get(RECORD_ATTR) or {}).get("scoring") for t in done} - {None}
+        if old and old != {scoring_key(scoring)}:
+            stored = json.dumps({"metric": None, "scoring": " and ".join(sorted(old))})
+    elif stored == key:
+        return
+    if stored is not None and stored != key:
+        raise ValueError(
+            f"{owner} would optimise {_describe_objective(key)} in study "
+            f"{study.study_name!r}, whose trials optimised {_describe_objective(stored)}: "
+            "Optuna's sampler and best trial would compare the two as one score. Resume with "
+            "the same scoring and refit, or pass another study_name."
+        )
+    study.set_user_attr(OBJECTIVE_ATTR, key)
+
+
 def check_resumable(study: optuna.Study, distributions: dict, choices: dict, owner: str) -> None:
     """Refuse to add trials to ``study`` from a space its earlier trials do not fit.
 
@@ -306,6 +376,17 @@ def check_resumable(study: optuna.Study, distributions: dict, choices: dict, own
                     f"{new}.) Resume with the same distribution, or pass another study_name."
                 ) from None
     stored = study.user_attrs.get(CHOICES_ATTR, {})
+    searched = {name for trial in study.get_trials(deepcopy=False) for name in trial.params}
+    for name in sorted(searched & set(stored)):
+        if name in choices:
+            continue
+        left = "lists plain values for" if name in distributions else "leaves out"
+        raise ValueError(
+            f"The trials of study {study.study_name!r} searched {name!r} over values they "
+            f"record by position ({stored[name]}), and param_distributions of {owner} {left} "
+            f"it, so those trials' values cannot be rebuilt (nor refitted). Search {name!r} "
+            "with the same list in the same order, or pass another study_name."
+        )
     for name, values in choices.items():
         if name in stored and stored[name] != values:
             raise ValueError(

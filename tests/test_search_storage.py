@@ -25,7 +25,7 @@ from optuna.distributions import FloatDistribution
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from test_reliability_search import INTERVAL, Worker, kill_and_resume
 
 from sklearn_resnet import OptunaSearchCV
@@ -304,21 +304,69 @@ def test_rows_scored_otherwise_are_left_out_of_a_resumed_search(tmp_path, data):
     url = f"sqlite:///{tmp_path / 'search.db'}"
     kwargs = {"storage": url, "study_name": "s", "load_if_exists": True}
     _search(n_trials=2, random_state=0, **kwargs).fit(X, y)  # accuracy, the default
-    # A trial whose worker died mid-trial, under the default scoring and two splits.
+    # Trials whose worker died mid-trial, under the default scoring and two splits, and
+    # under another scoring (as an earlier release, which let scorings share a study, left).
     study = optuna.load_study(study_name="s", storage=url)
-    dead = study.ask(C_SPACE)
-    metrics, scoring = ["score"], scoring_key(None)
-    dead.set_user_attr(RECORD_ATTR, interrupted_record(2, metrics, False, scoring))
-    study.tell(dead, state=optuna.trial.TrialState.FAIL)
+    for scoring in (scoring_key(None), scoring_key("neg_log_loss")):
+        dead = study.ask(C_SPACE)
+        dead.set_user_attr(RECORD_ATTR, interrupted_record(2, ["score"], False, scoring))
+        study.tell(dead, state=optuna.trial.TrialState.FAIL)
 
-    log_loss = _search(n_trials=1, scoring="neg_log_loss", **kwargs).fit(X, y)
-    assert list(log_loss.cv_results_["trial_number"]) == [3]
-    assert log_loss.best_score_ < 0  # a log-loss, not an accuracy of the first search
     three_splits = _search(n_trials=1, **{**kwargs}).set_params(cv=3).fit(X, y)
     assert list(three_splits.cv_results_["trial_number"]) == [4]
     same = _search(n_trials=1, **kwargs).fit(X, y)
     assert list(same.cv_results_["trial_number"]) == [0, 1, 2, 5]
     assert list(same.cv_results_["status"]) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_a_resume_that_would_tell_optuna_another_score_is_refused(tmp_path, data):
+    """Optuna's sampler and best trial compare every completed trial's value, so one
+    study holds one score: another scoring, or another metric of several for refit, is
+    refused before any trial."""
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 1}
+    metrics = ["accuracy", "neg_log_loss"]
+    _search(scoring=metrics, refit="accuracy", **kwargs).fit(X, y)
+    other_refit = _search(scoring=metrics, refit="neg_log_loss", **kwargs)
+    with pytest.raises(ValueError, match=r"would optimise .*metric neg_log_loss.* optimised"):
+        other_refit.fit(X, y)
+    with pytest.raises(ValueError, match="Resume with the same scoring and refit"):
+        _search(scoring="accuracy", **kwargs).fit(X, y)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 1  # nothing asked
+    # The same score resumes; another order of the list is the same score.
+    resumed = _search(scoring=metrics[::-1], refit="accuracy", **kwargs).fit(X, y)
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1]
+    # A study of an earlier release records no score; its trials' scorings stand in.
+    study = optuna.load_study(study_name="s", storage=url)
+    study.set_user_attr("sklearn_resnet:objective", None)
+    with pytest.raises(ValueError, match="would optimise"):
+        _search(**kwargs).fit(X, y)
+
+
+@pytest.mark.parametrize("directions", [["minimize"], ["maximize", "maximize"]])
+def test_a_stored_study_of_another_direction_is_refused(tmp_path, data, directions):
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    optuna.create_study(storage=url, study_name="s", directions=directions)
+    search = _search(storage=url, study_name="s", load_if_exists=True, n_trials=1)
+    with pytest.raises(ValueError, match=f"created to {' and '.join(directions)}"):
+        search.fit(*data)
+    assert not optuna.load_study(study_name="s", storage=url).trials
+
+
+def test_a_resume_that_cannot_rebuild_values_recorded_by_position_is_refused(tmp_path, data):
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 2, "cv": 2}
+    scalers = {"standardscaler": [StandardScaler(), MinMaxScaler()], **C_SPACE}
+    OptunaSearchCV(_logreg(), scalers, **kwargs).fit(X, y)
+    for space, wording in [
+        (C_SPACE, "leaves out"),
+        ({**C_SPACE, "standardscaler": [0, 1]}, "plain"),
+    ]:
+        with pytest.raises(ValueError, match=f"{wording}.*cannot be rebuilt"):
+            OptunaSearchCV(_logreg(), space, **kwargs).fit(X, y)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
 
 
 def test_continuing_a_study_with_the_same_seed_draws_new_trials_repeatably(data, tmp_path):
