@@ -160,10 +160,13 @@ def _plotted(search):
     """The study of ``search``, the trials a figure shows and the note on the others.
 
     Shown are the completed trials with a finite value that, for a fitted search, its
-    results count (a resumed study's trials scored with other settings are not among
-    them). The note, `` (2 pruned, 1 failed not shown)`` or ``""``, counts the rest.
+    results count: a resumed study's trials scored with other settings are not among
+    them, nor those another worker completed after the search's fit. The note,
+    `` (2 pruned, 1 failed not shown)`` or ``""``, counts the rest.
     """
     from optuna.trial import TrialState
+
+    from .search_study import RECORD_ATTR, scored_alike, scoring_key
 
     study = _study(search)
     results = None if search is study else getattr(search, "cv_results_", None)
@@ -172,10 +175,15 @@ def _plotted(search):
         counted = {int(number) for number in results["trial_number"]}
     shown, counts = [], {}
     for trial in study.get_trials(deepcopy=False):
-        if counted is not None and trial.number not in counted:
-            kind = "scored otherwise"
-        elif trial.state != TrialState.COMPLETE:
+        if trial.state != TrialState.COMPLETE:
             kind = "failed" if trial.state == TrialState.FAIL else trial.state.name.lower()
+        elif counted is not None and trial.number not in counted:
+            record = trial.user_attrs.get(RECORD_ATTR) or {}
+            scoring = scoring_key(getattr(search, "scoring", None))
+            alike = bool(record) and scored_alike(
+                record, getattr(search, "n_splits_", None), scoring
+            )
+            kind = "completed after this fit" if alike else "scored otherwise"
         elif trial.value is None or not math.isfinite(trial.value):
             kind = "not finite"
         else:
@@ -186,6 +194,22 @@ def _plotted(search):
         raise ValueError("The study has no completed trial with a finite value to plot.")
     parts = [f"{count} {kind}" for kind, count in counts.items()]
     return study, shown, f" ({', '.join(parts)} not shown)" if parts else ""
+
+
+def _common_parameters(trials) -> tuple[list[str], list[str]]:
+    """The parameters searched over one distribution in every trial, and the others.
+
+    Optuna's importances use only the first kind; a resumed search that narrowed a range
+    (which its study accepts) leaves that parameter out.
+    """
+    names = list(dict.fromkeys(name for trial in trials for name in trial.distributions))
+    common = [
+        name
+        for name in names
+        if all(name in t.distributions for t in trials)
+        and all(t.distributions[name] == trials[0].distributions[name] for t in trials)
+    ]
+    return common, [name for name in names if name not in common]
 
 
 def _objective_name(search) -> str:
@@ -283,8 +307,10 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         A fitted search with a ``study_`` attribute, or the study itself; it needs at
         least two completed trials. Importances are computed from the completed trials
         alone: a parameter whose values make trials fail or get pruned can show a low
-        importance. The title counts the trials left out. When every trial scored the
-        same, each parameter gets importance zero and the title says so.
+        importance. The title counts the trials left out, and names the parameters left
+        out because they were not searched over one distribution in every trial (a
+        resumed search that narrowed a range). When every trial scored the same, each
+        parameter gets importance zero and the title says so.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; ``None`` creates a new figure.
     evaluator : optuna.importance.BaseImportanceEvaluator, optional
@@ -301,7 +327,7 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         If matplotlib is not installed.
     ValueError
         If ``search`` has no study, the study has several objectives, fewer than two
-        completed trials, or no parameters.
+        completed trials, or no parameter searched over one distribution in all of them.
 
     Examples
     --------
@@ -327,11 +353,19 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         )
     if not any(trial.params for trial in trials):
         raise ValueError("Parameter importances need parameters; no completed trial has any.")
+    names, changed = _common_parameters(trials)
+    if not names:
+        raise ValueError(
+            "Parameter importances need a parameter searched over the same distribution in "
+            f"every shown trial; {', '.join(changed)} changed between them or is missing from "
+            "some."
+        )
+    if changed:
+        left_out += f" ({', '.join(changed)} not searched alike in every trial, left out)"
     if evaluator is None:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
     if len({trial.value for trial in trials}) == 1:
         # Nothing to explain: every parameter gets zero (fANOVA itself would fail).
-        names = dict.fromkeys(name for trial in trials for name in trial.params)
         importances = dict.fromkeys(names, 0.0)
         left_out = f" (all {len(trials)} shown trials scored {trials[0].value:.4g}){left_out}"
     else:

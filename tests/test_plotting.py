@@ -229,6 +229,44 @@ def test_search_plots_refuse_what_they_cannot_draw(study):
         plot_param_importances(no_parameters)
 
 
+def test_search_plots_count_the_trials_of_another_worker_apart(tmp_path):
+    """Trials another worker completed after the fit (or still runs) are not 'scored
+    otherwise': they are scored alike, only not yet counted by this fit's results."""
+    from sklearn.linear_model import LogisticRegression
+
+    from sklearn_resnet import OptunaSearchCV
+
+    X, y = make_classification(100, 4, random_state=0)
+    space = {"C": optuna.distributions.FloatDistribution(1e-3, 1e2, log=True)}
+    settings = {"storage": str(tmp_path / "s.log"), "study_name": "s", "load_if_exists": True}
+    first = OptunaSearchCV(LogisticRegression(), space, n_trials=3, cv=2, **settings).fit(X, y)
+    OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2, **settings).fit(X, y)
+    journal = optuna.storages.journal.JournalFileBackend(settings["storage"])
+    storage = optuna.storages.JournalStorage(journal)
+    optuna.load_study(study_name="s", storage=storage).ask()  # a third worker's, running
+    note = "(2 completed after this fit, 1 running not shown)"
+    assert f"trial value {note}" in _lines(plot_optimization_history(first))
+    assert plot_param_importances(first).get_title() == f"Hyperparameter importances {note}"
+
+
+def test_param_importances_name_the_parameters_searched_otherwise():
+    """A resumed search may narrow a range; Optuna's importances then leave the parameter
+    out, and the title says so."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    wide, narrow = (-2, 2), (-1, 1)
+    study.optimize(lambda t: t.suggest_float("x", *wide) + t.suggest_float("y", 0, 1), 5)
+    study.optimize(lambda t: t.suggest_float("x", *narrow) + t.suggest_float("y", 0, 1), 5)
+    ax = plot_param_importances(study)
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["y"]
+    title = "Hyperparameter importances (x not searched alike in every trial, left out)"
+    assert ax.get_title() == title
+    only_x = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    only_x.optimize(lambda t: t.suggest_float("x", *wide), 3)
+    only_x.optimize(lambda t: t.suggest_float("x", *narrow), 3)
+    with pytest.raises(ValueError, match="x changed between them"):
+        plot_param_importances(only_x)
+
+
 @pytest.mark.parametrize(
     ("plot", "argument"),
     [(plot_history, "early_stopped"), (plot_optimization_history, "study")],
