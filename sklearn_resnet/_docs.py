@@ -83,7 +83,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         Autocast precision of the forward pass and loss; weights stay float32.
         ``"auto"`` is bf16 on CUDA GPUs with bfloat16 in hardware (compute capability
         8.0, Ampere, and newer) and float32 elsewhere, older GPUs included (they emulate
-        bf16, slower than float32). ``"16"`` uses a gradient scaler on CUDA.
+        bf16, slower than float32). ``"16"`` (float16) trains with a gradient scaler on
+        CUDA and the CPU, and without one on MPS. The forward pass runs under autocast;
+        the loss is computed in float32 and the weights stay float32.
     compile : bool, default=False
         Compile the module with ``torch.compile``.
     random_state : int, RandomState instance or None, default=None

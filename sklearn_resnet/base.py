@@ -285,9 +285,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if not is_out_of_memory(exc):
                 raise
             batch_size = self.net_.batch_size if warm else self._batch_size_for(X.shape[0])
+            precision = "precision='bf16', " if self.precision_ == "32" else ""
             remedies = (
-                "a smaller batch_size, a smaller width or depth, precision='bf16', or another "
-                "device"
+                f"a smaller batch_size, a smaller width or depth, {precision}or another device"
             )
             advice = (
                 "partial_fit keeps the network and batch size of its first call; refit with "

@@ -221,11 +221,17 @@ def report_stop(net, owner: str, lr: float) -> None:
     if reason == DIVERGED:
         epoch = net.diverged_epoch_
         if finished == 0:
+            fp16 = (
+                " Under precision='16' the inputs and activations must stay within float16's "
+                "range (±65,504): use precision='32' or 'bf16', or scale the inputs."
+                if getattr(net, "precision", None) == "16"
+                else ""
+            )
             raise ValueError(
                 f"{owner} diverged: the training loss was NaN or infinite from the first "
                 f"epoch (epoch {epoch}) on, so no usable weights were found. Use a lower "
                 f"learning rate than lr={lr:g}, check the targets for extreme values, or "
-                "use scaling='robust'."
+                f"use scaling='robust'.{fp16}"
             )
         warn(
             f"{owner} diverged at epoch {epoch}: the training loss became NaN or "

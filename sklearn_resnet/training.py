@@ -86,9 +86,14 @@ def use_fused_optimizer(optimizer: str, device: str, precision: str) -> bool:
     return not (optimizer == "sgd" and _uses_grad_scaler(precision, device))
 
 
+#: Devices whose fp16 training uses a gradient scaler (MPS's needs a recent torch).
+GRAD_SCALER_DEVICES = frozenset({"cpu", "cuda"})
+
+
 def _uses_grad_scaler(precision: str, device: str) -> bool:
-    """fp16 on CUDA trains with a gradient scaler."""
-    return autocast_dtype(precision) is torch.float16 and device_type(device) == "cuda"
+    """fp16 trains with a gradient scaler, so that small gradients do not underflow."""
+    fp16 = autocast_dtype(precision) is torch.float16
+    return fp16 and device_type(device) in GRAD_SCALER_DEVICES
 
 
 #: Held while torch's global generators are seeded, so threads never share a seed.
@@ -279,7 +284,7 @@ class ResNetNet(NeuralNet):
     def initialize(self):
         super().initialize()
         use_scaler = _uses_grad_scaler(self.precision, self.device)
-        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.grad_scaler_ = torch.amp.GradScaler(device_type(self.device)) if use_scaler else None
         return self
 
     def autocast(self):

@@ -333,11 +333,28 @@ def test_optimizers_are_fused_on_the_cpu(optimizer):
         # fp16's scaler skips steps, and fused SGD then steps with uninitialised momentum.
         ("sgd", "cuda", "16", False),
         ("sgd", "cuda:1", "16", False),
+        ("sgd", "cpu", "16", False),
         ("adamw", "mps", "32", False),
     ],
 )
 def test_which_optimizers_run_fused(optimizer, device, precision, fused):
     assert training_module.use_fused_optimizer(optimizer, device, precision) is fused
+
+
+def test_fp16_trains_with_a_gradient_scaler_on_the_cpu_and_says_when_values_overflow():
+    X, y = make_classification(64, 4, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS, precision="16").fit(X, y)
+    assert isinstance(clf.net_.grad_scaler_, torch.amp.GradScaler)
+    assert clf.net_.grad_scaler_.is_enabled() and np.all(np.isfinite(clf.loss_curve_))
+    assert ResNetClassifier(**FAST_PARAMS, precision="bf16").fit(X, y).net_.grad_scaler_ is None
+    # A column of incomes overflows float16 without scaling; the error says so.
+    X[:, 0] = 1e5 + 1e4 * X[:, 0]
+    unscaled = ResNetClassifier(**FAST_PARAMS, precision="16", scaling=None)
+    with pytest.raises(ValueError, match=r"float16's range \(±65,504\)"):
+        unscaled.fit(X, y)
+    with pytest.raises(ValueError, match="diverged") as caught:
+        unscaled.set_params(precision="32", lr=1e4).fit(X, y)
+    assert "float16" not in str(caught.value)
 
 
 def test_gradient_callbacks_see_unscaled_gradients_under_the_fp16_scaler(monkeypatch):

@@ -250,6 +250,13 @@ def test_out_of_memory_in_fit_names_the_batch_size_and_device(monkeypatch):
     with pytest.raises(torch.OutOfMemoryError, match=r"'cpu'.*batch_size=64.*smaller batch_size"):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
+    # bf16 is advised only to a model that does not train in reduced precision already.
+    with pytest.raises(torch.OutOfMemoryError) as caught:
+        clf.fit(X, y)
+    assert "precision='bf16'" in str(caught.value)
+    with pytest.raises(torch.OutOfMemoryError) as caught:
+        clf.set_params(precision="bf16").fit(X, y)
+    assert "precision='bf16'" not in str(caught.value) and "or another device" in str(caught.value)
 
 
 def test_out_of_memory_in_partial_fit_says_the_first_calls_batch_size_is_kept(monkeypatch):
