@@ -202,7 +202,8 @@ def open_storage(storage, heartbeat_interval=None):
             if attempt == _SCHEMA_ATTEMPTS:
                 raise
             time.sleep(0.1 * 2**attempt)
-        except (ArgumentError, OperationalError) as error:  # unknown dialect, unreachable
+        except (ArgumentError, OperationalError, ImportError) as error:
+            # An unknown dialect, an unreachable database, a database driver not installed.
             reason = str(error).strip().splitlines()[0]
             raise ValueError(f"The 'storage' {storage!r} cannot be opened: {reason}") from None
 

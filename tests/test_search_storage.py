@@ -56,8 +56,13 @@ def _assert_same_rows(resumed, first, n):
 
 @pytest.mark.parametrize(
     "url, reason",
-    [("bogus://x", "Can't load plugin"), ("sqlite:///{tmp}/missing/dir/x.db", "unable to open")],
-    ids=["unknown-dialect", "unreachable-file"],
+    [
+        ("bogus://x", "Can't load plugin"),
+        ("sqlite:///{tmp}/missing/dir/x.db", "unable to open"),
+        # Without its driver (or, with one, without a server on port 1).
+        ("mysql://user@127.0.0.1:1/db", "(DB access module|Can't connect)"),
+    ],
+    ids=["unknown-dialect", "unreachable-file", "missing-driver"],
 )
 def test_a_storage_that_cannot_be_opened_is_refused_before_any_trial(tmp_path, data, url, reason):
     X, y = data
