@@ -518,7 +518,8 @@ def results_rows(
     params, outs, more, only_expected_nan : list, list, dict, bool
         Candidate parameters, per-split entries (candidate-major), the extra
         ``trial_number`` and ``status`` columns, and whether every non-finite score
-        belongs to a pruned trial or to a failed trial without a record.
+        belongs to a pruned trial or to a failed trial without a record, or is a train
+        score of an earlier trial that recorded none.
     """
     params, outs, numbers, states = [], [], [], []
     only_expected_nan = True
@@ -536,7 +537,9 @@ def results_rows(
             continue
         fill = error_score if mine else math.nan
         rows = _row_outs(record, trial.state, metrics, return_train_score, fill)
-        if trial.state != TrialState.PRUNED and not interrupted and not _all_finite(rows):
+        # An earlier trial that recorded no train scores has NaN ones here, by design.
+        parts = ("test_scores", "train_scores") if "train" in record or mine else ("test_scores",)
+        if trial.state != TrialState.PRUNED and not interrupted and not _all_finite(rows, parts):
             only_expected_nan = False
         params.append(decode(trial.params))
         outs.extend(rows)
@@ -556,9 +559,9 @@ def _number(trial) -> int:
     return trial.number
 
 
-def _all_finite(rows) -> bool:
+def _all_finite(rows, parts=("test_scores", "train_scores")) -> bool:
     for out in rows:
-        for key in ("test_scores", "train_scores"):
+        for key in parts:
             value = out.get(key, 0.0)
             values = value.values() if isinstance(value, dict) else [value]
             if not all(math.isfinite(v) for v in values):
@@ -568,8 +571,8 @@ def _all_finite(rows) -> bool:
 
 def quiet_format(format_results, only_expected_nan: bool):
     """Call ``format_results``, without scikit-learn's non-finite warning when only
-    pruned trials and failed trials without a record (whose scores are NaN by design)
-    are non-finite."""
+    pruned trials, failed trials without a record and the train scores of trials that
+    recorded none (whose scores are NaN by design) are non-finite."""
     if not only_expected_nan:
         return format_results()
     with ignoring({"message": "One or more of the .* scores are non-finite"}):

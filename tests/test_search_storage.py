@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 import optuna
@@ -322,6 +323,22 @@ def test_rows_scored_otherwise_are_left_out_of_a_resumed_search(tmp_path, data):
     same = _search(n_trials=1, **kwargs).fit(X, y)
     assert list(same.cv_results_["trial_number"]) == [0, 1, 2, 5]
     assert list(same.cv_results_["status"]) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_a_resume_asking_for_train_scores_leaves_the_earlier_rows_nan_silently(tmp_path, data):
+    X, y = data
+    kwargs = {
+        "storage": f"sqlite:///{tmp_path / 's.db'}",
+        "study_name": "s",
+        "load_if_exists": True,
+    }
+    _search(n_trials=2, **kwargs).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed = _search(n_trials=1, return_train_score=True, **kwargs).fit(X, y)
+    train = resumed.cv_results_["mean_train_score"]
+    assert np.isnan(train[:2]).all() and np.isfinite(train[2])
+    assert np.isfinite(resumed.cv_results_["mean_test_score"]).all()
 
 
 def test_a_resume_that_would_tell_optuna_another_score_is_refused(tmp_path, data):
