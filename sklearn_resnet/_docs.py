@@ -98,11 +98,13 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         0: silent. 1: a progress bar over epochs with the latest losses. 2: also a
         table row per epoch.
     callbacks : list of skorch callbacks, default=None
-        Extra callbacks (objects or ``(name, callback)`` pairs) for power users; they
-        are copied, never modified, and see every epoch. skorch's ``EpochScoring``,
-        ``BatchScoring``, ``LRScheduler`` and ``EarlyStopping`` are refused (the
-        estimator scores, schedules and stops itself), as are the names of its own
-        callbacks and, without a validation set, callbacks monitoring ``valid_*``.
+        Extra callbacks (objects, classes or ``(name, callback)`` pairs) for power
+        users; they are copied (shallowly where a deep copy fails), never modified, and
+        see every epoch. skorch's ``EpochScoring``, ``BatchScoring``, ``LRScheduler``,
+        ``EarlyStopping`` and ``Checkpoint(load_best=True)`` are refused (the estimator
+        scores, schedules, stops and restores the best weights itself), as are the
+        names of its own callbacks, two entries of one name and, without a validation
+        set, callbacks monitoring ``valid_*``.
 """
 
 _CLASS_WEIGHT = """\

@@ -286,7 +286,7 @@ def decode_history(rows) -> list[dict]:
 
 
 _LOSSES = ("train_loss", "valid_loss", "valid_score")
-_FLAGS = ("train_loss_best", "valid_loss_best")
+_FLAGS = ("train_loss_best", "valid_loss_best", "valid_score_best")
 
 
 def _is_epoch_record(row, index: int) -> bool:

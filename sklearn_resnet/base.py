@@ -8,7 +8,6 @@ parameters into fitted attributes, building the backbone, training and predictio
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from copy import deepcopy
 from functools import partial
 from numbers import Integral, Real
 
@@ -71,7 +70,9 @@ from .training import (
     autograd_enabled,
     build_net,
     check_callbacks,
+    check_continued_callbacks,
     check_validation_callbacks,
+    copy_callbacks,
     move_net,
     next_seed,
     run_epochs,
@@ -246,6 +247,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 {name: getattr(self, name) for name in read},
                 caller_name=owner,
             )
+            check_continued_callbacks(self.net_, owner)
         else:
             # Callbacks, like the other training settings, are read when the net is built.
             check_callbacks(self.callbacks, owner)
@@ -469,7 +471,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             memory_format=self._memory_format(),
             label_smoothing=self._label_smoothing(),
             verbose=self.verbose,
-            callbacks=deepcopy(list(self.callbacks or [])),
+            callbacks=copy_callbacks(self.callbacks),
         )
 
     # ---- prediction -------------------------------------------------------------------

@@ -8,6 +8,8 @@ sliced batches.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import logging
 import math
 import re
@@ -44,7 +46,9 @@ __all__ = [
     "autograd_enabled",
     "build_net",
     "check_callbacks",
+    "check_continued_callbacks",
     "check_validation_callbacks",
+    "copy_callbacks",
     "move_net",
     "next_seed",
     "run_epochs",
@@ -173,6 +177,9 @@ class LRSchedule(Callback):
 class ValidationScore(Callback):
     """Record ``valid_score`` every epoch: accuracy (classification) or R² (regression).
 
+    ``valid_score_best`` says whether it is the highest so far, as skorch's scoring
+    callbacks record it (a ``Checkpoint`` can monitor it).
+
     Per-batch sums stay on the device and are read once per epoch, so there is no
     host synchronisation per batch. For R² each batch keeps its weighted mean and
     centred sum of squares, combined in float64 at the end of the epoch: the float32
@@ -229,7 +236,9 @@ class ValidationScore(Callback):
             with np.errstate(divide="ignore", invalid="ignore"):
                 r2 = np.where(spread, 1.0 - residual / variance, 0.0)
             score = float(np.mean(r2))
+        earlier = [row["valid_score"] for row in net.history[:-1] if "valid_score" in row]
         net.history.record("valid_score", score)
+        net.history.record("valid_score_best", not earlier or score > max(earlier))
 
 
 class EpochProgress(Callback):
@@ -272,6 +281,13 @@ class ResNetNet(NeuralNet):
     def __init__(self, *args, precision: str = "32", **kwargs):
         self.precision = precision
         super().__init__(*args, **kwargs)
+
+    def _yield_callbacks(self):
+        # skorch yields PrintLog callbacks last; "stop" ends training by raising at the end
+        # of an epoch, so it goes after them, or the last epoch's row would never print.
+        items = list(super()._yield_callbacks())
+        yield from (item for item in items if item[0] != "stop")
+        yield from (item for item in items if item[0] == "stop")
 
     @property
     def _default_callbacks(self):
@@ -459,10 +475,52 @@ RESERVED_CALLBACK_NAMES = (
 def _entries(callbacks):
     """``(index, name or None, callback)`` for each entry of a ``callbacks`` list."""
     for index, entry in enumerate(callbacks or ()):
-        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+        if _is_named(entry):
             yield index, entry[0], entry[1]
         else:
             yield index, None, entry
+
+
+def _is_named(entry) -> bool:
+    """Whether a ``callbacks`` entry is a ``(name, callback)`` pair (a tuple or, as skorch
+    takes, a list)."""
+    return isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str)
+
+
+def copy_callbacks(callbacks) -> list:
+    """Copies of the ``callbacks`` entries to train with, so that the user's are never
+    modified.
+
+    An entry is deep-copied where it can be. A callback that holds what cannot be copied
+    (a logger's writer, a lock, a connection) is copied shallowly: the copy keeps its own
+    attributes and shares those objects, as a logger is meant to. Classes are taken as
+    they are (skorch makes the instance).
+    """
+    copies = []
+    for entry in callbacks or ():
+        try:
+            copies.append(copy.deepcopy(entry))
+        except (TypeError, copy.Error):
+            if _is_named(entry):
+                copies.append((entry[0], _shallow_copy(entry[1])))
+            else:
+                copies.append(_shallow_copy(entry))
+    return copies
+
+
+def _shallow_copy(callback):
+    return callback if isinstance(callback, type) else copy.copy(callback)
+
+
+def _monitor(callback):
+    """What a callback (an instance, or a class with its defaults) monitors, if anything."""
+    if isinstance(callback, type):
+        try:
+            parameter = inspect.signature(callback).parameters.get("monitor")
+        except (TypeError, ValueError):
+            return None
+        return None if parameter is None else parameter.default
+    return getattr(callback, "monitor", None)
 
 
 def check_callbacks(callbacks, owner: str) -> None:
@@ -476,15 +534,25 @@ def check_callbacks(callbacks, owner: str) -> None:
     estimator records the validation score itself, see ``validation_scores_``);
     ``LRScheduler``, which ``lr_schedule`` would overwrite at every batch; and
     ``EarlyStopping``, whose stop skorch signals as a Ctrl-C (the estimator's own
-    ``early_stopping`` stops, and restores the best weights, instead).
+    ``early_stopping`` stops, and restores the best weights, instead); a ``Checkpoint``
+    with ``load_best=True``, which would also replace ``history_`` with the best
+    epoch's (the estimator restores the best weights itself); and two entries of one
+    name.
 
     Raises
     ------
     ValueError
         Naming the first entry refused and why.
     """
-    from skorch.callbacks import BatchScoring, EarlyStopping, EpochScoring, LRScheduler
+    from skorch.callbacks import (
+        BatchScoring,
+        Checkpoint,
+        EarlyStopping,
+        EpochScoring,
+        LRScheduler,
+    )
 
+    named = {}
     for index, name, callback in _entries(callbacks):
         kind = callback if isinstance(callback, type) else type(callback)
         where = f"callbacks[{index}] of {owner}"
@@ -497,6 +565,18 @@ def check_callbacks(callbacks, owner: str) -> None:
             raise ValueError(
                 f"{where} is named {name!r}, a name the estimator uses for its own callbacks "
                 f"({', '.join(RESERVED_CALLBACK_NAMES)}); choose another name."
+            )
+        if name is not None and name in named:
+            raise ValueError(
+                f"{where} is named {name!r}, as callbacks[{named[name]}] is; give each "
+                "callback a name of its own."
+            )
+        named.setdefault(name, index)
+        if isinstance(callback, Checkpoint) and callback.load_best:
+            raise ValueError(
+                f"{where} is a Checkpoint with load_best=True, which would also replace "
+                "history_ with the best epoch's. The estimator restores the best epoch's "
+                "weights itself (with early_stopping); use load_best=False."
             )
         if issubclass(kind, EpochScoring | BatchScoring):
             raise ValueError(
@@ -531,12 +611,36 @@ def check_validation_callbacks(callbacks, validation: bool, owner: str) -> None:
     if validation:
         return
     for index, _, callback in _entries(callbacks):
-        monitor = getattr(callback, "monitor", None)
+        monitor = _monitor(callback)
         if isinstance(monitor, str) and monitor.startswith("valid"):
             raise ValueError(
                 f"callbacks[{index}] of {owner} monitors {monitor!r}, which needs a "
                 "validation set, but this fit holds none out: set early_stopping=True (or "
                 "'auto' with at least 20 validation rows) or monitor a training value."
+            )
+
+
+def check_continued_callbacks(net: ResNetNet, owner: str) -> None:
+    """Refuse a ``partial_fit`` of a fitted net whose callbacks monitor a validation value.
+
+    ``partial_fit`` keeps the callbacks of the net's first training call and holds no
+    validation set out, so such a callback would fail after the epoch.
+
+    Raises
+    ------
+    ValueError
+        Naming the callback and what it monitors.
+    """
+    for name, callback in net.callbacks_:
+        if name in RESERVED_CALLBACK_NAMES:
+            continue
+        monitor = _monitor(callback)
+        if isinstance(monitor, str) and monitor.startswith("valid"):
+            raise ValueError(
+                f"The callback {name!r} of this {owner} monitors {monitor!r}, which needs a "
+                "validation set; partial_fit keeps the callbacks of the first fit and holds "
+                "no validation set out, so it cannot train this model on. Train with fit "
+                "(early stopping holds a validation set out), or without that callback."
             )
 
 

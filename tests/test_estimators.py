@@ -173,6 +173,22 @@ def test_every_callback_sees_the_epoch_that_ends_training():
     assert fitted_seen.epochs == list(range(1, clf.n_iter_ + 1))
 
 
+def test_printed_tables_show_the_epoch_that_ends_training(capsys):
+    """skorch moves PrintLog callbacks to the end of the list; the stop comes after them."""
+    from skorch.callbacks import PrintLog
+
+    X, y = make_classification(600, 10, n_informative=3, flip_y=0.3, random_state=0)
+    rows = []
+    params = {**FAST_PARAMS, "max_epochs": 60, "lr": 1e-2, "n_iter_no_change": 2, "verbose": 2}
+    clf = ResNetClassifier(**params, callbacks=[PrintLog(sink=rows.append)]).fit(X, y)
+    assert clf.n_iter_ < 60 and clf.net_.callbacks_[-1][0] == "stop"
+    epochs = [int(row.split()[0]) for row in rows if row.strip()[:1].isdigit()]
+    assert epochs == list(range(1, clf.n_iter_ + 1))
+    printed = capsys.readouterr().out.splitlines()
+    own = [int(line.split()[0]) for line in printed if line.strip()[:1].isdigit()]
+    assert own == list(range(1, clf.n_iter_ + 1))
+
+
 def test_best_epoch_follows_training_continued_by_partial_fit():
     X, y = data_for(ResNetClassifier, n=1200)
     clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}).fit(X, y)

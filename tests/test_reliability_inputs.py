@@ -599,6 +599,13 @@ def _skorch_callbacks():
         "reserved name": (("early_stopping", PrintLog()), "named 'early_stopping', a name"),
         "early stopping": (EarlyStopping(), "EarlyStopping; the estimator stops early itself"),
         "needs validation": (Checkpoint(dirname="unused"), "monitors 'valid_loss_best', which"),
+        # A class is made with its defaults, which monitor the validation loss too.
+        "needs validation (class)": (Checkpoint, "monitors 'valid_loss_best', which"),
+        "load best": (
+            Checkpoint(dirname="unused", load_best=True, monitor="train_loss_best"),
+            "load_best=True, which would also replace history_",
+        ),
+        "same name": (("clip", PrintLog()), "named 'clip', as callbacks\\[0\\] is"),
     }
 
 
@@ -606,7 +613,10 @@ def _skorch_callbacks():
 def test_skorch_callbacks_the_estimator_cannot_run_are_refused_before_training(case):
     entry, message = _skorch_callbacks()[case]
     X, y = data(ResNetClassifier)
-    est = ResNetClassifier(**MLP, early_stopping=False, callbacks=[entry])
+    from skorch.callbacks import PrintLog
+
+    first = [("clip", PrintLog())] if case == "same name" else []
+    est = ResNetClassifier(**MLP, early_stopping=False, callbacks=[*first, entry])
     with pytest.raises(ValueError, match=message):
         est.fit(X, y)
     assert_unfitted(est)
@@ -621,6 +631,57 @@ def test_a_callback_monitoring_validation_runs_when_a_validation_set_is_held_out
     assert (tmp_path / "checkpoints" / "params.pt").exists()
 
 
+def test_partial_fit_refuses_to_continue_with_a_callback_that_monitors_validation(tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y = data(ResNetClassifier, n=120)
+    saved = Checkpoint(dirname=str(tmp_path), f_optimizer=None, f_history=None)
+    est = ResNetClassifier(**MLP, early_stopping=True, callbacks=[saved]).fit(X, y)
+    before = est.predict_proba(X)
+    message = "'Checkpoint' .* monitors 'valid_loss_best'.*partial_fit"
+    with pytest.raises(ValueError, match=message):
+        est.partial_fit(X, y)
+    assert est.n_iter_ == MLP["max_epochs"]
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+
+
+def test_a_checkpoint_can_monitor_the_best_validation_score(tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y = data(ResNetClassifier, n=120)
+    saved = Checkpoint(monitor="valid_score_best", dirname=str(tmp_path), f_optimizer=None)
+    est = ResNetClassifier(**MLP, early_stopping=True, callbacks=[saved]).fit(X, y)
+    scores = est.history_[:, "valid_score"]
+    best = [score > max(scores[:i], default=-np.inf) for i, score in enumerate(scores)]
+    assert est.history_[:, "valid_score_best"] == best
+    assert (tmp_path / "params.pt").exists()
+
+
+def test_a_callback_that_cannot_be_deep_copied_is_shared_shallowly():
+    """A logger holding a writer (a lock, a file, a connection) is copied shallowly: the
+    copy writes to the same place, and the user's instance is left as it was."""
+    import threading
+
+    from skorch.callbacks import Callback
+
+    class Logger(Callback):
+        def __init__(self, lines):
+            self.lines, self.lock = lines, threading.Lock()
+
+        def on_epoch_end(self, net, **kwargs):
+            with self.lock:
+                self.lines.append(net.history[-1]["epoch"])
+            self.last_ = net.history[-1]["epoch"]
+
+    X, y = data(ResNetClassifier)
+    lines = []
+    logger = Logger(lines)
+    ResNetClassifier(**MLP, callbacks=[logger, ("named", logger)]).fit(X, y)
+    epochs = list(range(1, MLP["max_epochs"] + 1))
+    assert sorted(lines) == sorted(epochs * 2)
+    assert not hasattr(logger, "last_")
+
+
 def test_skorch_callbacks_as_instances_classes_and_named_pairs_are_taken():
     from skorch.callbacks import Callback
 
@@ -631,8 +692,9 @@ def test_skorch_callbacks_as_instances_classes_and_named_pairs_are_taken():
             type(self).epochs += 1
 
     X, y = data(ResNetClassifier)
-    ResNetClassifier(**MLP, callbacks=[Count(), Count, ("named", Count())]).fit(X, y)
-    assert Count.epochs == 3 * MLP["max_epochs"]
+    pairs = [("named", Count()), ["listed", Count()]]  # skorch takes lists as pairs too
+    ResNetClassifier(**MLP, callbacks=[Count(), Count, *pairs]).fit(X, y)
+    assert Count.epochs == 4 * MLP["max_epochs"]
 
 
 def test_fitted_attributes_of_an_unfitted_estimator_raise_not_fitted():
