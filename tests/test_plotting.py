@@ -239,8 +239,11 @@ def test_search_plots_count_the_trials_of_another_worker_apart(tmp_path):
     X, y = make_classification(100, 4, random_state=0)
     space = {"C": optuna.distributions.FloatDistribution(1e-3, 1e2, log=True)}
     settings = {"storage": str(tmp_path / "s.log"), "study_name": "s", "load_if_exists": True}
-    first = OptunaSearchCV(LogisticRegression(), space, n_trials=3, cv=2, **settings).fit(X, y)
-    OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2, **settings).fit(X, y)
+    search = OptunaSearchCV(LogisticRegression(), space, n_trials=3, cv=2, **settings)
+    first = search.set_params(random_state=0).fit(X, y)
+    OptunaSearchCV(LogisticRegression(), space, n_trials=2, cv=2, random_state=1, **settings).fit(
+        X, y
+    )
     journal = optuna.storages.journal.JournalFileBackend(settings["storage"])
     storage = optuna.storages.JournalStorage(journal)
     optuna.load_study(study_name="s", storage=storage).ask()  # a third worker's, running

@@ -1,0 +1,108 @@
+"""What the early-stopping validation pass does: rows, mode, weights, scores, and the
+weights the model keeps afterwards."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST_PARAMS
+from skorch.callbacks import Callback
+from sklearn.datasets import make_classification, make_regression
+from sklearn.metrics import accuracy_score, r2_score
+
+from sklearn_resnet import ResNetClassifier, ResNetRegressor
+
+
+class Recorder(Callback):
+    """Per epoch: the module's weights at its end, and each validation batch."""
+
+    def initialize(self):
+        self.weights, self.batches, self.modes, self.lrs = [], [], [], []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.batches.append([])
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training:
+            self.lrs.append(net.optimizer_.param_groups[0]["lr"])
+            return
+        _, (target, weight) = batch
+        self.modes.append(net.module_.training)
+        self.batches[-1].append((target, weight, y_pred.detach().float()))
+
+    def on_epoch_end(self, net, **kwargs):
+        state = net.module_.state_dict()
+        self.weights.append({k: v.detach().clone() for k, v in state.items()})
+
+
+def _recorder(est):
+    (recorder,) = [cb for _, cb in est.net_.callbacks_ if isinstance(cb, Recorder)]
+    return recorder
+
+
+def _validation(recorder, epoch):
+    targets, weights, outputs = zip(*recorder.batches[epoch])
+    weight = None if weights[0] is None else torch.cat(weights).numpy()
+    return torch.cat(targets).numpy(), weight, torch.cat(outputs).numpy()
+
+
+def test_early_stopping_leaves_the_best_epochs_weights_in_the_model():
+    X, y = make_classification(1500, 10, n_informative=3, flip_y=0.3, random_state=0)
+    params = {**FAST_PARAMS, "width": 128, "max_epochs": 60}
+    clf = ResNetClassifier(
+        **params, lr=3e-3, lr_schedule="constant", n_iter_no_change=3, callbacks=[Recorder()]
+    ).fit(X, y)
+    assert clf.n_iter_ < 60 and clf.best_epoch_ == clf.n_iter_ - 3
+    saved = _recorder(clf).weights
+    held = clf.net_.module_.state_dict()
+    for name, tensor in held.items():
+        torch.testing.assert_close(tensor, saved[clf.best_epoch_ - 1][name], rtol=0, atol=0)
+    assert any(not torch.equal(held[name], saved[-1][name]) for name in held)
+
+
+def test_the_validation_pass_runs_in_evaluation_mode_on_a_stratified_part():
+    X, y = make_classification(300, 6, n_informative=4, n_classes=3, random_state=0)
+    clf = ResNetClassifier(
+        **FAST_PARAMS, dropout=0.5, early_stopping=True, callbacks=[Recorder()]
+    ).fit(X, y)
+    recorder = _recorder(clf)
+    assert recorder.modes and not any(recorder.modes)  # no dropout, no batch statistics
+    target, _, _ = _validation(recorder, 0)
+    assert np.bincount(target).tolist() == [10, 10, 10]  # 10 % of 100 rows per class
+
+
+@pytest.mark.parametrize("Estimator", [ResNetClassifier, ResNetRegressor])
+def test_validation_scores_are_the_weighted_accuracy_or_r2_of_the_validation_rows(Estimator):
+    if Estimator is ResNetClassifier:
+        X, y = make_classification(300, 6, random_state=0)
+    else:
+        X, y = make_regression(300, 6, noise=10.0, random_state=0)
+    weight = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    est = Estimator(**FAST_PARAMS, early_stopping=True, callbacks=[Recorder()])
+    est.fit(X, y, sample_weight=weight)
+    recorder = _recorder(est)
+    for epoch, score in enumerate(est.validation_scores_):
+        target, part_weight, y_pred = _validation(recorder, epoch)
+        assert part_weight is not None and np.ptp(part_weight) > 0  # the rows' own weights
+        if Estimator is ResNetClassifier:
+            expected = accuracy_score(target, y_pred.argmax(1), sample_weight=part_weight)
+        else:
+            expected = r2_score(target, y_pred.reshape(target.shape), sample_weight=part_weight)
+        assert score == pytest.approx(expected, rel=1e-5)
+
+
+def test_partial_fit_trains_at_the_base_learning_rate():
+    X, y = make_classification(200, 6, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS, lr=2e-3, callbacks=[Recorder()]).fit(X, y)
+    recorder = _recorder(clf)
+    assert len(set(recorder.lrs)) > 1  # fit follows its schedule
+    recorder.lrs.clear()
+    clf.partial_fit(X, y)
+    assert recorder.lrs and set(recorder.lrs) == {2e-3}
+
+
+@pytest.mark.parametrize("n_rows, early", [(200, True), (199, False)])
+def test_auto_early_stopping_needs_twenty_validation_rows(n_rows, early):
+    X, y = make_classification(n_rows, 6, random_state=0)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}).fit(X, y)
+    assert clf.early_stopping_ is early
