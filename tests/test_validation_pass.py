@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAST_PARAMS
-from skorch.callbacks import Callback
 from sklearn.datasets import make_classification, make_regression
 from sklearn.metrics import accuracy_score, r2_score
+from skorch.callbacks import Callback
 
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 
