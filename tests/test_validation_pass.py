@@ -41,7 +41,7 @@ def _recorder(est):
 
 
 def _validation(recorder, epoch):
-    targets, weights, outputs = zip(*recorder.batches[epoch])
+    targets, weights, outputs = zip(*recorder.batches[epoch], strict=True)
     weight = None if weights[0] is None else torch.cat(weights).numpy()
     return torch.cat(targets).numpy(), weight, torch.cat(outputs).numpy()
 
