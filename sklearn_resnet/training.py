@@ -512,15 +512,17 @@ def _shallow_copy(callback):
     return callback if isinstance(callback, type) else copy.copy(callback)
 
 
-def _monitor(callback):
-    """What a callback (an instance, or a class with its defaults) monitors, if anything."""
+def _validation_monitor(callback) -> str | None:
+    """The ``valid_*`` value a callback (an instance, or a class with its defaults)
+    monitors, if it monitors one."""
+    monitor = getattr(callback, "monitor", None)
     if isinstance(callback, type):
         try:
             parameter = inspect.signature(callback).parameters.get("monitor")
         except (TypeError, ValueError):
-            return None
-        return None if parameter is None else parameter.default
-    return getattr(callback, "monitor", None)
+            parameter = None
+        monitor = None if parameter is None else parameter.default
+    return monitor if isinstance(monitor, str) and monitor.startswith("valid") else None
 
 
 def check_callbacks(callbacks, owner: str) -> None:
@@ -611,8 +613,7 @@ def check_validation_callbacks(callbacks, validation: bool, owner: str) -> None:
     if validation:
         return
     for index, _, callback in _entries(callbacks):
-        monitor = _monitor(callback)
-        if isinstance(monitor, str) and monitor.startswith("valid"):
+        if monitor := _validation_monitor(callback):
             raise ValueError(
                 f"callbacks[{index}] of {owner} monitors {monitor!r}, which needs a "
                 "validation set, but this fit holds none out: set early_stopping=True (or "
@@ -632,10 +633,8 @@ def check_continued_callbacks(net: ResNetNet, owner: str) -> None:
         Naming the callback and what it monitors.
     """
     for name, callback in net.callbacks_:
-        if name in RESERVED_CALLBACK_NAMES:
-            continue
-        monitor = _monitor(callback)
-        if isinstance(monitor, str) and monitor.startswith("valid"):
+        monitor = None if name in RESERVED_CALLBACK_NAMES else _validation_monitor(callback)
+        if monitor:
             raise ValueError(
                 f"The callback {name!r} of this {owner} monitors {monitor!r}, which needs a "
                 "validation set; partial_fit keeps the callbacks of the first fit and holds "
