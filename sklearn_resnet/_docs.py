@@ -80,7 +80,7 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
         ``"mps"``. An unavailable device raises a ``ValueError`` naming the available ones.
     precision : {"auto", "32", "bf16", "16"}, default="auto"
-        Autocast precision of the forward pass and loss; weights stay float32.
+        Autocast precision of the forward pass.
         ``"auto"`` is bf16 on CUDA GPUs with bfloat16 in hardware (compute capability
         8.0, Ampere, and newer) and float32 elsewhere, older GPUs included (they emulate
         bf16, slower than float32). ``"16"`` (float16) trains with a gradient scaler on
