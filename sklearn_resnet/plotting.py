@@ -173,16 +173,15 @@ def _plotted(search):
     counted = None
     if isinstance(results, dict) and "trial_number" in results:
         counted = {int(number) for number in results["trial_number"]}
+    scoring = scoring_key(getattr(search, "scoring", None))
+    n_splits = getattr(search, "n_splits_", None)
     shown, counts = [], {}
     for trial in study.get_trials(deepcopy=False):
         if trial.state != TrialState.COMPLETE:
             kind = "failed" if trial.state == TrialState.FAIL else trial.state.name.lower()
         elif counted is not None and trial.number not in counted:
             record = trial.user_attrs.get(RECORD_ATTR) or {}
-            scoring = scoring_key(getattr(search, "scoring", None))
-            alike = bool(record) and scored_alike(
-                record, getattr(search, "n_splits_", None), scoring
-            )
+            alike = bool(record) and scored_alike(record, n_splits, scoring)
             kind = "completed after this fit" if alike else "scored otherwise"
         elif trial.value is None or not math.isfinite(trial.value):
             kind = "not finite"
@@ -216,16 +215,16 @@ def _objective_name(search) -> str:
     """What a trial's value is: the search's mean cross-validated score, named after the
     metric Optuna optimises (``refit``'s when it names one, else the first); a bare
     study says nothing of its metric."""
+    from .search_study import objective_metric
+
     if not hasattr(search, "study_"):
         return "objective value"
     scoring = getattr(search, "scoring", None)
+    metric = objective_metric(scoring, getattr(search, "refit", None))
+    if metric is not None:
+        return f"mean CV {metric}"
     if isinstance(scoring, str):
         return f"mean CV {scoring}"
-    refit = getattr(search, "refit", None)
-    if isinstance(refit, str):  # several metrics: Optuna optimises the one refit names
-        return f"mean CV {refit}"
-    if isinstance(scoring, dict | list | tuple) and scoring:
-        return f"mean CV {next(iter(scoring))}"
     estimator = getattr(search, "estimator", None)
     if scoring is None and isinstance(estimator, BaseEstimator):
         if is_classifier(estimator):

@@ -48,6 +48,7 @@ __all__ = [
     "interrupted_record",
     "journal_storage",
     "objective_key",
+    "objective_metric",
     "open_storage",
     "quiet_format",
     "quiet_optuna",
@@ -288,6 +289,23 @@ def scoring_key(scoring) -> str:
     return fingerprint(scoring)
 
 
+def objective_metric(scoring, refit) -> str | None:
+    """Of several metrics, the one a search tells Optuna: ``refit``'s when it names one,
+    else the first; ``None`` for one metric (or a callable's unnamed several).
+
+    Examples
+    --------
+    >>> objective_metric(["f1", "accuracy"], False), objective_metric("accuracy", True)
+    ('f1', None)
+    """
+    if isinstance(scoring, dict | list | tuple | set) and scoring:
+        names = [str(name) for name in scoring]
+        return refit if isinstance(refit, str) and refit in names else names[0]
+    if callable(scoring) and isinstance(refit, str):  # a callable may return several
+        return refit
+    return None
+
+
 def objective_key(scoring, refit) -> str:
     """A text that differs between the scores a search tells Optuna.
 
@@ -301,12 +319,7 @@ def objective_key(scoring, refit) -> str:
     >>> json.loads(objective_key(["f1", "accuracy"], "f1"))["metric"]
     'f1'
     """
-    metric = None
-    if isinstance(scoring, dict | list | tuple | set) and scoring:
-        names = [str(name) for name in scoring]
-        metric = refit if isinstance(refit, str) and refit in names else names[0]
-    elif callable(scoring) and isinstance(refit, str):  # a callable may return several
-        metric = refit
+    metric = objective_metric(scoring, refit)
     return json.dumps({"metric": metric, "scoring": scoring_key(scoring)}, sort_keys=True)
 
 
