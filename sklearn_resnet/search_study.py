@@ -342,18 +342,17 @@ def check_objective(study: optuna.Study, scoring, refit, owner: str) -> None:
     if stored is None:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         old = {(t.user_attrs.get(RECORD_ATTR) or {}).get("scoring") for t in done} - {None}
-        if old and old != {scoring_key(scoring)}:
-            stored = json.dumps({"metric": None, "scoring": " and ".join(sorted(old))})
-    elif stored == key:
-        return
-    if stored is not None and stored != key:
+        if not old or old == {scoring_key(scoring)}:
+            study.set_user_attr(OBJECTIVE_ATTR, key)
+            return
+        stored = json.dumps({"metric": None, "scoring": " and ".join(sorted(old))})
+    if stored != key:
         raise ValueError(
             f"{owner} would optimise {_describe_objective(key)} in study "
             f"{study.study_name!r}, whose trials optimised {_describe_objective(stored)}: "
             "Optuna's sampler and best trial would compare the two as one score. Resume with "
             "the same scoring and refit, or pass another study_name."
         )
-    study.set_user_attr(OBJECTIVE_ATTR, key)
 
 
 def check_resumable(study: optuna.Study, distributions: dict, choices: dict, owner: str) -> None:
