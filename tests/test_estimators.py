@@ -132,25 +132,6 @@ def test_cnn_blocks(block, depth):
 
 
 # ---- training behaviour -------------------------------------------------------------------
-def test_early_stopping_restores_the_best_weights():
-    X, y = make_classification(1500, 10, n_informative=3, flip_y=0.3, random_state=0)
-    clf = ResNetClassifier(
-        depth=6,
-        width=128,
-        lr=3e-3,
-        lr_schedule="constant",
-        n_iter_no_change=3,
-        max_epochs=60,
-        random_state=0,
-        device="cpu",
-    )
-    clf.fit(X, y)
-    assert clf.n_iter_ < 60 and clf.best_epoch_ == clf.n_iter_ - 3
-    # The module holds the best epoch's weights: its validation loss is the best one.
-    losses = clf.history_[:, "valid_loss"]
-    assert min(losses) == losses[clf.best_epoch_ - 1]
-
-
 def test_every_callback_sees_the_epoch_that_ends_training():
     from skorch.callbacks import Callback
 

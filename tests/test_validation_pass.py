@@ -53,6 +53,8 @@ def test_early_stopping_leaves_the_best_epochs_weights_in_the_model():
         **params, lr=3e-3, lr_schedule="constant", n_iter_no_change=3, callbacks=[Recorder()]
     ).fit(X, y)
     assert clf.n_iter_ < 60 and clf.best_epoch_ == clf.n_iter_ - 3
+    losses = clf.history_[:, "valid_loss"]
+    assert min(losses) == losses[clf.best_epoch_ - 1]
     saved = _recorder(clf).weights
     held = clf.net_.module_.state_dict()
     for name, tensor in held.items():
