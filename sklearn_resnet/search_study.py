@@ -180,8 +180,9 @@ def open_storage(storage, heartbeat_interval=None):
     with that interval and a grace period of twice the interval.
 
     Workers started together on a fresh database all create Optuna's tables at once;
-    the losers of that race get an integrity or "already exists" error and retry
-    (with back-off) once the winner's tables are there.
+    the losers of that race get an integrity error, or from SQLite an "already exists"
+    or "database is locked" error, and retry (with back-off) once the winner's tables
+    are there.
     """
     if not isinstance(storage, str):
         return storage
@@ -198,15 +199,28 @@ def open_storage(storage, heartbeat_interval=None):
         try:
             with ignoring({"category": ExperimentalWarning}):
                 return optuna.storages.RDBStorage(storage, **beats)
-        except (IntegrityError, ProgrammingError):
+        except (IntegrityError, ProgrammingError, OperationalError) as error:
+            if isinstance(error, OperationalError) and not _schema_race(error):
+                # An unreachable database or an unreadable file.
+                raise _cannot_open(storage, error) from None
             attempt += 1
             if attempt == _SCHEMA_ATTEMPTS:
                 raise
             time.sleep(0.1 * 2**attempt)
-        except (ArgumentError, OperationalError, ImportError) as error:
-            # An unknown dialect, an unreachable database, a database driver not installed.
-            reason = str(error).strip().splitlines()[0]
-            raise ValueError(f"The 'storage' {storage!r} cannot be opened: {reason}") from None
+        except (ArgumentError, ImportError) as error:
+            # An unknown dialect or a database driver not installed.
+            raise _cannot_open(storage, error) from None
+
+
+def _cannot_open(storage, error) -> ValueError:
+    reason = str(error).strip().splitlines()[0]
+    return ValueError(f"The 'storage' {storage!r} cannot be opened: {reason}")
+
+
+def _schema_race(error) -> bool:
+    """Whether SQLite failed because another worker was creating the same tables."""
+    message = str(error).lower()
+    return "already exists" in message or "database is locked" in message
 
 
 def in_memory(storage) -> bool:

@@ -30,7 +30,12 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from test_reliability_search import INTERVAL, Worker, kill_and_resume
 
 from sklearn_resnet import OptunaSearchCV
-from sklearn_resnet.search_study import RECORD_ATTR, interrupted_record, scoring_key
+from sklearn_resnet.search_study import (
+    RECORD_ATTR,
+    interrupted_record,
+    open_storage,
+    scoring_key,
+)
 
 C_SPACE = {"logisticregression__C": FloatDistribution(1e-3, 1e2, log=True)}
 REQUIRE_POSTGRESQL = os.environ.get("SKLEARN_RESNET_REQUIRE_POSTGRESQL") == "1"
@@ -71,6 +76,26 @@ def test_a_storage_that_cannot_be_opened_is_refused_before_any_trial(tmp_path, d
     with pytest.raises(ValueError, match=rf"The 'storage' .* cannot be opened: .*{reason}"):
         search.fit(X, y)
     assert not hasattr(search, "cv_results_")
+
+
+def test_sqlite_workers_that_lose_the_table_creation_race_retry(tmp_path, monkeypatch):
+    # Two workers starting on one new SQLite file both create Optuna's tables; SQLite
+    # tells the loser "table ... already exists", which is a race, not a bad storage.
+    from sqlalchemy.exc import OperationalError
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def loses_the_race_once(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            raise OperationalError(
+                "CREATE TABLE studies", {}, Exception("table studies already exists")
+            )
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", loses_the_race_once)
+    url = f"sqlite:///{tmp_path}/race.db"
+    assert isinstance(open_storage(url), real) and len(calls) == 2
 
 
 def test_sqlite_resume_adds_exactly_the_new_trials(tmp_path, data):
