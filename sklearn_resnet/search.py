@@ -121,9 +121,9 @@ class OptunaSearchCV(BaseSearchCV):
             The fitted search.
         """
         self._validate_params()
+        before = dict(vars(self))
         run = SearchRun(self, X)
         self._run = run
-        cv = self.cv
         try:
             # Ctrl-C ends the search: no cut-short fit is scored as a finished trial.
             with run.active(), interrupts_propagate():
@@ -132,9 +132,14 @@ class OptunaSearchCV(BaseSearchCV):
                 # given as cv is used up by now).
                 self.cv = run.cv
                 super().fit(X, y, **params)
-        finally:
-            self.cv = cv
-            del self._run
+        except BaseException:
+            # A failed or interrupted search (in a trial or in the final refit) keeps
+            # its previous results, or stays unfitted: never new attributes beside old.
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        self.cv = before["cv"]
+        del self._run
         return self
 
     def _run_search(self, evaluate_candidates):

@@ -482,6 +482,33 @@ def test_ctrl_c_during_a_networks_fit_ends_the_search(data):
         assert clone(net).fit(X, y).n_iter_ == 1
 
 
+class _FailsOnAllRows(LogisticRegression):
+    """Fits the cross-validation folds, fails on every row (the final refit)."""
+
+    def fit(self, X, y, sample_weight=None):
+        if len(X) > 150:
+            raise KeyboardInterrupt if self.C == 0.5 else ValueError("refit failed")
+        return super().fit(X, y, sample_weight)
+
+
+@pytest.mark.parametrize("failure", [ValueError, KeyboardInterrupt])
+def test_a_failed_refit_keeps_the_previous_search_or_leaves_it_unfitted(data, failure):
+    X, y = data
+    C = 0.5 if failure is KeyboardInterrupt else 1.0
+    search = OptunaSearchCV(_FailsOnAllRows(C=C), {"tol": [1e-4, 1e-3]}, n_trials=2, cv=2)
+    with pytest.raises(failure):
+        search.fit(X, y)
+    assert not [name for name in vars(search) if name.endswith("_")]
+    search.set_params(estimator=LogisticRegression()).fit(X, y)
+    before = dict(vars(search))
+    search.set_params(estimator=_FailsOnAllRows(C=C), n_trials=3)
+    with pytest.raises(failure):
+        search.fit(X, y)
+    fitted = {name: value for name, value in vars(search).items() if name.endswith("_")}
+    assert fitted.keys() == {name for name in before if name.endswith("_")}
+    assert all(fitted[name] is before[name] for name in fitted)
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 @pytest.mark.parametrize("kind", ["grid", "brute-force"])
 def test_samplers_that_end_the_study_end_the_search(data, kind):
