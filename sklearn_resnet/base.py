@@ -222,17 +222,23 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         previous = dict(self.__dict__)
         # The shuffling stream that continued training draws from: a failed call puts
         # it back too, so that a retry trains as if the failure had not happened.
-        stream = getattr(getattr(self, "net_", None), "iterator_train__generator", None)
+        net = getattr(self, "net_", None)
+        stream = getattr(net, "iterator_train__generator", None)
         stream_state = None if stream is None else stream.get_state()
         try:
             self._fit_unchecked(X, y, sample_weight, incremental=incremental, classes=classes)
         except BaseException:
-            # Nothing half-fitted: every attribute goes back to what it was.
+            # Nothing half-fitted: every attribute goes back to what it was, and a net
+            # trained further in place (partial_fit) to its weights from before the call,
+            # also when the error came after its epochs (a callback's on_train_end).
             self.__dict__.clear()
             self.__dict__.update(previous)
+            if net is not None:
+                dict(net.callbacks_)["guard"].rollback(net)
             if stream is not None:
                 stream.set_state(stream_state)
             raise
+        dict(self.net_.callbacks_)["guard"].release()
         return self
 
     def _fit_unchecked(self, X, y, sample_weight, *, incremental: bool, classes):

@@ -153,6 +153,8 @@ class TrainingGuard(Callback):
         # Weights (and optimizer moments) to fall back to if no epoch finishes.
         self.initial_weights_ = _copy_into(None, self.live_)
         self.initial_optimizer_ = deepcopy(net.optimizer_.state_dict()) if self.start_ else None
+        scaler = getattr(net, "grad_scaler_", None)
+        self.initial_scaler_ = None if scaler is None else scaler.state_dict()
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
@@ -168,12 +170,24 @@ class TrainingGuard(Callback):
             self.best_weights_ = _copy_into(self.best_weights_, self.live_)
 
     def rollback(self, net) -> None:
-        """Undo a training call that failed with an error: weights, optimizer, history."""
+        """Undo a training call that failed with an error: weights, optimizer, history.
+
+        Works until :meth:`release`, also after ``on_train_end`` (an error raised by a
+        later callback or by the estimator after training).
+        """
         if getattr(self, "initial_weights_", None) is None:
             return
         del net.history[self.start_ :]
+        self.finished_ = self.start_
         self.best_weights_ = None
         self.on_train_end(net)
+        if self.initial_scaler_ is not None:
+            net.grad_scaler_.load_state_dict(self.initial_scaler_)
+        self.release()
+
+    def release(self) -> None:
+        """Drop the weights from before the call, once the call has succeeded."""
+        self.initial_weights_ = self.initial_optimizer_ = self.initial_scaler_ = None
 
     def on_train_end(self, net, **kwargs):
         reason = getattr(net, "stop_reason_", None)
@@ -200,8 +214,9 @@ class TrainingGuard(Callback):
             if len(history) > self.start_:
                 kept = self.best_epoch_ if restore else history[-1]["epoch"]
                 history.record("weights_epoch", int(kept))
-        self.initial_weights_ = self.initial_optimizer_ = self.best_weights_ = None
-        self.live_ = None
+        # The weights from before the call stay until release(): a later error can
+        # still roll the call back.
+        self.best_weights_ = self.live_ = None
 
 
 def report_stop(net, owner: str, lr: float) -> None:

@@ -749,7 +749,7 @@ def run_epochs(
     set_dropout_generator(net.module_, generator)
     try:
         net.partial_fit(train, None, epochs=epochs)
-    except Exception:
+    except BaseException:
         # An error inside the loop (out of memory, a failing callback): the weights,
         # optimizer state and history go back to what they were before this call.
         dict(net.callbacks_)["guard"].rollback(net)

@@ -186,6 +186,35 @@ def test_diverging_partial_fit_keeps_the_previous_weights_and_optimizer():
     np.testing.assert_array_equal(reg.predict(X), untouched.predict(X))
 
 
+class FailsAtTrainEnd(Callback):
+    """Raise at the end of training, after the guard has put the best weights back."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def on_train_end(self, net, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+def test_an_error_after_partial_fits_epochs_still_leaves_the_model_unchanged(error):
+    X, y = make_regression(200, 8, random_state=0)
+    reg = ResNetRegressor(**FAST_PARAMS, early_stopping=False).fit(X, y)
+    guard = dict(reg.net_.callbacks_)["guard"]
+    assert guard.initial_weights_ is None  # a finished call keeps no copy to pickle
+    before, history = reg.predict(X), len(reg.history_)
+    reg.net_.callbacks_.append(("fails", FailsAtTrainEnd(error)))
+    with pytest.raises(type(error)):
+        reg.partial_fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), before)
+    assert len(reg.history_) == history and reg.n_iter_ == history
+    reg.net_.callbacks_.pop()
+    # The retry trains exactly as a call on a model that never failed.
+    reg.partial_fit(X, y)
+    untouched = ResNetRegressor(**FAST_PARAMS, early_stopping=False).fit(X, y).partial_fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), untouched.predict(X))
+
+
 def test_a_net_pickled_before_the_stop_callback_still_stops_on_divergence():
     X, y = make_regression(200, 8, random_state=0)
     reg = ResNetRegressor(**FAST_PARAMS, early_stopping=False).fit(X, y)
