@@ -35,22 +35,21 @@ __all__ = [
 
 # Keep at most this share of free accelerator memory for one fit's data.
 _DEVICE_MEMORY_SHARE = 0.5
-# Inference batches are padded to a multiple of this many rows: CPU GEMM kernels
-# then take the same path for every batch, so a sample's prediction does not
-# depend on how many rows it was predicted with. Signals and images need more:
-# with batches padded to 8 samples, trained bottleneck blocks (1x1 convolutions)
-# gave results that differed by ~1e-8 between batch sizes; 16 makes them agree.
-# Known exception: very narrow layers (4 or 8 units on 6 inputs) get a GEMM kernel
-# whose rounding depends on a row's position in the batch (~1e-7), which no padding
-# removes.
-_ROW_MULTIPLE = 8
-_SAMPLE_MULTIPLE = 16
+# Inference batches are padded to a multiple of this many samples, so that a
+# sample's prediction does not depend on how many were predicted with it. CPU
+# matrix and convolution kernels choose their code path by the batch's size and
+# round differently on each: on an AVX-512 CPU with MKL, batches of up to 8 rows
+# differ from larger ones by ~1e-8; trained bottleneck blocks (1x1 convolutions)
+# differed between batches of 8 and larger ones on other CPUs too. From 16 on, every
+# size we tried agrees. Known exception: very narrow layers (4 or 8 units on 6
+# inputs) got, on one CPU, a kernel whose rounding depends on a row's position in
+# the batch (~1e-7), which no padding removes.
+_PAD_MULTIPLE = 16
 
 
 def _pad_rows(x: torch.Tensor) -> torch.Tensor:
     rows = len(x)
-    multiple = _ROW_MULTIPLE if x.dim() <= 2 else _SAMPLE_MULTIPLE
-    target = -(-rows // multiple) * multiple
+    target = -(-rows // _PAD_MULTIPLE) * _PAD_MULTIPLE
     if target == rows:
         return x
     return torch.cat([x, x.new_zeros(target - rows, *x.shape[1:])])
