@@ -166,7 +166,7 @@ def _plotted(search):
     """
     from optuna.trial import TrialState
 
-    from .search_study import RECORD_ATTR, scored_alike, scoring_key
+    from .search_study import scored_alike, scoring_key, trial_record
 
     study = _study(search)
     results = None if search is study else getattr(search, "cv_results_", None)
@@ -180,7 +180,7 @@ def _plotted(search):
         if trial.state != TrialState.COMPLETE:
             kind = "failed" if trial.state == TrialState.FAIL else trial.state.name.lower()
         elif counted is not None and trial.number not in counted:
-            record = trial.user_attrs.get(RECORD_ATTR) or {}
+            record = trial_record(trial) or {}
             alike = bool(record) and scored_alike(record, n_splits, scoring)
             kind = "completed after this fit" if alike else "scored otherwise"
         elif trial.value is None or not math.isfinite(trial.value):

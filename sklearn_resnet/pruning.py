@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from .search_study import RECORD_ATTR, scored_alike
+from .search_study import RECORD_ATTR, scored_alike, trial_record
 from .stopping import PRUNED, StopTraining
 from .training import Callback
 
@@ -203,7 +203,7 @@ class _FoldStorage:
         if not any(k.startswith(FOLD_ATTR) for k in trial.system_attrs):
             return trial
         curve = _fold_curve(trial, self._fold_index)
-        if curve is None or not _comparable(trial.user_attrs.get(RECORD_ATTR), self._judged):
+        if curve is None or not _comparable(trial_record(trial), self._judged):
             return None
         return self.view(trial, curve)
 

@@ -58,6 +58,7 @@ __all__ = [
     "scoring_key",
     "split_record",
     "tell",
+    "trial_record",
 ]
 
 #: User attribute holding a trial's per-split cross-validation results.
@@ -355,7 +356,7 @@ def check_objective(study: optuna.Study, scoring, refit, owner: str) -> None:
     stored = study.user_attrs.get(OBJECTIVE_ATTR)
     if stored is None:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        old = {(t.user_attrs.get(RECORD_ATTR) or {}).get("scoring") for t in done} - {None}
+        old = {(trial_record(t) or {}).get("scoring") for t in done} - {None}
         if not old or old == {scoring_key(scoring)}:
             study.set_user_attr(OBJECTIVE_ATTR, key)
             return
@@ -550,7 +551,7 @@ def results_rows(
     params, outs, numbers, states = [], [], [], []
     only_expected_nan = True
     for trial in sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=_number):
-        record = trial.user_attrs.get(RECORD_ATTR)
+        record = trial_record(trial)
         if not record:
             if trial.state != TrialState.FAIL or names is None or set(trial.params) != names:
                 continue
@@ -573,6 +574,16 @@ def results_rows(
         states.append(trial.state.name)
     more = {"trial_number": numbers, "status": np.array(states, dtype=object)}
     return params, outs, more, only_expected_nan
+
+
+def trial_record(trial) -> dict | None:
+    """A trial's cross-validation record, or None if it has none.
+
+    Trials of other tools may use the attribute's name for something else (a list of
+    fold scores, say); those count as trials without a record.
+    """
+    record = trial.user_attrs.get(RECORD_ATTR)
+    return record if isinstance(record, dict) and "n_splits" in record else None
 
 
 def scored_alike(record: dict, n_splits, scoring: str | None) -> bool:

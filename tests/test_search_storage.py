@@ -98,6 +98,26 @@ def test_sqlite_workers_that_lose_the_table_creation_race_retry(tmp_path, monkey
     assert isinstance(open_storage(url), real) and len(calls) == 2
 
 
+def test_a_plain_optuna_study_with_its_own_cv_results_attribute_can_be_continued(data):
+    # Another tool's trials may store their own "cv_results" (here a list of fold
+    # scores); they count as trials without a record, not as a crash.
+    X, y = data
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    distribution = FloatDistribution(1e-3, 1e3, log=True)
+    trial = optuna.trial.create_trial(
+        params={"logisticregression__C": 1.0},
+        distributions={"logisticregression__C": distribution},
+        value=0.9,
+        user_attrs={RECORD_ATTR: [0.9, 0.9]},
+    )
+    study.add_trial(trial)
+    search = _search(n_trials=2, storage=storage, study_name="s", load_if_exists=True)
+    search.fit(X, y)
+    assert search.trial_numbers_ == [1, 2]
+    assert list(search.cv_results_["trial_number"]) == [1, 2]
+
+
 def test_sqlite_resume_adds_exactly_the_new_trials(tmp_path, data):
     X, y = data
     url = f"sqlite:///{tmp_path / 'search.db'}"
