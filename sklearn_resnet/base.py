@@ -78,6 +78,7 @@ from .training import (
     run_epochs,
     seeded,
     set_verbose,
+    training_guard,
 )
 
 __all__ = ["_BaseResNet"]
@@ -229,16 +230,17 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self._fit_unchecked(X, y, sample_weight, incremental=incremental, classes=classes)
         except BaseException:
             # Nothing half-fitted: every attribute goes back to what it was, and a net
-            # trained further in place (partial_fit) to its weights from before the call,
-            # also when the error came after its epochs (a callback's on_train_end).
+            # trained further in place (partial_fit) to its weights, optimizer state and
+            # history from before the call, whether the error came during its epochs (out
+            # of memory, a failing callback) or after them (a callback's on_train_end).
             self.__dict__.clear()
             self.__dict__.update(previous)
             if net is not None:
-                dict(net.callbacks_)["guard"].rollback(net)
+                training_guard(net).rollback(net)
             if stream is not None:
                 stream.set_state(stream_state)
             raise
-        dict(self.net_.callbacks_)["guard"].release()
+        training_guard(self.net_).release()
         return self
 
     def _fit_unchecked(self, X, y, sample_weight, *, incremental: bool, classes):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from .search_study import RECORD_ATTR, scored_alike, trial_record
+from .search_study import scored_alike, trial_record
 from .stopping import PRUNED, StopTraining
 from .training import Callback
 
@@ -269,7 +269,7 @@ def report(study: optuna.Study, trial_id: int, fold: str, scores: list[float]) -
     storage.set_trial_intermediate_value(trial_id, epoch, math.fsum(reached) / len(reached))
     if trial.system_attrs.get(PRUNED_ATTR) is not None:
         return True
-    fold_storage = _FoldStorage(storage, _fold_index(fold), trial.user_attrs.get(RECORD_ATTR))
+    fold_storage = _FoldStorage(storage, _fold_index(fold), trial_record(trial))
     view = fold_storage.view(trial, dict(enumerate(scores, start=1)))
     if study.pruner.prune(_FoldStudy(study, fold_storage), view):
         storage.set_trial_system_attr(trial_id, PRUNED_ATTR, epoch)

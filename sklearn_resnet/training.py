@@ -54,6 +54,7 @@ __all__ = [
     "run_epochs",
     "seeded",
     "set_verbose",
+    "training_guard",
 ]
 
 logger = logging.getLogger("sklearn_resnet")
@@ -747,17 +748,19 @@ def run_epochs(
     net.train_split = None if valid is None else partial(_fixed_split, valid=valid)
     generator = torch.Generator(device=net.device).manual_seed(seed)
     set_dropout_generator(net.module_, generator)
+    # On an error the estimator rolls the net back through its guard (training_guard).
     try:
         net.partial_fit(train, None, epochs=epochs)
-    except BaseException:
-        # An error inside the loop (out of memory, a failing callback): the weights,
-        # optimizer state and history go back to what they were before this call.
-        dict(net.callbacks_)["guard"].rollback(net)
-        raise
     finally:
         # Do not keep references to the data (or pickle them with the model).
         net.train_split = None
         set_dropout_generator(net.module_, None)
+
+
+def training_guard(net: ResNetNet) -> TrainingGuard:
+    """The net's :class:`~sklearn_resnet.stopping.TrainingGuard`, which can undo its last
+    training call until that call is released."""
+    return dict(net.callbacks_)["guard"]
 
 
 def next_seed(net: ResNetNet) -> int:
