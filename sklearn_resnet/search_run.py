@@ -37,13 +37,14 @@ from sklearn.utils.validation import _check_method_params
 from .base import _BaseResNet
 from .pruning import PRUNED_ATTR, EpochReporter, StudyHandle, live_study
 from .search_heartbeat import Heartbeat, ask, fail_dead_trials
-from .search_space import SearchSpace, final_step
+from .search_space import SearchSpace, estimator_settings, final_step
 from .search_study import (
     RECORD_ATTR,
-    check_objective,
+    check_comparable,
     check_resumable,
     copy_to_memory,
     create_study,
+    data_digest,
     failed_record,
     in_memory,
     interrupted_record,
@@ -54,6 +55,7 @@ from .search_study import (
     results_rows,
     scoring_key,
     split_record,
+    stamp,
     tell,
 )
 from .user_warnings import warn
@@ -99,6 +101,16 @@ class SearchRun:
         self.replaced = sorted(replaced & set(self.space.distributions))
         self.reports = isinstance(final, _BaseResNet) and not self.replaced
         self.base_callbacks = final.get_params().get("callbacks") if self.reports else None
+        # What every trial records so that trials of other settings are told apart.
+        self.stamp = stamp(
+            search.scoring,
+            search.refit,
+            estimator_settings(search.estimator),
+            self.space.distributions,
+            self.space.fingerprints(),
+        )
+        # Whether this fit's first trials carry its stamp and were checked again.
+        self.claimed = False
         self.sampler = self._sampler()
         self.pruner = self._pruner()
         self.prunes = self.reports and not isinstance(self.pruner, NopPruner)
@@ -241,6 +253,7 @@ class SearchRun:
         X, y = indexable(X, y)
         routed = search._get_routed_params_for_fit(_check_method_params(X, params=params))
         split_params = routed.splitter.split
+        self.stamp["data"] = data_digest(X, y, params)
         cv = check_cv(search.cv, y, classifier=is_classifier(search.estimator))
         if not _yields_constant_splits(cv):
             cv = _CVIterableWrapper(cv.split(X, y, **split_params))
@@ -273,7 +286,7 @@ class SearchRun:
             self.heartbeat_interval,
         )
         check_resumable(study, self.space.distributions, self.space.fingerprints(), self.owner)
-        check_objective(study, search.scoring, search.refit, self.owner)
+        check_comparable(study, self.stamp, self.owner)
         self._continue_sampling(study)
         token = uuid.uuid4().hex
         shared = None if in_memory(self.storage) else self.storage
@@ -371,7 +384,9 @@ class SearchRun:
                 self.n_splits, self._metrics(), search.return_train_score, self.scoring
             )
             for trial in trials:
-                trial.set_user_attr(RECORD_ATTR, stub)
+                trial.set_user_attr(RECORD_ATTR, {**stub, **self.stamp})
+            if not self.claimed:
+                self._claim(study, trials, stub)
             with Heartbeat(study._storage, [trial._trial_id for trial in trials]):
                 results = evaluate_candidates(candidates)
             outs = self.batch_outs
@@ -404,8 +419,23 @@ class SearchRun:
                     search.return_train_score,
                     self.scoring,
                 )
-            self._tell(study, trial, record)
+            self._tell(study, trial, {**record, **self.stamp})
         return results
+
+    def _claim(self, study, trials, stub) -> None:
+        """Check the study again now that this fit's first trials carry its stamp.
+
+        A worker that started together with one of other settings passed the first
+        check too; whichever of the two checks last sees the other's trials. The trials
+        of a refused fit are marked so that no later check counts them.
+        """
+        try:
+            check_comparable(study, self.stamp, self.owner, own={t.number for t in trials})
+        except ValueError:
+            for trial in trials:
+                trial.set_user_attr(RECORD_ATTR, {**stub, **self.stamp, "refused": True})
+            raise
+        self.claimed = True
 
     def _tell(self, study, trial, record) -> None:
         try:

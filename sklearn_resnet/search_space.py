@@ -7,6 +7,7 @@ way back from a trial's parameters to the values given to ``set_params``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 
@@ -20,7 +21,20 @@ from optuna.distributions import (
 
 from .training import OPTIMIZERS
 
-__all__ = ["SPACE", "SearchSpace", "default_search_space", "final_step", "fingerprint"]
+__all__ = [
+    "SPACE",
+    "SearchSpace",
+    "default_search_space",
+    "estimator_settings",
+    "final_step",
+    "fingerprint",
+]
+
+#: Parameters that do not change what a trial scores (output, parallelism, caching and where
+#: the arithmetic runs): searches on one study may set them differently.
+_UNSCORED = frozenset({"verbose", "n_jobs", "memory", "device", "compile"})
+#: Longer texts of a setting are kept as a digest.
+_SETTING_CHARS = 120
 
 #: The default search space: one row per parameter, one distribution per backbone
 #: (``"any"``: every backbone; ``"cnn-bottleneck"``: CNN with bottleneck blocks, whose
@@ -136,6 +150,62 @@ def fingerprint(value) -> str:
     True
     """
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def estimator_settings(estimator) -> dict[str, str]:
+    """Every parameter of ``estimator`` (nested ones included) as a text to compare.
+
+    Trials of one study are only comparable when scored with the same settings, and a
+    trial's refit combines its searched values with the estimator's other parameters, so
+    each trial records these texts. An estimator-valued parameter is its class name (its
+    own parameters are listed beside it), a Pipeline's steps are their names and classes,
+    and a long text is a digest. Parameters that do not change scores (``verbose``,
+    ``n_jobs``, ``memory``, ``device``, ``compile``) are left out.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> settings = estimator_settings(make_pipeline(StandardScaler(), LogisticRegression()))
+    >>> settings["logisticregression"], settings["logisticregression__C"]
+    ('LogisticRegression', '1.0')
+    >>> "logisticregression__n_jobs" in settings
+    False
+    """
+    return {
+        name: _setting(value)
+        for name, value in estimator.get_params(deep=True).items()
+        if name.rsplit("__", 1)[-1] not in _UNSCORED
+    }
+
+
+def _setting(value) -> str:
+    if _is_estimator(value):
+        return type(value).__qualname__
+    value = _as_choice(value)  # np.float64(1.0) is the setting 1.0
+    if isinstance(value, list | tuple) and value and all(_is_step(step) for step in value):
+        value = [(step[0], type(step[1]).__qualname__, *step[2:]) for step in value]
+    elif isinstance(value, list | tuple):  # callbacks, say: each with its parameters
+        value = [_with_params(item) if _is_estimator(item) else item for item in value]
+    text = fingerprint(value)
+    if len(text) <= _SETTING_CHARS:
+        return text
+    return "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _with_params(item) -> str:
+    params = sorted(item.get_params(deep=False).items())
+    return f"{type(item).__qualname__}({', '.join(f'{k}={v!r}' for k, v in params)})"
+
+
+def _is_estimator(value) -> bool:
+    return hasattr(value, "get_params") and not isinstance(value, type)
+
+
+def _is_step(step) -> bool:
+    """A ``(name, estimator, ...)`` entry of a Pipeline's or ColumnTransformer's list."""
+    return isinstance(step, tuple) and len(step) >= 2 and _is_estimator(step[1])
 
 
 def _as_choice(value):

@@ -39,10 +39,11 @@ from .user_warnings import ignoring
 
 __all__ = [
     "RECORD_ATTR",
-    "check_objective",
+    "check_comparable",
     "check_resumable",
     "copy_to_memory",
     "create_study",
+    "data_digest",
     "failed_record",
     "in_memory",
     "interrupted_record",
@@ -57,16 +58,18 @@ __all__ = [
     "scored_alike",
     "scoring_key",
     "split_record",
+    "stamp",
     "tell",
     "trial_record",
 ]
 
 #: User attribute holding a trial's per-split cross-validation results.
 RECORD_ATTR = "cv_results"
-#: Study user attribute: for each parameter whose choices are stored by position, what the
-#: choices were (so that a resumed search with a reordered list is refused).
+#: Study user attribute of earlier releases: for each parameter whose choices are stored by
+#: position, what the choices were. Trials now record them (:func:`stamp`).
 CHOICES_ATTR = "sklearn_resnet:choices"
-#: Study user attribute: the score the study's trials tell Optuna (:func:`objective_key`).
+#: Study user attribute of earlier releases: the score the study's trials told Optuna
+#: (:func:`objective_key`). Trials now record it (:func:`stamp`).
 OBJECTIVE_ATTR = "sklearn_resnet:objective"
 _JOURNAL_SUFFIXES = (".log", ".jsonl")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -344,39 +347,236 @@ def _describe_objective(key: str) -> str:
     return f"scoring={objective['scoring']}" + (f" (metric {metric})" if metric else "")
 
 
-def check_objective(study: optuna.Study, scoring, refit, owner: str) -> None:
-    """Refuse to add trials to ``study`` that would tell Optuna another score.
+def data_digest(X, y, params: dict) -> dict:
+    """What tells the data of one search from another's: its number of samples and a
+    digest of ``X``, ``y`` and the fit parameters (``sample_weight``, ``groups``, ...).
 
-    Optuna's sampler and ``best_trial`` compare the values of every completed trial, so
-    one study holds one score: the first search on a study records its
-    :func:`objective_key`, and a search with another is refused before any trial. A study
-    of an earlier release, without that record, is judged by its trials' scorings.
+    A list ``X`` and any ``y`` count by their values (a list equals its array, a Series
+    its values); a DataFrame ``X`` counts with its column names, which a Pipeline may use.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, y = np.eye(3), [0, 1, 1]
+    >>> data_digest(X, y, {}) == data_digest(X.copy(), [0, 1, 1], {})
+    True
+    >>> data_digest(X, y, {}) == data_digest(X, [0, 1, 0], {})
+    False
     """
-    key = objective_key(scoring, refit)
+    import joblib
+
+    if isinstance(X, list | tuple):
+        X = _values(X)
+    if y is not None:
+        y = _values(y)
+    try:
+        digest = joblib.hash((X, y, params))
+    except Exception:  # a fit parameter that cannot be pickled: its type stands in
+        kinds = {name: type(value).__qualname__ for name, value in params.items()}
+        digest = joblib.hash((X, y, kinds))
+    return {"n_samples": _num_samples(X), "digest": digest}
+
+
+def _values(array):
+    """``array`` as a NumPy array, or as it is if it is none (ragged rows, say)."""
+    try:
+        return np.asarray(array)
+    except ValueError:
+        return array
+
+
+def _num_samples(X) -> int | None:
+    try:
+        return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+    except TypeError:
+        return None
+
+
+def stamp(scoring, refit, settings: dict, searched, choices: dict, data=None) -> dict:
+    """What makes a trial's scores comparable with another's; every record carries it.
+
+    Parameters
+    ----------
+    scoring, refit
+        The search's ``scoring`` and ``refit`` (:func:`objective_key`).
+    settings : dict
+        The estimator's parameters as texts
+        (:func:`~sklearn_resnet.search_space.estimator_settings`).
+    searched : collection of str
+        The parameters the search searches.
+    choices : dict
+        Parameter name to the fingerprints of its choices, for parameters whose choices
+        are stored by position.
+    data : dict or None, default=None
+        The data's :func:`data_digest`, once known.
+    """
+    return {
+        "objective": objective_key(scoring, refit),
+        "settings": settings,
+        "searched": sorted(searched),
+        "choices": choices,
+        "data": data,
+    }
+
+
+def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> None:
+    """Refuse to add trials to ``study`` whose scores would not compare with its trials'.
+
+    Optuna's sampler and ``best_trial`` compare the values of every trial, and the
+    search refits the best one with the estimator it has now, so the trials of one study
+    must tell the same score of the same settings. Each trial records its :func:`stamp`
+    from the moment it is asked; a search whose stamp differs from a trial's (any state:
+    running trials are workers starting now) is refused. The search calls this before
+    asking any trial and again once its first trials carry its stamp (trial numbers in
+    ``own``): of two workers starting together with different settings, at least one
+    sees the other's trials and is refused. Trials of earlier releases, without a stamp,
+    are judged by the study's recorded objective and positions, or else their scorings.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study about to be extended.
+    mine : dict
+        The stamp of this search (:func:`stamp`).
+    owner : str
+        Class name used in error messages.
+    own : collection of int, default=()
+        Numbers of this search's trials, which are not compared.
+    """
+    stamped, legacy = [], []
+    for trial in study.get_trials(deepcopy=False):
+        record = trial_record(trial)
+        if trial.number in own or record is None or record.get("refused"):
+            continue
+        (stamped if "objective" in record else legacy).append((trial, record))
+    for trial, record in stamped:
+        if record["objective"] != mine["objective"]:
+            _refuse_objective(study, mine["objective"], record["objective"], owner)
+        _check_choices(
+            study, trial, record.get("choices", {}), mine["choices"], mine["searched"], owner
+        )
+    for trial, record in stamped:
+        differences = _differences(
+            trial, record.get("settings", {}), mine["settings"], mine["searched"]
+        )
+        if differences:
+            raise ValueError(
+                f"Trial {trial.number} of study {study.study_name!r} was scored with other "
+                f"settings than the estimator of {owner} has: {'; '.join(differences)}. "
+                "The search would rank both settings' scores as one and refit the best trial "
+                "with the settings of now. Resume with the same estimator and settings, or "
+                "pass another study_name."
+            )
+    for trial, record in stamped:
+        theirs = record.get("data")
+        if theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"]:
+            raise ValueError(
+                f"Trial {trial.number} of study {study.study_name!r} was scored on other data "
+                f"than {owner} is fitted on ({theirs['n_samples']} samples then, "
+                f"{mine['data']['n_samples']} now, or other values of X, y or the fit "
+                "parameters): the search would rank scores of both as one. Resume with the "
+                "same data, or pass another study_name."
+            )
+    if not stamped:
+        done = [r for trial, r in legacy if trial.state == TrialState.COMPLETE]
+        _check_legacy_objective(study, mine["objective"], done, owner)
+
+
+def _refuse_objective(study, key: str, stored: str, owner: str):
+    raise ValueError(
+        f"{owner} would optimise {_describe_objective(key)} in study {study.study_name!r}, "
+        f"whose trials optimised {_describe_objective(stored)}: Optuna's sampler and best "
+        "trial would compare the two as one score. Resume with the same scoring and refit, "
+        "or pass another study_name."
+    )
+
+
+def _describe_objective(key: str) -> str:
+    objective = json.loads(key)
+    scoring, metric = objective["scoring"], objective["metric"]
+    text = "the estimator's own score method" if scoring == "default" else f"scoring={scoring}"
+    return text + (f" (metric {metric})" if metric else "")
+
+
+def _check_legacy_objective(study, key: str, done: list, owner: str) -> None:
+    """The objective check of earlier releases: the study's record, else the scorings of
+    the completed trials' records ``done``."""
     stored = study.user_attrs.get(OBJECTIVE_ATTR)
-    if stored is None:
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        old = {(trial_record(t) or {}).get("scoring") for t in done} - {None}
-        if not old or old == {scoring_key(scoring)}:
-            study.set_user_attr(OBJECTIVE_ATTR, key)
+    if not isinstance(stored, str):
+        old = {r.get("scoring") for r in done} - {None}
+        if not old or old == {json.loads(key)["scoring"]}:
             return
         stored = json.dumps({"metric": None, "scoring": " and ".join(sorted(old))})
     if stored != key:
-        raise ValueError(
-            f"{owner} would optimise {_describe_objective(key)} in study "
-            f"{study.study_name!r}, whose trials optimised {_describe_objective(stored)}: "
-            "Optuna's sampler and best trial would compare the two as one score. Resume with "
-            "the same scoring and refit, or pass another study_name."
-        )
+        _refuse_objective(study, key, stored, owner)
+
+
+def _check_choices(study, trial, theirs: dict, mine: dict, searched, owner: str) -> None:
+    """Refuse positions that would rebuild another value than the trial's."""
+    for name in trial.params:
+        searched_now = name in searched
+        if name in theirs and name in mine and theirs[name] != mine[name]:
+            raise ValueError(
+                f"param_distributions[{name!r}] of {owner} lists other values, or the same in "
+                f"another order, than when study {study.study_name!r} was searched: "
+                f"{theirs[name]} then, {mine[name]} now. Its trials record these values by "
+                "position, so resume with the same list in the same order, or pass another "
+                "study_name."
+            )
+        if name in theirs and name not in mine:
+            _refuse_positions(study, name, theirs[name], owner, searched_now)
+        if name in mine and name not in theirs:
+            raise ValueError(
+                f"Trial {trial.number} of study {study.study_name!r} searched {name!r} over "
+                f"plain values, and param_distributions of {owner} lists values recorded by "
+                f"position for it: its value {trial.params[name]!r} would be read as a "
+                f"position. Search {name!r} as before, or pass another study_name."
+            )
+
+
+def _refuse_positions(study, name: str, positions, owner: str, in_space: bool):
+    left = "lists plain values for" if in_space else "leaves out"
+    raise ValueError(
+        f"The trials of study {study.study_name!r} searched {name!r} over values they "
+        f"record by position ({positions}), and param_distributions of {owner} {left} "
+        f"it, so those trials' values cannot be rebuilt (nor refitted). Search {name!r} "
+        "with the same list in the same order, or pass another study_name."
+    )
+
+
+def _differences(trial, theirs: dict, mine: dict, searched, limit: int = 3) -> list[str]:
+    """How the trial's settings differ from ``mine``, as far as its refit would notice.
+
+    A parameter the trial searched is refitted with the trial's value, so only its being
+    fixed now differs; any other is refitted with the estimator's value of now.
+    """
+    differences = []
+    for name in sorted(set(theirs) & set(mine)):
+        if name in trial.params:
+            if name not in searched:
+                differences.append(f"{name} was searched, it is fixed at {mine[name]} now")
+        elif theirs[name] != mine[name]:
+            differences.append(f"{name} was {theirs[name]}, it is {mine[name]} now")
+    if len(differences) > limit:
+        differences[limit:] = [f"{len(differences) - limit} more"]
+    for names, wording in [
+        (sorted(set(theirs) - set(mine)), "the estimator of now has no parameter"),
+        (sorted(set(mine) - set(theirs)), "the trial's estimator had no parameter"),
+    ]:
+        if names:
+            more = f" and {len(names) - limit} more" if len(names) > limit else ""
+            differences.append(f"{wording} {', '.join(names[:limit])}{more}")
+    return differences
 
 
 def check_resumable(study: optuna.Study, distributions: dict, choices: dict, owner: str) -> None:
     """Refuse to add trials to ``study`` from a space its earlier trials do not fit.
 
     Optuna refuses a changed categorical list only when it asks for a trial, leaving
-    that trial running for good; choices stored by position (estimators, tuples) would
-    silently take another meaning if the list were reordered. Both are checked here,
-    before any trial, and the positions' meaning is recorded in the study.
+    that trial running for good, so changed distributions are checked here, before any
+    trial. Choices stored by position (estimators, tuples) would silently take another
+    meaning if the list were reordered: trials record them (:func:`check_comparable`),
+    and the study's record of earlier releases is checked here.
 
     Parameters
     ----------
@@ -406,15 +606,8 @@ def check_resumable(study: optuna.Study, distributions: dict, choices: dict, own
     stored = study.user_attrs.get(CHOICES_ATTR, {})
     searched = {name for trial in study.get_trials(deepcopy=False) for name in trial.params}
     for name in sorted(searched & set(stored)):
-        if name in choices:
-            continue
-        left = "lists plain values for" if name in distributions else "leaves out"
-        raise ValueError(
-            f"The trials of study {study.study_name!r} searched {name!r} over values they "
-            f"record by position ({stored[name]}), and param_distributions of {owner} {left} "
-            f"it, so those trials' values cannot be rebuilt (nor refitted). Search {name!r} "
-            "with the same list in the same order, or pass another study_name."
-        )
+        if name not in choices:
+            _refuse_positions(study, name, stored[name], owner, name in distributions)
     for name, values in choices.items():
         if name in stored and stored[name] != values:
             raise ValueError(
@@ -424,8 +617,6 @@ def check_resumable(study: optuna.Study, distributions: dict, choices: dict, own
                 "position, so resume with the same list in the same order, or pass another "
                 "study_name."
             )
-    if any(name not in stored for name in choices):
-        study.set_user_attr(CHOICES_ATTR, {**stored, **choices})
 
 
 def copy_to_memory(study: optuna.Study) -> optuna.Study:
@@ -552,6 +743,8 @@ def results_rows(
     only_expected_nan = True
     for trial in sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=_number):
         record = trial_record(trial)
+        if record and record.get("refused"):
+            continue
         if not record:
             if trial.state != TrialState.FAIL or names is None or set(trial.params) != names:
                 continue

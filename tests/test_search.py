@@ -614,3 +614,18 @@ def test_pruning_a_search_over_the_training_step_itself_is_refused_clearly(data)
     search = OptunaSearchCV(pipe, {"model": nets}, pruner=optuna.pruners.MedianPruner())
     with pytest.raises(ValueError, match="replaces the step 'model' that trains"):
         search.fit(*data)
+
+
+def test_estimator_settings_tell_apart_what_changes_scores_and_only_that():
+    from skorch.callbacks import EarlyStopping
+
+    from sklearn_resnet.search_space import estimator_settings
+
+    def settings(**params):
+        return estimator_settings(ResNetClassifier(**params))
+
+    assert settings(lr=np.float64(0.01)) == settings(lr=0.01)
+    assert settings(verbose=1, device="cpu", compile=True) == settings()
+    assert settings(max_epochs=5) != settings(max_epochs=6)
+    patience = [settings(callbacks=[EarlyStopping(patience=p)]) for p in (3, 3, 5)]
+    assert patience[0] == patience[1] != patience[2]

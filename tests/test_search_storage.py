@@ -33,6 +33,7 @@ from sklearn_resnet import OptunaSearchCV
 from sklearn_resnet.search_study import (
     RECORD_ATTR,
     interrupted_record,
+    objective_key,
     open_storage,
     scoring_key,
 )
@@ -404,11 +405,27 @@ def test_a_resume_that_would_tell_optuna_another_score_is_refused(tmp_path, data
     # The same score resumes; another order of the list is the same score.
     resumed = _search(scoring=metrics[::-1], refit="accuracy", **kwargs).fit(X, y)
     assert list(resumed.cv_results_["trial_number"]) == [0, 1]
-    # A study of an earlier release records no score; its trials' scorings stand in.
-    study = optuna.load_study(study_name="s", storage=url)
-    study.set_user_attr("sklearn_resnet:objective", None)
-    with pytest.raises(ValueError, match="would optimise"):
+    # The trials of an earlier release carry no stamp: the study's record of the score
+    # decides, or else the completed trials' scorings.
+    legacy = optuna.create_study(storage=url, study_name="legacy", direction="maximize")
+    record = interrupted_record(2, ["score"], False, scoring_key("accuracy"))
+    legacy.add_trial(
+        optuna.trial.create_trial(
+            params={"logisticregression__C": 1.0},
+            distributions=C_SPACE,
+            value=0.9,
+            user_attrs={RECORD_ATTR: {**record, "interrupted": False}},
+        )
+    )
+    kwargs["study_name"] = "legacy"
+    with pytest.raises(ValueError, match="would optimise the estimator's own score method"):
         _search(**kwargs).fit(X, y)
+    legacy.set_user_attr("sklearn_resnet:objective", objective_key(metrics, "accuracy"))
+    with pytest.raises(
+        ValueError, match=r"would optimise scoring=accuracy in .*\(metric accuracy\)"
+    ):
+        _search(scoring="accuracy", **kwargs).fit(X, y)
+    _search(scoring=metrics, refit="accuracy", **kwargs).fit(X, y)
 
 
 @pytest.mark.parametrize("directions", [["minimize"], ["maximize", "maximize"]])
@@ -454,3 +471,118 @@ def test_continuing_a_study_with_the_same_seed_draws_new_trials_repeatably(data,
     continued = run(tmp_path / "a.log")
     assert continued[:3] == first and len(set(continued)) == 6
     assert run(tmp_path / "b.log") == continued  # a continued search is repeatable
+
+
+def test_of_two_workers_starting_together_with_other_scorings_one_is_refused(
+    tmp_path, data, monkeypatch
+):
+    """Both pass the check before their first trial; the check repeated once a worker's
+    first trials carry its stamp refuses the one that checks last, before it scores."""
+    from sklearn_resnet import search_run
+
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 2}
+    started = search_run.SearchRun._continue_sampling
+
+    def other_worker_starts_now(self, study):
+        monkeypatch.setattr(search_run.SearchRun, "_continue_sampling", started)
+        _search(scoring="neg_log_loss", **kwargs).fit(X, y)  # runs between check and ask
+        started(self, study)
+
+    monkeypatch.setattr(search_run.SearchRun, "_continue_sampling", other_worker_starts_now)
+    late = _search(scoring="accuracy", **kwargs)
+    refusal = "would optimise scoring=accuracy .*optimised scoring=neg_log_loss"
+    with pytest.raises(ValueError, match=refusal):
+        late.fit(X, y)
+    assert not hasattr(late, "study_")
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    scored = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert [t.user_attrs[RECORD_ATTR]["scoring"] for t in scored] == ["neg_log_loss"] * 2
+    # The refused worker's first trial failed without a score and counts for no later
+    # check, nor as a row.
+    (refused,) = [t for t in trials if t not in scored]
+    assert refused.state == optuna.trial.TrialState.FAIL
+    assert refused.user_attrs[RECORD_ATTR]["refused"]
+    resumed = _search(scoring="neg_log_loss", **kwargs).fit(X, y)
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1, 3, 4]
+
+
+def test_a_resume_with_other_fixed_settings_is_refused_naming_them(tmp_path, data):
+    """The best trial is refitted with the estimator's settings of now, so trials scored
+    with other settings (or by another estimator) cannot join the study."""
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 1, "cv": 2}
+    OptunaSearchCV(_logreg(), C_SPACE, **kwargs).fit(X, y)
+    refusals = [
+        (
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=50)),
+            C_SPACE,
+            r"logisticregression__max_iter was 100, it is 50 now",
+        ),
+        (
+            make_pipeline(StandardScaler(with_mean=False), LogisticRegression()),
+            C_SPACE,
+            r"standardscaler__with_mean was True, it is False now",
+        ),
+        (
+            make_pipeline(MinMaxScaler(), LogisticRegression()),
+            C_SPACE,
+            r"the estimator of now has no parameter standardscaler, standardscaler__copy, "
+            r"standardscaler__with_mean and 1 more; the trial's estimator had no parameter "
+            r"minmaxscaler, minmaxscaler__clip",
+        ),
+        (  # searched by the study's trials, fixed now: their refit would override it
+            _logreg(),
+            {"logisticregression__tol": [1e-4, 1e-3]},
+            r"logisticregression__C was searched, it is fixed at 1.0 now",
+        ),
+    ]
+    for estimator, space, wording in refusals:
+        with pytest.raises(ValueError, match=f"Trial 0 .* other settings.*{wording}"):
+            OptunaSearchCV(estimator, space, **kwargs).fit(X, y)
+    bare = OptunaSearchCV(LogisticRegression(), {"C": C_SPACE["logisticregression__C"]}, **kwargs)
+    with pytest.raises(
+        ValueError,
+        match=r"no parameter logisticregression, .*; .* had no parameter C, class_weight",
+    ):
+        bare.fit(X, y)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 1  # nothing asked
+    # Settings that do not change scores may differ; a parameter fixed at the same value
+    # may join the search (the earlier trials are refitted with that value).
+    quiet = make_pipeline(StandardScaler(), LogisticRegression(), memory=str(tmp_path / "cache"))
+    OptunaSearchCV(quiet, C_SPACE, **kwargs).fit(X, y)
+    wider = {**C_SPACE, "logisticregression__max_iter": [100, 200]}
+    search = OptunaSearchCV(_logreg(), wider, **kwargs).fit(X, y)
+    assert list(search.cv_results_["trial_number"]) == [0, 1, 2]
+
+
+def test_plain_values_relisted_by_position_are_refused(tmp_path, data):
+    X, y = data
+    path = tmp_path / "search.jsonl"
+    kwargs = {"storage": path, "study_name": "s", "load_if_exists": True, "n_trials": 2, "cv": 2}
+    name = "logisticregression__random_state"
+    OptunaSearchCV(_logreg(), {name: [0, 1]}, **kwargs).fit(X, y)
+    # The same two choices to Optuna, positions 0 and 1, which would now mean other seeds.
+    as_positions = {name: [np.random.RandomState(1), np.random.RandomState(0)]}
+    with pytest.raises(ValueError, match=f"searched '{name}' over plain values"):
+        OptunaSearchCV(_logreg(), as_positions, **kwargs).fit(X, y)
+
+
+def test_a_resume_on_other_data_is_refused(tmp_path, data):
+    X, y = data
+    path = tmp_path / "search.jsonl"
+    kwargs = {"storage": path, "study_name": "s", "load_if_exists": True, "n_trials": 1}
+    _search(**kwargs).fit(X, y)
+    weights = np.ones(len(y))
+    others = [
+        ((X[:150], y[:150]), {}, "150 now"),
+        ((X, 1 - y), {}, "200 now"),
+        ((X, y), {"sample_weight": weights}, "200 now"),
+    ]
+    for (X_other, y_other), params, wording in others:
+        with pytest.raises(ValueError, match=f"scored on other data .*200 samples then, {wording}"):
+            _search(**kwargs).fit(X_other, y_other, **params)
+    resumed = _search(**kwargs).fit(X.copy(), list(y))  # equal values, other containers
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1]
