@@ -147,9 +147,45 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
         differ = [key for key in wanted if recorded.get(key) != wanted[key]]
         raise CommandLineError(
             f"study {args.study_name!r} in {args.storage!r} searched another "
-            f"{' and '.join(differ)} ({', '.join(f'{k}={recorded.get(k)!r}' for k in differ)}); "
+            f"{' and '.join(differ)} ({', '.join(_recorded(k, recorded.get(k)) for k in differ)}); "
             "give this search another --study-name."
         )
+
+
+#: The search's words for what the command line calls otherwise.
+_COMMAND_LINE_TERMS = [
+    (f"{ESTIMATOR_STEP}__", ""),
+    ("pass another study_name", "give this search another --study-name"),
+    ("Pass another study_name", "Give this search another --study-name"),
+    ("in the storage of OptunaSearchCV", "in --storage"),
+    ("than the estimator of OptunaSearchCV has", "than this run has"),
+    ("Resume with the same estimator and settings", "Resume with the same --set settings"),
+    ("param_distributions of OptunaSearchCV", "the default search space"),
+]
+
+
+def _in_command_line_terms(message: str) -> str:
+    """A search's error in the terms of the command line (``--study-name``, ``--set lr``)."""
+    for search_term, flag in _COMMAND_LINE_TERMS:
+        message = message.replace(search_term, flag)
+    return message
+
+
+def _count_trials(study) -> str:
+    """How many trials the study holds: finished ones, and those other workers still run."""
+    from optuna.trial import TrialState
+
+    states = [trial.state for trial in study.get_trials(deepcopy=False)]
+    running = states.count(TrialState.RUNNING)
+    finished = len(states) - running - states.count(TrialState.WAITING)
+    text = f"{finished} trial{'s' if finished != 1 else ''} in the study"
+    return text + (f", {running} running elsewhere" if running else "")
+
+
+def _recorded(key: str, value) -> str:
+    if key == "scoring" and value is None:
+        return "no --scoring: the model's own score"
+    return f"{key}={value!r}"
 
 
 def _check_fixed_settings(model, X, y, task: str) -> None:
@@ -321,9 +357,11 @@ def _tune(args: argparse.Namespace) -> int:
     _check_search_arguments(search, args.scoring)
     _claim_stored_study(args, task, X)
     _check_fixed_settings(model, X, y, task)
-    search.fit(X, y)
-    n_trials = len(search.study_.trials)
-    print(f"Best cross-validated score: {search.best_score_:.4f} ({n_trials} trials in the study)")
+    try:
+        search.fit(X, y)
+    except ValueError as exc:
+        raise CommandLineError(_in_command_line_terms(str(exc))) from None
+    print(f"Best cross-validated score: {search.best_score_:.4f} ({_count_trials(search.study_)})")
     for name, value in search.best_params_.items():
         shown = f"{value:.4g}" if isinstance(value, float) else repr(value)
         print(f"  {name.removeprefix(ESTIMATOR_STEP + '__')} = {shown}")

@@ -604,6 +604,17 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
     err = capfd.readouterr().err
     assert "searched another target and columns" in err and "another --study-name" in err
     assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
+    # Other --set settings are refused too: the study's best trial would be refitted with
+    # them (or, for a searched parameter, would override them).
+    for setting, wording in [
+        ("depth=6", "depth was 4, it is 6 now"),
+        ("lr=0.003", "lr was searched, it is fixed at 0.003 now"),
+    ]:
+        assert main([*base, "--n-trials", "1", "--set", setting]) == 2
+        err = capfd.readouterr().err
+        assert f"was scored with other settings than this run has: {wording}" in err, err
+        assert "Resume with the same --set settings, or give this search another --study" in err
+    assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
     # A mistyped scorer is refused before anything is recorded: the study goes on.
     assert main([*base, "--n-trials", "1", "--scoring", "acuracy"]) == 2
     assert "is not a scikit-learn scorer; did you mean accuracy" in capfd.readouterr().err
@@ -741,3 +752,14 @@ def test_ctrl_c_during_fit_saves_nothing_and_exits_130(data_dir, tmp_path, monke
     assert main(args) == 130
     assert not model.exists()
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_the_trial_count_tells_finished_trials_from_running_ones():
+    from sklearn_resnet.cli import _count_trials
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    assert _count_trials(study) == "1 trial in the study"
+    study.ask()  # another worker's trial, not finished
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    assert _count_trials(study) == "2 trials in the study, 1 running elsewhere"
