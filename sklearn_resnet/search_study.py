@@ -341,12 +341,6 @@ def objective_key(scoring, refit) -> str:
     return json.dumps({"metric": metric, "scoring": scoring_key(scoring)}, sort_keys=True)
 
 
-def _describe_objective(key: str) -> str:
-    objective = json.loads(key)
-    metric = objective["metric"]
-    return f"scoring={objective['scoring']}" + (f" (metric {metric})" if metric else "")
-
-
 def data_digest(X, y, params: dict) -> dict:
     """What tells the data of one search from another's: its number of samples and a
     digest of ``X``, ``y`` and the fit parameters (``sample_weight``, ``groups``, ...).
@@ -492,8 +486,11 @@ def _refuse_objective(study, key: str, stored: str, owner: str):
 
 
 def _describe_objective(key: str) -> str:
-    objective = json.loads(key)
-    scoring, metric = objective["scoring"], objective["metric"]
+    try:
+        objective = json.loads(key)
+        scoring, metric = objective["scoring"], objective["metric"]
+    except (ValueError, TypeError, KeyError):  # written by another tool
+        return f"the objective recorded as {key!r}"
     text = "the estimator's own score method" if scoring == "default" else f"scoring={scoring}"
     return text + (f" (metric {metric})" if metric else "")
 

@@ -586,3 +586,11 @@ def test_a_resume_on_other_data_is_refused(tmp_path, data):
             _search(**kwargs).fit(X_other, y_other, **params)
     resumed = _search(**kwargs).fit(X.copy(), list(y))  # equal values, other containers
     assert list(resumed.cv_results_["trial_number"]) == [0, 1]
+
+
+def test_an_objective_recorded_by_another_tool_is_named_as_it_is(tmp_path, data):
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    study.set_user_attr("sklearn_resnet:objective", "not json")
+    with pytest.raises(ValueError, match="optimised the objective recorded as 'not json'"):
+        _search(storage=url, study_name="s", load_if_exists=True, n_trials=1).fit(*data)
