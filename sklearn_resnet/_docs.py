@@ -31,7 +31,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         Per-sample shape for the CNN, e.g. ``(1, 8, 8)`` or ``(1, 40)``. Flat rows are
         reshaped to it, so the CNN works after scikit-learn transformers in a
         Pipeline. ``None``: the shape of X's samples, or ``(1, n_features)`` for
-        flat rows with ``backbone="cnn"``.
+        flat rows with ``backbone="cnn"``. With ``backbone="mlp"`` it is checked
+        against the number of features and otherwise unused (the MLP takes the
+        flattened samples), so a search can try both backbones on one shape.
     scaling : {"auto", "robust", "quantile", "standard"} or None, default="auto"
         Input scaling fitted on the training rows and stored inside the network (so
         it travels with the weights): ``"robust"`` centres on the median, divides by

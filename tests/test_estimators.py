@@ -372,7 +372,7 @@ def test_failed_refit_keeps_the_previous_model():
     X, y = data_for(ResNetClassifier)
     clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
     before, net = clf.predict_proba(X), clf.net_
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs samples of at least 2 classes"):
         clf.fit(X[:, :4], np.zeros(len(X)))
     assert clf.net_ is net and clf.n_features_in_ == 6
     np.testing.assert_array_equal(clf.predict_proba(X), before)
@@ -548,3 +548,15 @@ def test_fit_on_cuda_pickle_and_predict_on_cpu(precision):
     move_net(loaded.net_, "cpu")
     loaded.device_ = "cpu"
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+def test_the_mlp_checks_an_input_shape_and_trains_on_flat_rows():
+    """So that one search can try both backbones with one input_shape."""
+    X, y = make_classification(n_samples=60, n_features=16, random_state=0)
+    params = {**FAST_PARAMS, "backbone": "mlp", "random_state": 0}
+    shaped = ResNetClassifier(input_shape=(1, 4, 4), **params).fit(X, y)
+    assert shaped.backbone_ == "mlp" and shaped.input_shape_ == (16,)
+    flat = ResNetClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(shaped.predict_proba(X), flat.predict_proba(X))
+    with pytest.raises(ValueError, match="input_shape"):
+        ResNetClassifier(input_shape=(1, 3, 3), **params).fit(X, y)

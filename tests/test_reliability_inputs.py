@@ -779,8 +779,15 @@ def test_refused_predictions_change_nothing(Estimator):
     X, y = data(Estimator)
     est = Estimator(**MLP).fit(X, y)
     snapshot = copy.deepcopy(est)
-    for bad in (X[:, :3], np.where(X > 1, np.nan, X), X + 1j, X[0], X.astype(str)[:, :1]):
-        with pytest.raises(ValueError):
+    refusals = [
+        (X[:, :3], "X has 3 features, but .* is expecting 4"),
+        (np.where(X > 1, np.nan, X), "Input X contains NaN"),
+        (X + 1j, "Complex data not supported"),
+        (X[0], "Expected 2D array, got 1D array"),
+        (X.astype(str)[:, :1], "X has 1 features, but .* is expecting 4"),
+    ]
+    for bad, message in refusals:
+        with pytest.raises(ValueError, match=message):
             est.predict(bad)
     for got, want in zip(outputs(est, X), outputs(snapshot, X), strict=True):
         np.testing.assert_array_equal(got, want)
