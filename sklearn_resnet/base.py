@@ -169,6 +169,35 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         self.verbose = verbose
         self.callbacks = callbacks
 
+    def set_params(self, **params):
+        """Set the estimator's parameters (see scikit-learn's ``BaseEstimator.set_params``).
+
+        ``callbacks`` is a list, whose items have no parameter names of their own here:
+        ``callbacks__patience=3`` is refused with a ``ValueError``; set ``callbacks`` to a
+        new list instead.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names (``name`` or ``step__name``) and their values.
+
+        Returns
+        -------
+        self : estimator
+            The estimator.
+        """
+        for key in params:
+            name, nested, _ = key.partition("__")
+            value = getattr(self, name, None) if nested else None
+            if nested and name in self._get_param_names() and not hasattr(value, "set_params"):
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}: "
+                    f"{name!r} is {type(value).__name__}, whose items have no parameter "
+                    f"names here. Set {name!r} to a new value instead "
+                    "(callbacks=[EarlyStopping(patience=3)], say)."
+                )
+        return super().set_params(**params)
+
     # ---- hooks for the subclasses ---------------------------------------------------
     @abstractmethod
     def _validate_targets(self, X, y, *, reset: bool, classes=None, sample_weight=None):

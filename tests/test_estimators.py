@@ -560,3 +560,16 @@ def test_the_mlp_checks_an_input_shape_and_trains_on_flat_rows():
     np.testing.assert_array_equal(shaped.predict_proba(X), flat.predict_proba(X))
     with pytest.raises(ValueError, match="input_shape"):
         ResNetClassifier(input_shape=(1, 3, 3), **params).fit(X, y)
+
+
+def test_a_nested_name_into_the_callbacks_list_is_a_clear_error():
+    from skorch.callbacks import EarlyStopping
+
+    clf = ResNetClassifier(callbacks=[EarlyStopping()])
+    with pytest.raises(ValueError, match=r"'callbacks__patience' .* 'callbacks' is list"):
+        clf.set_params(callbacks__patience=3)
+    with pytest.raises(ValueError, match=r"'lr__x' .* 'lr' is float"):
+        ResNetClassifier(lr=0.1).set_params(lr__x=1)
+    assert clf.set_params(lr=0.5).lr == 0.5
+    with pytest.raises(ValueError, match="Invalid parameter 'colour'"):
+        clf.set_params(colour=1)  # scikit-learn's own refusal
