@@ -244,7 +244,8 @@ def report_stop(net, owner: str, lr: float) -> None:
             )
             raise ValueError(
                 f"{owner} diverged: the training loss was NaN or infinite from the first "
-                f"epoch (epoch {epoch}) on, so no usable weights were found. Use a lower "
+                f"epoch of this call (epoch {epoch}) on, so it found no usable weights and the "
+                "estimator is left as it was before the call. Use a lower "
                 f"learning rate than lr={lr:g}, check the targets for extreme values, or "
                 f"use scaling='robust'.{fp16}"
             )
