@@ -338,6 +338,15 @@ class SearchRun:
         )
         if self.last_error != "unknown":
             message += f" (the last error: {self.last_error})"
+        elif len(status) > pruned:
+            # Fits that all succeeded, so the scores themselves were not finite.
+            scoring = self.search.scoring
+            named = getattr(scoring, "__name__", None) if callable(scoring) else None
+            message += (
+                f" (this fit's trials trained, but every score of scoring="
+                f"{named or repr(scoring)} was NaN or infinite: a scorer that raised warned "
+                "with its error; set error_score='raise' to raise it)"
+            )
         advice = (
             " Loosen the pruner (a lower threshold, more n_warmup_steps, or "
             "pruner=optuna.pruners.NopPruner())."

@@ -629,3 +629,18 @@ def test_estimator_settings_tell_apart_what_changes_scores_and_only_that():
     assert settings(max_epochs=5) != settings(max_epochs=6)
     patience = [settings(callbacks=[EarlyStopping(patience=p)]) for p in (3, 3, 5)]
     assert patience[0] == patience[1] != patience[2]
+
+
+def test_a_search_whose_every_score_is_nan_names_the_scoring(data):
+    X, y = data
+
+    def broken_scorer(estimator, X, y):
+        raise RuntimeError("scorer broke")
+
+    space = {"C": FloatDistribution(0.1, 1.0)}
+    search = OptunaSearchCV(LogisticRegression(), space, scoring=broken_scorer, n_trials=2, cv=2)
+    with (
+        pytest.warns(UserWarning, match="scorer broke"),
+        pytest.raises(ValueError, match="every score of scoring=broken_scorer was NaN"),
+    ):
+        search.fit(X, y)
