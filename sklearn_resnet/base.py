@@ -43,6 +43,8 @@ from .defaults import (
     resolve_width,
 )
 from .device import (
+    compiler_failed,
+    first_line,
     is_available,
     is_out_of_memory,
     memory_format,
@@ -321,6 +323,15 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             with autograd_enabled():
                 self._train(X, y, weight, incremental, warm, seed)
         except Exception as exc:
+            cause = compiler_failed(exc) if self.compile else None
+            if cause is not None:
+                raise RuntimeError(
+                    f"compile=True: torch.compile could not compile the network of {owner} "
+                    f"on device {self.device_!r} ({type(cause).__name__}: {first_line(cause)}). "
+                    "Use compile=False, or "
+                    "install what the compiler needs (a C++ compiler for the CPU, Triton for "
+                    "CUDA)."
+                ) from exc
             if not is_out_of_memory(exc):
                 raise
             batch_size = self.net_.batch_size if warm else self._batch_size_for(X.shape[0])

@@ -11,6 +11,8 @@ import torch
 __all__ = [
     "autocast_dtype",
     "available_devices",
+    "compiler_failed",
+    "first_line",
     "is_available",
     "is_out_of_memory",
     "memory_format",
@@ -161,5 +163,21 @@ def release_memory(device: str) -> None:
 def out_of_memory_error(exc: BaseException, device: str, advice: str) -> torch.OutOfMemoryError:
     """A ``torch.OutOfMemoryError`` that names ``device`` and what to change."""
     release_memory(device)
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return torch.OutOfMemoryError(f"Out of memory on device {device!r}: {advice} ({first_line})")
+    return torch.OutOfMemoryError(
+        f"Out of memory on device {device!r}: {advice} ({first_line(exc)})"
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def compiler_failed(exc: BaseException) -> BaseException | None:
+    """The cause, when ``exc`` is an error of ``torch.compile`` (its tracer or backend)."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    if not isinstance(exc, TorchDynamoException):
+        return None
+    return getattr(exc, "inner_exception", None) or exc

@@ -450,6 +450,33 @@ def test_compile_trains_and_saves_the_plain_module():
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
+class _UncompilableModule(torch.nn.Module):
+    """What torch.compile returns on a machine whose compiler is missing: it fails on use."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.inner = module
+
+    def forward(self, *args, **kwargs):
+        from torch._dynamo.exc import BackendCompilerFailed
+
+        raise BackendCompilerFailed(lambda: None, OSError("no C++ compiler found"), None)
+
+
+def test_a_compiler_failure_names_compile_and_leaves_the_estimator_as_it_was(monkeypatch):
+    X, y = data_for(ResNetClassifier)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 2}).fit(X, y)
+    before = clf.predict_proba(X)
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: _UncompilableModule(module))
+    fresh = ResNetClassifier(**{**FAST_PARAMS, "compile": True})
+    message = r"compile=True: .* on device 'cpu' \(OSError: no C\+\+ compiler found\)"
+    for est in (fresh, clf.set_params(compile=True)):
+        with pytest.raises(RuntimeError, match=f"{message}. Use compile=False"):
+            est.fit(X, y)
+    assert not hasattr(fresh, "net_")
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
 # ---- persistence ---------------------------------------------------------------------------
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
 def test_pickle_round_trip_gives_identical_predictions(Estimator):
