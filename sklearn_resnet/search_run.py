@@ -253,7 +253,8 @@ class SearchRun:
         X, y = indexable(X, y)
         routed = search._get_routed_params_for_fit(_check_method_params(X, params=params))
         split_params = routed.splitter.split
-        self.stamp["data"] = data_digest(X, y, params)
+        if search.storage is not None:  # a study in memory is never seen again
+            self.stamp["data"] = data_digest(X, y, params)
         cv = check_cv(search.cv, y, classifier=is_classifier(search.estimator))
         if not _yields_constant_splits(cv):
             cv = _CVIterableWrapper(cv.split(X, y, **split_params))
