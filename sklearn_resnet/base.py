@@ -345,11 +345,13 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 if warm
                 else f"Use {remedies}."
             )
+            depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
+            size = f"width={self.width_}, depth={depth}, " if not warm else ""
             raise out_of_memory_error(
                 exc,
                 self.device_,
-                f"training {owner} with batch_size={batch_size} needs more memory than the "
-                f"device has. {advice}",
+                f"training {owner} ({size}batch_size={batch_size}) needs more memory than "
+                f"the device has. {advice}",
             ) from exc
         report_stop(self.net_, owner, self.net_.lr)
 

@@ -277,7 +277,10 @@ def test_out_of_memory_in_fit_names_the_batch_size_and_device(monkeypatch):
     X, y = make_classification(100, 5, random_state=0)
     monkeypatch.setattr("sklearn_resnet.backbones.mlp.ResidualMLP.forward", _raise_out_of_memory)
     clf = ResNetClassifier(**FAST_PARAMS, batch_size=64)
-    with pytest.raises(torch.OutOfMemoryError, match=r"'cpu'.*batch_size=64.*smaller batch_size"):
+    with pytest.raises(
+        torch.OutOfMemoryError,
+        match=r"'cpu': training .*\(width=32, depth=4, batch_size=64\) .*smaller batch_size",
+    ):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
     # bf16 is advised only to a model that does not train in reduced precision already.
