@@ -346,7 +346,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 else f"Use {remedies}."
             )
             depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
-            size = f"width={self.width_}, depth={depth}, " if not warm else ""
+            # Not width_: the error may come before this call sets it (a refit's is old).
+            width = resolve_width(self.width, self.backbone_, X.shape[0], self._task)
+            size = f"width={width}, depth={depth}, " if not warm else ""
             raise out_of_memory_error(
                 exc,
                 self.device_,
