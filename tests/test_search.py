@@ -631,6 +631,7 @@ def test_estimator_settings_tell_apart_what_changes_scores_and_only_that():
     assert patience[0] == patience[1] != patience[2]
 
 
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
 def test_a_search_whose_every_score_is_nan_names_the_scoring(data):
     X, y = data
 
