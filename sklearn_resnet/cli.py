@@ -159,6 +159,9 @@ _COMMAND_LINE_TERMS = [
     ("Pass another study_name", "Give this search another --study-name"),
     ("in the storage of OptunaSearchCV", "in --storage"),
     ("than the estimator of OptunaSearchCV has", "than this run has"),
+    ("than OptunaSearchCV is fitted on", "than this run reads"),
+    ("param_distributions[", "the search space's ["),
+    ("] of OptunaSearchCV", "]"),
     ("Resume with the same estimator and settings", "Resume with the same --set settings"),
     ("param_distributions of OptunaSearchCV", "the default search space"),
 ]

@@ -287,6 +287,7 @@ class SearchRun:
             self.heartbeat_interval,
         )
         check_resumable(study, self.space.distributions, self.space.fingerprints(), self.owner)
+        fail_dead_trials(study)  # a dead worker's trial would count as one running now
         check_comparable(study, self.stamp, self.owner)
         self._continue_sampling(study)
         token = uuid.uuid4().hex
@@ -437,13 +438,20 @@ class SearchRun:
 
         A worker that started together with one of other settings passed the first
         check too; whichever of the two checks last sees the other's trials. The trials
-        of a refused fit are marked so that no later check counts them.
+        of a refused fit end as FAIL, which no later check counts; they are marked so
+        that no row shows them, and a grid sampler does not count their grid points as
+        visited.
         """
         try:
             check_comparable(study, self.stamp, self.owner, own={t.number for t in trials})
         except ValueError:
             for trial in trials:
                 trial.set_user_attr(RECORD_ATTR, {**stub, **self.stamp, "refused": True})
+                # GridSampler counts a finished trial's grid point as visited when its
+                # recorded space is the grid's: an empty one is none.
+                attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+                if "grid_id" in attrs:
+                    study._storage.set_trial_system_attr(trial._trial_id, "search_space", {})
             raise
         self.claimed = True
 
@@ -516,6 +524,7 @@ class SearchRun:
             search.error_score,
             names=set(self.space.distributions),
             scoring=self.scoring,
+            stamp=self.stamp,
         )
         return quiet_format(
             lambda: BaseSearchCV._format_results(search, params, self.n_splits, outs, more),

@@ -30,9 +30,9 @@ __all__ = [
     "fingerprint",
 ]
 
-#: Parameters that do not change what a trial scores (output, parallelism, caching and where
-#: the arithmetic runs): searches on one study may set them differently.
-_UNSCORED = frozenset({"verbose", "n_jobs", "memory", "device", "compile"})
+#: Parameters that do not change what a trial measures (output, parallelism, caching, where
+#: the arithmetic runs, and seeds): searches on one study may set them differently.
+_UNSCORED = frozenset({"verbose", "n_jobs", "memory", "device", "compile", "random_state"})
 #: Longer texts of a setting are kept as a digest.
 _SETTING_CHARS = 120
 
@@ -158,9 +158,12 @@ def estimator_settings(estimator) -> dict[str, str]:
     Trials of one study are only comparable when scored with the same settings, and a
     trial's refit combines its searched values with the estimator's other parameters, so
     each trial records these texts. An estimator-valued parameter is its class name (its
-    own parameters are listed beside it), a Pipeline's steps are their names and classes,
-    and a long text is a digest. Parameters that do not change scores (``verbose``,
-    ``n_jobs``, ``memory``, ``device``, ``compile``) are left out.
+    own parameters are listed beside it), as are the estimators of a Pipeline's steps;
+    other objects inside a parameter (callbacks, column selectors) show their class and
+    parameters, sets and dicts are sorted, and a long text is a digest. Parameters that
+    do not change what a trial measures (``verbose``, ``n_jobs``, ``memory``, ``device``,
+    ``compile``, and ``random_state``, whose seeds only draw another sample of the same
+    score) are left out.
 
     Examples
     --------
@@ -173,30 +176,72 @@ def estimator_settings(estimator) -> dict[str, str]:
     >>> "logisticregression__n_jobs" in settings
     False
     """
+    params = estimator.get_params(deep=True)
     return {
-        name: _setting(value)
-        for name, value in estimator.get_params(deep=True).items()
+        name: _setting(value, name, params)
+        for name, value in params.items()
         if name.rsplit("__", 1)[-1] not in _UNSCORED
     }
 
 
-def _setting(value) -> str:
+def _setting(value, name: str, params: dict) -> str:
     if _is_estimator(value):
         return type(value).__qualname__
-    value = _as_choice(value)  # np.float64(1.0) is the setting 1.0
-    if isinstance(value, list | tuple) and value and all(_is_step(step) for step in value):
-        value = [(step[0], type(step[1]).__qualname__, *step[2:]) for step in value]
-    elif isinstance(value, list | tuple):  # callbacks, say: each with its parameters
-        value = [_with_params(item) if _is_estimator(item) else item for item in value]
-    text = fingerprint(value)
+    parent = name.rpartition("__")[0]
+    prefix = f"{parent}__" if parent else ""
+
+    def listed(step_name) -> bool:  # a step whose parameters are settings of their own
+        return isinstance(step_name, str) and prefix + step_name in params
+
+    text = fingerprint(_canonical(value, listed))
     if len(text) <= _SETTING_CHARS:
         return text
     return "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _with_params(item) -> str:
-    params = sorted(item.get_params(deep=False).items())
-    return f"{type(item).__qualname__}({', '.join(f'{k}={v!r}' for k, v in params)})"
+def _canonical(value, listed=lambda step_name: False, depth: int = 0):
+    """``value`` in a form whose text does not depend on the process: numpy scalars as
+    Python numbers, sets sorted, dicts by key, objects as their class and parameters.
+
+    ``listed(name)`` tells the ``(name, estimator)`` steps whose estimator's parameters
+    are settings of their own (a Pipeline's): those steps show only the class.
+    """
+    if depth > 4:
+        return value
+    deeper = {"listed": listed, "depth": depth + 1}
+    value = _as_choice(value)
+    if isinstance(value, dict):
+        items = [(key, _canonical(item, **deeper)) for key, item in value.items()]
+        return dict(sorted(items, key=lambda pair: fingerprint(pair[0])))
+    if isinstance(value, set | frozenset):
+        return sorted((_canonical(item, **deeper) for item in value), key=fingerprint)
+    if isinstance(value, list | tuple):
+        items = [_canonical_item(item, listed, deeper) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if _is_estimator(value):
+        params = _canonical(value.get_params(deep=False), **deeper)
+        return _Text(f"{type(value).__qualname__}({_arguments(params)})")
+    if type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
+        return _Text(f"{type(value).__qualname__}({_arguments(_canonical(vars(value), **deeper))})")
+    return value
+
+
+def _canonical_item(item, listed, deeper):
+    if _is_step(item) and listed(item[0]):
+        rest = [_canonical(part, **deeper) for part in item[2:]]
+        return (item[0], _Text(type(item[1]).__qualname__), *rest)
+    return _canonical(item, **deeper)
+
+
+def _arguments(params: dict) -> str:
+    return ", ".join(f"{key}={fingerprint(value)}" for key, value in params.items())
+
+
+class _Text(str):
+    """A text shown as it is (without quotes) inside the text of a setting."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _is_estimator(value) -> bool:
@@ -204,7 +249,8 @@ def _is_estimator(value) -> bool:
 
 
 def _is_step(step) -> bool:
-    """A ``(name, estimator, ...)`` entry of a Pipeline's or ColumnTransformer's list."""
+    """A ``(name, estimator, ...)`` entry of a Pipeline's, ColumnTransformer's or
+    callbacks' list."""
     return isinstance(step, tuple) and len(step) >= 2 and _is_estimator(step[1])
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "scoring_key",
     "split_record",
     "stamp",
+    "stamped_otherwise",
     "tell",
     "trial_record",
 ]
@@ -73,6 +74,8 @@ CHOICES_ATTR = "sklearn_resnet:choices"
 OBJECTIVE_ATTR = "sklearn_resnet:objective"
 _JOURNAL_SUFFIXES = (".log", ".jsonl")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+#: States of the trials whose values Optuna compares, now or once they finish.
+_SCORING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 _SCHEMA_ATTEMPTS = 6
 
 
@@ -343,40 +346,66 @@ def objective_key(scoring, refit) -> str:
 
 def data_digest(X, y, params: dict) -> dict:
     """What tells the data of one search from another's: its number of samples and a
-    digest of ``X``, ``y`` and the fit parameters (``sample_weight``, ``groups``, ...).
+    digest of the values of ``X``, ``y`` and the fit parameters (``sample_weight``, ...).
 
-    A list ``X`` and any ``y`` count by their values (a list equals its array, a Series
-    its values); a DataFrame ``X`` counts with its column names, which a Pipeline may use.
+    Values count, not their containers: a list, an array in any memory order, a Series
+    and numbers of another numeric dtype give one digest. A DataFrame counts with its
+    column names and kinds of column (a Pipeline may select by them), not its index; a
+    sparse matrix counts by its entries.
 
     Examples
     --------
     >>> import numpy as np
     >>> X, y = np.eye(3), [0, 1, 1]
-    >>> data_digest(X, y, {}) == data_digest(X.copy(), [0, 1, 1], {})
+    >>> data_digest(X, y, {}) == data_digest(np.asfortranarray(X), np.array([0.0, 1, 1]), {})
     True
     >>> data_digest(X, y, {}) == data_digest(X, [0, 1, 0], {})
     False
     """
     import joblib
 
-    if isinstance(X, list | tuple):
-        X = _values(X)
-    if y is not None:
-        y = _values(y)
+    values = [_data_values(X), _data_values(y)]
+    values += [(name, _data_values(value)) for name, value in sorted(params.items())]
     try:
-        digest = joblib.hash((X, y, params))
-    except Exception:  # a fit parameter that cannot be pickled: its type stands in
-        kinds = {name: type(value).__qualname__ for name, value in params.items()}
-        digest = joblib.hash((X, y, kinds))
+        digest = joblib.hash(values)
+    except Exception:  # a fit parameter that cannot be pickled: its text stands in
+        digest = joblib.hash([repr(value) for value in values])
     return {"n_samples": _num_samples(X), "digest": digest}
 
 
-def _values(array):
-    """``array`` as a NumPy array, or as it is if it is none (ragged rows, say)."""
+def _data_values(data):
+    """``data`` in a form whose digest depends only on its values."""
+    if data is None or isinstance(data, str | bytes):
+        return data
+    if hasattr(data, "columns") and hasattr(data, "dtypes"):  # a DataFrame
+        return [
+            (str(name), _column_kind(column.dtype), _array_values(column))
+            for name, column in data.items()
+        ]
+    if hasattr(data, "tocsr") and hasattr(data, "nnz"):  # a scipy sparse matrix or array
+        matrix = data.tocsr(copy=True)
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        parts = (matrix.data, matrix.indices, matrix.indptr)
+        return [matrix.shape, *(_array_values(part) for part in parts)]
+    if hasattr(data, "__array__") or isinstance(data, list | tuple):
+        return _array_values(data)
+    return data
+
+
+def _column_kind(dtype) -> str:
+    kind = getattr(dtype, "kind", "O")
+    return "number" if kind in "biuf" else str(dtype)
+
+
+def _array_values(data):
     try:
-        return np.asarray(array)
-    except ValueError:
-        return array
+        array = np.asarray(data)
+    except (ValueError, TypeError):  # ragged rows, say: kept as they are
+        return data
+    if array.dtype.kind in "biuf":
+        array = array.astype(np.float64)
+    return np.ascontiguousarray(array)
 
 
 def _num_samples(X) -> int | None:
@@ -419,12 +448,14 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
     Optuna's sampler and ``best_trial`` compare the values of every trial, and the
     search refits the best one with the estimator it has now, so the trials of one study
     must tell the same score of the same settings. Each trial records its :func:`stamp`
-    from the moment it is asked; a search whose stamp differs from a trial's (any state:
-    running trials are workers starting now) is refused. The search calls this before
-    asking any trial and again once its first trials carry its stamp (trial numbers in
-    ``own``): of two workers starting together with different settings, at least one
-    sees the other's trials and is refused. Trials of earlier releases, without a stamp,
-    are judged by the study's recorded objective and positions, or else their scorings.
+    from the moment it is asked; a search whose stamp differs from that of a trial that
+    completed, was pruned or is running (a worker starting now) is refused. Failed
+    trials tell Optuna nothing and do not count, except for the meaning of their
+    positions. The search calls this before asking any trial and again once its first
+    trials carry its stamp (trial numbers in ``own``): of two workers starting together
+    with different settings, at least one sees the other's running trials and is
+    refused. Trials of earlier releases, without a stamp, are judged by the study's
+    recorded objective and positions, or else their scorings.
 
     Parameters
     ----------
@@ -444,19 +475,25 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
             continue
         (stamped if "objective" in record else legacy).append((trial, record))
     for trial, record in stamped:
-        if record["objective"] != mine["objective"]:
-            _refuse_objective(study, mine["objective"], record["objective"], owner)
         _check_choices(
             study, trial, record.get("choices", {}), mine["choices"], mine["searched"], owner
         )
+    if not stamped:
+        done = [r for trial, r in legacy if trial.state == TrialState.COMPLETE]
+        _check_legacy_objective(study, mine["objective"], done, owner)
+    # Trials whose values Optuna compares, now or once they finish.
+    stamped = [(trial, record) for trial, record in stamped if trial.state in _SCORING]
+    for _, record in stamped:
+        if record["objective"] != mine["objective"]:
+            _refuse_objective(study, mine["objective"], record["objective"], owner)
     for trial, record in stamped:
         differences = _differences(
             trial, record.get("settings", {}), mine["settings"], mine["searched"]
         )
         if differences:
             raise ValueError(
-                f"Trial {trial.number} of study {study.study_name!r} was scored with other "
-                f"settings than the estimator of {owner} has: {'; '.join(differences)}. "
+                f"Trial {trial.number} of study {study.study_name!r} {_scored(trial)} with "
+                f"other settings than the estimator of {owner} has: {'; '.join(differences)}. "
                 "The search would rank both settings' scores as one and refit the best trial "
                 "with the settings of now. Resume with the same estimator and settings, or "
                 "pass another study_name."
@@ -465,15 +502,31 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
         theirs = record.get("data")
         if theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"]:
             raise ValueError(
-                f"Trial {trial.number} of study {study.study_name!r} was scored on other data "
-                f"than {owner} is fitted on ({theirs['n_samples']} samples then, "
+                f"Trial {trial.number} of study {study.study_name!r} {_scored(trial)} on other "
+                f"data than {owner} is fitted on ({theirs['n_samples']} samples then, "
                 f"{mine['data']['n_samples']} now, or other values of X, y or the fit "
                 "parameters): the search would rank scores of both as one. Resume with the "
                 "same data, or pass another study_name."
             )
-    if not stamped:
-        done = [r for trial, r in legacy if trial.state == TrialState.COMPLETE]
-        _check_legacy_objective(study, mine["objective"], done, owner)
+
+
+def stamped_otherwise(trial, record: dict, mine: dict) -> bool:
+    """Whether a trial's record carries a stamp of another score, settings or data than
+    ``mine`` (a record of an earlier release, without a stamp, does not)."""
+    if "objective" not in record:
+        return False
+    if record["objective"] != mine["objective"]:
+        return True
+    if _differences(trial, record.get("settings", {}), mine["settings"], mine["searched"]):
+        return True
+    theirs = record.get("data")
+    return bool(theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"])
+
+
+def _scored(trial) -> str:
+    if trial.state == TrialState.RUNNING:
+        return "is being scored (by another worker, or one that died without a heartbeat)"
+    return "was scored"
 
 
 def _refuse_objective(study, key: str, stored: str, owner: str):
@@ -717,6 +770,7 @@ def results_rows(
     error_score,
     names=None,
     scoring=None,
+    stamp=None,
 ):
     """Parameters, per-split entries and extra columns of every finished trial.
 
@@ -726,7 +780,9 @@ def results_rows(
     metrics they lack hold ``error_score``), or when it failed without a record and its
     parameters are exactly ``names`` (the search space): such a trial's worker was
     killed, and its scores and times are NaN, as are those of a trial that kept its
-    running record. Rows are in trial-number order.
+    running record. A trial whose record carries another :func:`stamp` than ``stamp``
+    (a failed trial of other settings: others are refused before the search) is left
+    out. Rows are in trial-number order.
 
     Returns
     -------
@@ -740,7 +796,9 @@ def results_rows(
     only_expected_nan = True
     for trial in sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=_number):
         record = trial_record(trial)
-        if record and record.get("refused"):
+        if record and (
+            record.get("refused") or (stamp and stamped_otherwise(trial, record, stamp))
+        ):
             continue
         if not record:
             if trial.state != TrialState.FAIL or names is None or set(trial.params) != names:

@@ -615,11 +615,19 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
         assert f"was scored with other settings than this run has: {wording}" in err, err
         assert "Resume with the same --set settings, or give this search another --study" in err
     assert len(optuna.load_study(study_name="cli", storage=storage).trials) == 3
+    # Other rows of the same table are other data.
+    train.iloc[:-5].to_csv(tmp_path / "fewer.csv", index=False)
+    fewer = ["tune", str(tmp_path / "fewer.csv"), "--target", "label", *FAST, "--cv", "2"]
+    assert main([*fewer, "--storage", storage, "--study-name", "cli", "--n-trials", "1"]) == 2
+    assert "other data than this run reads" in capfd.readouterr().err
+    # Workers with seeds of their own share a study, as the docs advise.
+    assert main([*base, "--n-trials", "1", "--random-state", "7"]) == 0
+    assert "(4 trials in the study)" in capfd.readouterr().out
     # A mistyped scorer is refused before anything is recorded: the study goes on.
     assert main([*base, "--n-trials", "1", "--scoring", "acuracy"]) == 2
     assert "is not a scikit-learn scorer; did you mean accuracy" in capfd.readouterr().err
     assert main([*base, "--n-trials", "1"]) == 0
-    assert "(4 trials in the study)" in capfd.readouterr().out
+    assert "(5 trials in the study)" in capfd.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -594,3 +594,119 @@ def test_an_objective_recorded_by_another_tool_is_named_as_it_is(tmp_path, data)
     study.set_user_attr("sklearn_resnet:objective", "not json")
     with pytest.raises(ValueError, match="optimised the objective recorded as 'not json'"):
         _search(storage=url, study_name="s", load_if_exists=True, n_trials=1).fit(*data)
+
+
+def test_a_refused_workers_trial_leaves_its_grid_point_to_the_others(tmp_path, data, monkeypatch):
+    from sklearn_resnet import search_run
+
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    grid = [0.01, 0.1, 1.0]
+
+    def search(scoring, n_trials):
+        sampler = optuna.samplers.GridSampler({"logisticregression__C": grid}, seed=0)
+        space = {"logisticregression__C": grid}
+        kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "cv": 2}
+        return OptunaSearchCV(
+            _logreg(), space, scoring=scoring, n_trials=n_trials, sampler=sampler, **kwargs
+        )
+
+    started = search_run.SearchRun._continue_sampling
+
+    def other_worker_starts_now(self, study):
+        monkeypatch.setattr(search_run.SearchRun, "_continue_sampling", started)
+        search("neg_log_loss", 1).fit(X, y)
+        started(self, study)
+
+    monkeypatch.setattr(search_run.SearchRun, "_continue_sampling", other_worker_starts_now)
+    with pytest.raises(ValueError, match="would optimise"):
+        search("accuracy", 1).fit(X, y)
+    # The refused trial took a grid point; the first worker's next two trials still
+    # cover the whole grid.
+    search("neg_log_loss", 2).fit(X, y)
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    done = [t.params["logisticregression__C"] for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(done) == grid
+
+
+def test_failed_trials_do_not_hold_a_study_to_their_settings(tmp_path, data):
+    """A first run whose every fit failed (a bad fixed setting) or that was stopped in
+    its first trial told Optuna no value: the corrected run may resume the study."""
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 1, "cv": 2}
+    bad = make_pipeline(StandardScaler(), LogisticRegression(penalty="l1"))  # lbfgs: no l1
+    with pytest.raises(ValueError, match="All the 1 trials"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        OptunaSearchCV(bad, C_SPACE, **kwargs).fit(X, y)
+    search = OptunaSearchCV(_logreg(), C_SPACE, **kwargs).fit(X, y)
+    # The failed trial's row is left out: its parameters would not rebuild its settings.
+    assert list(search.cv_results_["trial_number"]) == [1]
+    # A worker of other settings that is running now does hold it.
+    study = optuna.load_study(study_name="s", storage=url)
+    record = study.trials[-1].user_attrs[RECORD_ATTR]
+    running = study.ask(C_SPACE)
+    settings = {**record["settings"], "logisticregression__max_iter": "50"}
+    running.set_user_attr(RECORD_ATTR, {**record, "settings": settings})
+    with pytest.raises(ValueError, match=r"Trial 2 .* is being scored \(by another worker"):
+        OptunaSearchCV(_logreg(), C_SPACE, heartbeat_interval=None, **kwargs).fit(X, y)
+
+
+def test_settings_texts_do_not_depend_on_order_and_show_objects_parameters():
+    from sklearn.compose import make_column_selector, make_column_transformer
+    from sklearn.preprocessing import FunctionTransformer
+    from skorch.callbacks import EarlyStopping
+
+    from sklearn_resnet import ResNetClassifier
+    from sklearn_resnet.search_space import estimator_settings
+
+    dropped = estimator_settings(FunctionTransformer(kw_args={"b": 2, "drop": {"zip", "age"}}))
+    assert dropped["kw_args"] == "{'b': 2, 'drop': ['age', 'zip']}"
+    reordered = estimator_settings(FunctionTransformer(kw_args={"drop": {"age", "zip"}, "b": 2}))
+    assert reordered == dropped
+
+    def callbacks(patience):
+        clf = ResNetClassifier(callbacks=[("stop", EarlyStopping(patience=patience))])
+        return estimator_settings(clf)["callbacks"]
+
+    assert callbacks(5) == callbacks(5) != callbacks(50)
+
+    def selecting(dtype):
+        return estimator_settings(
+            make_column_transformer((StandardScaler(), make_column_selector(dtype_include=dtype)))
+        )["transformers"]
+
+    assert selecting(np.number) == selecting(np.number) != selecting(object)
+    # A Pipeline's steps are their classes: their parameters are settings of their own.
+    steps = estimator_settings(_logreg())["steps"]
+    assert (
+        steps == "[('standardscaler', StandardScaler), ('logisticregression', LogisticRegression)]"
+    )
+    assert "random_state" not in estimator_settings(ResNetClassifier(random_state=3))
+
+
+def test_the_data_digest_counts_values_not_containers():
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from sklearn_resnet.search_study import data_digest
+
+    X = np.random.default_rng(0).random((6, 3))
+    y = np.array([0, 1, 0, 1, 0, 1])
+
+    def digest(X, y, **params):
+        return data_digest(X, y, params)["digest"]
+
+    same = [
+        (np.asfortranarray(X), list(y)),
+        (np.hstack([X, X])[:, :3], y.astype(float)),
+    ]
+    assert all(digest(*pair) == digest(X, y) for pair in same)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    built = pd.DataFrame({"a": X[:, 0]}).assign(b=X[:, 1], c=X[:, 2])
+    assert digest(frame, y) == digest(frame.set_index(pd.Index(range(6, 0, -1))), y)
+    assert digest(frame, y) == digest(built, pd.Series(y))
+    assert digest(frame, y) != digest(frame.rename(columns={"a": "z"}), y)
+    assert digest(sp.csr_matrix(X), y) == digest(sp.csc_matrix(X), y)
+    weights = digest(X, y, sample_weight=[1.0] * 6)
+    assert weights == digest(X, y, sample_weight=np.ones(6)) != digest(X, y)
