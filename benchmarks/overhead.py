@@ -52,6 +52,7 @@ import argparse
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -61,6 +62,7 @@ import torch
 import torch.nn.functional as F
 from _report import footer, versions
 from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from sklearn_resnet import ResNetClassifier
@@ -229,7 +231,9 @@ def latency_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Callable]:
     net = skorch.NeuralNetClassifier(
         module=module, criterion=torch.nn.CrossEntropyLoss, device="cpu", verbose=0
     ).initialize()
-    mlp = MLPClassifier(max_iter=5, random_state=SEED).fit(X, y)
+    with warnings.catch_warnings():  # 5 iterations on purpose: only its latency counts
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(max_iter=5, random_state=SEED).fit(X, y)
     return {
         "sklearn_resnet": clf.predict_proba,
         "raw module call": raw,
