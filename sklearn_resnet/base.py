@@ -7,6 +7,7 @@ parameters into fitted attributes, building the backbone, training and predictio
 
 from __future__ import annotations
 
+import math
 from abc import ABCMeta, abstractmethod
 from functools import partial
 from numbers import Integral, Real
@@ -192,11 +193,13 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             name, nested, _ = key.partition("__")
             value = getattr(self, name, None) if nested else None
             if nested and name in self._get_param_names() and not hasattr(value, "set_params"):
+                example = (
+                    " (callbacks=[EarlyStopping(patience=3)], say)" if name == "callbacks" else ""
+                )
                 raise ValueError(
                     f"Invalid parameter {key!r} for estimator {type(self).__name__}: "
-                    f"{name!r} is {type(value).__name__}, whose items have no parameter "
-                    f"names here. Set {name!r} to a new value instead "
-                    "(callbacks=[EarlyStopping(patience=3)], say)."
+                    f"{name!r} holds a {type(value).__name__}, which has no parameters of "
+                    f"its own to set. Set {name!r} itself instead{example}."
                 )
         return super().set_params(**params)
 
@@ -334,7 +337,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 ) from exc
             if not is_out_of_memory(exc):
                 raise
-            batch_size = self.net_.batch_size if warm else self._batch_size_for(X.shape[0])
+            # The rows left for training once early stopping (decided first in _train)
+            # has taken its validation part, as the network and batch size were planned.
+            n_train = X.shape[0]
+            if not warm and self.early_stopping_:
+                n_train -= math.ceil(self.validation_fraction * n_train)
+            batch_size = self.net_.batch_size if warm else self._batch_size_for(n_train)
             precision = "precision='bf16', " if self.precision_ == "32" else ""
             remedies = (
                 f"a smaller batch_size, a smaller width or depth, {precision}or another device"
@@ -347,7 +355,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             )
             depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
             # Not width_: the error may come before this call sets it (a refit's is old).
-            width = resolve_width(self.width, self.backbone_, X.shape[0], self._task)
+            width = resolve_width(self.width, self.backbone_, n_train, self._task)
             size = f"width={width}, depth={depth}, " if not warm else ""
             raise out_of_memory_error(
                 exc,

@@ -324,15 +324,19 @@ class SearchRun:
             study = copy_to_memory(study)
         formatted = self._format(study, set(numbers))
         if not np.any(formatted["status"] == TrialState.COMPLETE.name):
-            self._none_completed(formatted["status"])
+            mine = formatted["status"][np.isin(formatted["trial_number"], numbers)]
+            self._none_completed(formatted["status"], failed=TrialState.FAIL.name in mine)
         search.study_ = study
         search.n_trials_ = len(numbers)
         search.trial_numbers_ = numbers
         results.clear()
         results.update(formatted)
 
-    def _none_completed(self, status: np.ndarray) -> None:
-        """Refuse to refit when no trial completed (pruned, or failed in another worker)."""
+    def _none_completed(self, status: np.ndarray, failed: bool) -> None:
+        """Refuse to refit when no trial completed (pruned, or failed in another worker).
+
+        ``failed``: whether a trial of this fit failed.
+        """
         pruned = int(np.sum(status == TrialState.PRUNED.name))
         message = (
             f"None of the {len(status)} trials of {self.owner} completed ({pruned} pruned, "
@@ -340,8 +344,8 @@ class SearchRun:
         )
         if self.last_error != "unknown":
             message += f" (the last error: {self.last_error})"
-        elif len(status) > pruned:
-            # Fits that all succeeded, so the scores themselves were not finite.
+        elif failed:
+            # This fit's fits raised nothing, so its scores themselves were not finite.
             scoring = self.search.scoring
             named = getattr(scoring, "__name__", None) if callable(scoring) else None
             message += (

@@ -34,7 +34,7 @@ __all__ = [
 #: the arithmetic runs, and seeds): searches on one study may set them differently.
 _UNSCORED = frozenset({"verbose", "n_jobs", "memory", "device", "compile", "random_state"})
 #: Longer texts of a setting are kept as a digest.
-_SETTING_CHARS = 120
+_SETTING_CHARS = 2000
 
 #: The default search space: one row per parameter, one distribution per backbone
 #: (``"any"``: every backbone; ``"cnn-bottleneck"``: CNN with bottleneck blocks, whose
@@ -190,8 +190,8 @@ def _setting(value, name: str, params: dict) -> str:
     parent = name.rpartition("__")[0]
     prefix = f"{parent}__" if parent else ""
 
-    def listed(step_name) -> bool:  # a step whose parameters are settings of their own
-        return isinstance(step_name, str) and prefix + step_name in params
+    def listed(step) -> bool:  # a step whose parameters are settings of their own
+        return isinstance(step[0], str) and params.get(prefix + step[0]) is step[1]
 
     text = fingerprint(_canonical(value, listed))
     if len(text) <= _SETTING_CHARS:
@@ -199,11 +199,11 @@ def _setting(value, name: str, params: dict) -> str:
     return "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _canonical(value, listed=lambda step_name: False, depth: int = 0):
+def _canonical(value, listed=lambda step: False, depth: int = 0):
     """``value`` in a form whose text does not depend on the process: numpy scalars as
     Python numbers, sets sorted, dicts by key, objects as their class and parameters.
 
-    ``listed(name)`` tells the ``(name, estimator)`` steps whose estimator's parameters
+    ``listed(step)`` tells the ``(name, estimator)`` steps whose estimator's parameters
     are settings of their own (a Pipeline's): those steps show only the class.
     """
     if depth > 4:
@@ -227,7 +227,7 @@ def _canonical(value, listed=lambda step_name: False, depth: int = 0):
 
 
 def _canonical_item(item, listed, deeper):
-    if _is_step(item) and listed(item[0]):
+    if _is_step(item) and listed(item):
         rest = [_canonical(part, **deeper) for part in item[2:]]
         return (item[0], _Text(type(item[1]).__qualname__), *rest)
     return _canonical(item, **deeper)

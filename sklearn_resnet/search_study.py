@@ -348,10 +348,11 @@ def data_digest(X, y, params: dict) -> dict:
     """What tells the data of one search from another's: its number of samples and a
     digest of the values of ``X``, ``y`` and the fit parameters (``sample_weight``, ...).
 
-    Values count, not their containers: a list, an array in any memory order, a Series
-    and numbers of another numeric dtype give one digest. A DataFrame counts with its
-    column names and kinds of column (a Pipeline may select by them), not its index; a
-    sparse matrix counts by its entries.
+    Values count, not their containers: a list, an array in any memory order, a Series,
+    integers and floats of equal value, and strings in a text or an object array give
+    one digest (a float32 array is its float32 values, which float64 ones need not
+    equal). A DataFrame counts with its column names and kinds of column (a Pipeline may
+    select by them), not its index; a sparse matrix counts by its nonzero entries.
 
     Examples
     --------
@@ -385,6 +386,7 @@ def _data_values(data):
     if hasattr(data, "tocsr") and hasattr(data, "nnz"):  # a scipy sparse matrix or array
         matrix = data.tocsr(copy=True)
         matrix.sum_duplicates()
+        matrix.eliminate_zeros()
         matrix.sort_indices()
         parts = (matrix.data, matrix.indices, matrix.indptr)
         return [matrix.shape, *(_array_values(part) for part in parts)]
@@ -405,6 +407,8 @@ def _array_values(data):
         return data
     if array.dtype.kind in "biuf":
         array = array.astype(np.float64)
+    elif array.dtype.kind == "U":  # the Python strings of a Series or an object array
+        array = array.astype(object)
     return np.ascontiguousarray(array)
 
 
@@ -478,9 +482,9 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
         _check_choices(
             study, trial, record.get("choices", {}), mine["choices"], mine["searched"], owner
         )
-    if not stamped:
-        done = [r for trial, r in legacy if trial.state == TrialState.COMPLETE]
-        _check_legacy_objective(study, mine["objective"], done, owner)
+    # Trials of earlier releases (and the study's record of their score) always count.
+    done = [r for trial, r in legacy if trial.state == TrialState.COMPLETE]
+    _check_legacy_objective(study, mine["objective"], done, owner)
     # Trials whose values Optuna compares, now or once they finish.
     stamped = [(trial, record) for trial, record in stamped if trial.state in _SCORING]
     for _, record in stamped:
@@ -606,7 +610,8 @@ def _differences(trial, theirs: dict, mine: dict, searched, limit: int = 3) -> l
             if name not in searched:
                 differences.append(f"{name} was searched, it is fixed at {mine[name]} now")
         elif theirs[name] != mine[name]:
-            differences.append(f"{name} was {theirs[name]}, it is {mine[name]} now")
+            old, new = _where_they_differ(theirs[name], mine[name])
+            differences.append(f"{name} was {old}, it is {new} now")
     if len(differences) > limit:
         differences[limit:] = [f"{len(differences) - limit} more"]
     for names, wording in [
@@ -617,6 +622,31 @@ def _differences(trial, theirs: dict, mine: dict, searched, limit: int = 3) -> l
             more = f" and {len(names) - limit} more" if len(names) > limit else ""
             differences.append(f"{wording} {', '.join(names[:limit])}{more}")
     return differences
+
+
+def _where_they_differ(old: str, new: str, before: int = 20, after: int = 40) -> tuple[str, str]:
+    """Two settings' texts, shortened to where they differ when they are long.
+
+    Examples
+    --------
+    >>> _where_they_differ("[EarlyStopping(patience=5)]", "[EarlyStopping(patience=50)]")
+    ('[EarlyStopping(patience=5)]', '[EarlyStopping(patience=50)]')
+    >>> _where_they_differ("x" * 100 + "a", "x" * 100 + "b")
+    ('...xxxxxxxxxxxxxxxxxxxxa', '...xxxxxxxxxxxxxxxxxxxxb')
+    """
+    if old.startswith("sha1:") or new.startswith("sha1:"):  # one is too long to store
+        return "a long value", "another one"
+    if len(old) <= before + after and len(new) <= before + after:
+        return old, new
+    start = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), None)
+    start = min(len(old), len(new)) if start is None else start
+
+    def excerpt(text: str) -> str:
+        head = "..." if start > before else ""
+        tail = "..." if len(text) > start + after else ""
+        return head + text[max(0, start - before) : start + after] + tail
+
+    return excerpt(old), excerpt(new)
 
 
 def check_resumable(study: optuna.Study, distributions: dict, choices: dict, owner: str) -> None:

@@ -536,3 +536,13 @@ def test_predict_memory_is_the_output_plus_one_batch(monkeypatch):
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert peak < output_bytes + 4 * batch_bytes, (predict, peak)
+
+
+def test_out_of_memory_names_the_width_planned_for_the_training_rows(monkeypatch):
+    """1,050 rows leave 945 for training once early stopping takes its tenth: the
+    small-data width (64), not the width for 1,050 rows (256)."""
+    X, y = make_classification(1050, 5, random_state=0)
+    monkeypatch.setattr("sklearn_resnet.backbones.mlp.ResidualMLP.forward", _raise_out_of_memory)
+    clf = ResNetClassifier(depth=4, max_epochs=1, device="cpu", random_state=0)
+    with pytest.raises(torch.OutOfMemoryError, match=r"\(width=64, depth=4, batch_size="):
+        clf.fit(X, y)

@@ -645,3 +645,11 @@ def test_a_search_whose_every_score_is_nan_names_the_scoring(data):
         pytest.raises(ValueError, match="every score of scoring=broken_scorer was NaN"),
     ):
         search.fit(X, y)
+    # Without a failed trial of its own (its trials pruned, the failures another
+    # worker's), the search does not blame its scorer.
+    from sklearn_resnet.search_run import SearchRun
+
+    run = SearchRun(search, X)
+    with pytest.raises(ValueError) as caught:
+        run._none_completed(np.array(["PRUNED", "FAIL"]), failed=False)
+    assert "(1 pruned, 1 failed)" in str(caught.value) and "scorer" not in str(caught.value)

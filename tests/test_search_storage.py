@@ -428,6 +428,30 @@ def test_a_resume_that_would_tell_optuna_another_score_is_refused(tmp_path, data
     _search(scoring=metrics, refit="accuracy", **kwargs).fit(X, y)
 
 
+def test_a_failed_trial_of_this_release_keeps_an_earlier_releases_score(tmp_path, data):
+    """Failed trials hold nobody to their stamp, but the completed trials of an earlier
+    release, which carry none, still hold the study to their scoring."""
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    legacy = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    record = interrupted_record(2, ["score"], False, scoring_key("accuracy"))
+    legacy.add_trial(
+        optuna.trial.create_trial(
+            params={"logisticregression__C": 1.0},
+            distributions=C_SPACE,
+            value=0.9,
+            user_attrs={RECORD_ATTR: {**record, "interrupted": False}},
+        )
+    )
+    kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 1, "cv": 2}
+    bad = make_pipeline(StandardScaler(), LogisticRegression(penalty="l1"))  # lbfgs: no l1
+    with pytest.raises(ValueError, match="All the 1 trials"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        OptunaSearchCV(bad, C_SPACE, scoring="accuracy", **kwargs).fit(X, y)
+    with pytest.raises(ValueError, match="would optimise scoring=neg_log_loss"):
+        OptunaSearchCV(_logreg(), C_SPACE, scoring="neg_log_loss", **kwargs).fit(X, y)
+
+
 @pytest.mark.parametrize("directions", [["minimize"], ["maximize", "maximize"]])
 def test_a_stored_study_of_another_direction_is_refused(tmp_path, data, directions):
     url = f"sqlite:///{tmp_path / 'search.db'}"
@@ -655,7 +679,7 @@ def test_failed_trials_do_not_hold_a_study_to_their_settings(tmp_path, data):
 def test_settings_texts_do_not_depend_on_order_and_show_objects_parameters():
     from sklearn.compose import make_column_selector, make_column_transformer
     from sklearn.preprocessing import FunctionTransformer
-    from skorch.callbacks import EarlyStopping
+    from skorch.callbacks import EarlyStopping, LRScheduler
 
     from sklearn_resnet import ResNetClassifier
     from sklearn_resnet.search_space import estimator_settings
@@ -670,6 +694,12 @@ def test_settings_texts_do_not_depend_on_order_and_show_objects_parameters():
         return estimator_settings(clf)["callbacks"]
 
     assert callbacks(5) == callbacks(5) != callbacks(50)
+    # A callback named like a parameter ("lr") is no step whose parameters are listed.
+    scheduled = [
+        estimator_settings(ResNetClassifier(callbacks=[("lr", LRScheduler(step_size=size))]))
+        for size in (2, 50)
+    ]
+    assert scheduled[0]["callbacks"] != scheduled[1]["callbacks"]
 
     def selecting(dtype):
         return estimator_settings(
@@ -708,5 +738,11 @@ def test_the_data_digest_counts_values_not_containers():
     assert digest(frame, y) == digest(built, pd.Series(y))
     assert digest(frame, y) != digest(frame.rename(columns={"a": "z"}), y)
     assert digest(sp.csr_matrix(X), y) == digest(sp.csc_matrix(X), y)
+    stored_zero = sp.csr_matrix(X)
+    stored_zero.data[0] = 0.0
+    assert digest(stored_zero, y) == digest(sp.csr_matrix(stored_zero.toarray()), y)
+    labels = np.array(["a", "b"])[y]
+    assert digest(X, labels) == digest(X, pd.Series(labels)) == digest(X, list(labels))
+    assert digest(X, labels) == digest(X, pd.Series(labels, dtype="category"))
     weights = digest(X, y, sample_weight=[1.0] * 6)
     assert weights == digest(X, y, sample_weight=np.ones(6)) != digest(X, y)
