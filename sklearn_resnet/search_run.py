@@ -259,6 +259,7 @@ class SearchRun:
         if not _yields_constant_splits(cv):
             cv = _CVIterableWrapper(cv.split(X, y, **split_params))
         self.cv, self.n_splits = cv, cv.get_n_splits(X, y, **split_params)
+        self.stamp["n_splits"] = self.n_splits
 
     @contextmanager
     def active(self):
@@ -286,7 +287,9 @@ class SearchRun:
             self.owner,
             self.heartbeat_interval,
         )
-        check_resumable(study, self.space.distributions, self.space.fingerprints(), self.owner)
+        # Studies of earlier releases recorded the positions' plain texts.
+        plain = self.space.fingerprints(plain=True)
+        check_resumable(study, self.space.distributions, plain, self.owner)
         fail_dead_trials(study)  # a dead worker's trial would count as one running now
         check_comparable(study, self.stamp, self.owner)
         self._continue_sampling(study)

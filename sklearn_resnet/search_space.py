@@ -184,6 +184,16 @@ def estimator_settings(estimator) -> dict[str, str]:
     }
 
 
+def _choice_text(value) -> str:
+    return _shortened(fingerprint(_canonical(value)))
+
+
+def _shortened(text: str) -> str:
+    if len(text) <= _SETTING_CHARS:
+        return text
+    return "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
 def _setting(value, name: str, params: dict) -> str:
     if _is_estimator(value):
         return type(value).__qualname__
@@ -193,10 +203,7 @@ def _setting(value, name: str, params: dict) -> str:
     def listed(step) -> bool:  # a step whose parameters are settings of their own
         return isinstance(step[0], str) and params.get(prefix + step[0]) is step[1]
 
-    text = fingerprint(_canonical(value, listed))
-    if len(text) <= _SETTING_CHARS:
-        return text
-    return "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+    return _shortened(fingerprint(_canonical(value, listed)))
 
 
 def _canonical(value, listed=lambda step: False, depth: int = 0):
@@ -318,9 +325,15 @@ class SearchSpace:
         self._choices[name] = list(value)
         return CategoricalDistribution(list(range(len(value))))
 
-    def fingerprints(self) -> dict[str, list[str]]:
-        """For each parameter whose choices are stored by position, what they are."""
-        return {name: [fingerprint(c) for c in choices] for name, choices in self._choices.items()}
+    def fingerprints(self, plain: bool = False) -> dict[str, list[str]]:
+        """For each parameter whose choices are stored by position, what they are.
+
+        Each choice is its text with the parameters of the objects in it (a callback's
+        clip value, say, which its text hides), as :func:`estimator_settings` writes
+        them; ``plain=True``: its text alone, as studies of earlier releases recorded.
+        """
+        text = fingerprint if plain else _choice_text
+        return {name: [text(c) for c in choices] for name, choices in self._choices.items()}
 
     def decode(self, params: Mapping) -> dict:
         """Parameter values for ``set_params`` from a trial's parameters."""

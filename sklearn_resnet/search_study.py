@@ -503,6 +503,14 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
                 "pass another study_name."
             )
     for trial, record in stamped:
+        if _other_splits(record, mine):
+            raise ValueError(
+                f"Trial {trial.number} of study {study.study_name!r} {_scored(trial)} on "
+                f"{record['n_splits']} cross-validation splits, and {owner} scores on "
+                f"{mine['n_splits']}: Optuna's sampler and best trial would compare the two as "
+                "one score. Resume with the same cv, or pass another study_name."
+            )
+    for trial, record in stamped:
         theirs = record.get("data")
         if theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"]:
             raise ValueError(
@@ -523,8 +531,15 @@ def stamped_otherwise(trial, record: dict, mine: dict) -> bool:
         return True
     if _differences(trial, record.get("settings", {}), mine["settings"], mine["searched"]):
         return True
+    if _other_splits(record, mine):
+        return True
     theirs = record.get("data")
     return bool(theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"])
+
+
+def _other_splits(record: dict, mine: dict) -> bool:
+    """Whether a stamped record was scored on another number of splits than ``mine``."""
+    return mine.get("n_splits") is not None and record["n_splits"] != mine["n_splits"]
 
 
 def _scored(trial) -> str:

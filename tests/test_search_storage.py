@@ -364,10 +364,12 @@ def test_rows_scored_otherwise_are_left_out_of_a_resumed_search(tmp_path, data):
         dead.set_user_attr(RECORD_ATTR, interrupted_record(2, ["score"], False, scoring))
         study.tell(dead, state=optuna.trial.TrialState.FAIL)
 
-    three_splits = _search(n_trials=1, **{**kwargs}).set_params(cv=3).fit(X, y)
-    assert list(three_splits.cv_results_["trial_number"]) == [4]
+    # Another number of splits is another score for Optuna: refused before any trial.
+    three_splits = _search(n_trials=1, **kwargs).set_params(cv=3)
+    with pytest.raises(ValueError, match=r"Trial 0 .* on 2 cross-validation splits, and .* on 3"):
+        three_splits.fit(X, y)
     same = _search(n_trials=1, **kwargs).fit(X, y)
-    assert list(same.cv_results_["trial_number"]) == [0, 1, 2, 5]
+    assert list(same.cv_results_["trial_number"]) == [0, 1, 2, 4]
     assert list(same.cv_results_["status"]) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
 
 
@@ -746,3 +748,19 @@ def test_the_data_digest_counts_values_not_containers():
     assert digest(X, labels) == digest(X, pd.Series(labels, dtype="category"))
     weights = digest(X, y, sample_weight=[1.0] * 6)
     assert weights == digest(X, y, sample_weight=np.ones(6)) != digest(X, y)
+
+
+def test_choices_by_position_count_with_the_parameters_their_text_hides(tmp_path):
+    """A skorch callback's text is its class alone: a reordered list of two clip values
+    would rebuild each earlier trial with the other's."""
+    from skorch.callbacks import GradientNormClipping
+
+    from sklearn_resnet import ResNetClassifier
+
+    X, y = make_classification(n_samples=80, n_features=4, random_state=0)
+    clips = [[GradientNormClipping(0.001)], [GradientNormClipping(100.0)]]
+    net = ResNetClassifier(depth=4, width=8, max_epochs=1, device="cpu", random_state=0)
+    kwargs = {"storage": tmp_path / "s.jsonl", "study_name": "s", "load_if_exists": True, "cv": 2}
+    OptunaSearchCV(net, {"callbacks": clips}, n_trials=1, **kwargs).fit(X, y)
+    with pytest.raises(ValueError, match="in another order"):
+        OptunaSearchCV(net, {"callbacks": clips[::-1]}, n_trials=1, **kwargs).fit(X, y)
