@@ -409,16 +409,7 @@ def test_a_resume_that_would_tell_optuna_another_score_is_refused(tmp_path, data
     assert list(resumed.cv_results_["trial_number"]) == [0, 1]
     # The trials of an earlier release carry no stamp: the study's record of the score
     # decides, or else the completed trials' scorings.
-    legacy = optuna.create_study(storage=url, study_name="legacy", direction="maximize")
-    record = interrupted_record(2, ["score"], False, scoring_key("accuracy"))
-    legacy.add_trial(
-        optuna.trial.create_trial(
-            params={"logisticregression__C": 1.0},
-            distributions=C_SPACE,
-            value=0.9,
-            user_attrs={RECORD_ATTR: {**record, "interrupted": False}},
-        )
-    )
+    legacy = _study_of_an_earlier_release(url, "legacy")
     kwargs["study_name"] = "legacy"
     with pytest.raises(ValueError, match="would optimise the estimator's own score method"):
         _search(**kwargs).fit(X, y)
@@ -430,14 +421,12 @@ def test_a_resume_that_would_tell_optuna_another_score_is_refused(tmp_path, data
     _search(scoring=metrics, refit="accuracy", **kwargs).fit(X, y)
 
 
-def test_a_failed_trial_of_this_release_keeps_an_earlier_releases_score(tmp_path, data):
-    """Failed trials hold nobody to their stamp, but the completed trials of an earlier
-    release, which carry none, still hold the study to their scoring."""
-    X, y = data
-    url = f"sqlite:///{tmp_path / 'search.db'}"
-    legacy = optuna.create_study(storage=url, study_name="s", direction="maximize")
+def _study_of_an_earlier_release(url: str, name: str) -> optuna.Study:
+    """A study with one completed trial recorded as an earlier release did: scored with
+    accuracy, without a stamp."""
+    study = optuna.create_study(storage=url, study_name=name, direction="maximize")
     record = interrupted_record(2, ["score"], False, scoring_key("accuracy"))
-    legacy.add_trial(
+    study.add_trial(
         optuna.trial.create_trial(
             params={"logisticregression__C": 1.0},
             distributions=C_SPACE,
@@ -445,6 +434,15 @@ def test_a_failed_trial_of_this_release_keeps_an_earlier_releases_score(tmp_path
             user_attrs={RECORD_ATTR: {**record, "interrupted": False}},
         )
     )
+    return study
+
+
+def test_a_failed_trial_of_this_release_keeps_an_earlier_releases_score(tmp_path, data):
+    """Failed trials hold nobody to their stamp, but the completed trials of an earlier
+    release, which carry none, still hold the study to their scoring."""
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    _study_of_an_earlier_release(url, "s")
     kwargs = {"storage": url, "study_name": "s", "load_if_exists": True, "n_trials": 1, "cv": 2}
     bad = make_pipeline(StandardScaler(), LogisticRegression(penalty="l1"))  # lbfgs: no l1
     with pytest.raises(ValueError, match="All the 1 trials"), warnings.catch_warnings():
