@@ -46,6 +46,7 @@ from .search_study import (
     create_study,
     data_digest,
     failed_record,
+    folds_digest,
     in_memory,
     interrupted_record,
     journal_storage,
@@ -260,6 +261,8 @@ class SearchRun:
             cv = _CVIterableWrapper(cv.split(X, y, **split_params))
         self.cv, self.n_splits = cv, cv.get_n_splits(X, y, **split_params)
         self.stamp["n_splits"] = self.n_splits
+        if search.storage is not None:
+            self.stamp["folds"] = folds_digest(cv.split(X, y, **split_params))
 
     @contextmanager
     def active(self):

@@ -45,6 +45,7 @@ __all__ = [
     "create_study",
     "data_digest",
     "failed_record",
+    "folds_digest",
     "in_memory",
     "interrupted_record",
     "journal_storage",
@@ -374,6 +375,23 @@ def data_digest(X, y, params: dict) -> dict:
     return {"n_samples": _num_samples(X), "digest": digest}
 
 
+def folds_digest(splits) -> str:
+    """A digest of the test samples of each cross-validation split, in order.
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import KFold
+    >>> X = list(range(6))
+    >>> folds_digest(KFold(2).split(X)) == folds_digest(KFold(2).split(X))
+    True
+    >>> folds_digest(KFold(2).split(X)) == folds_digest(KFold(3).split(X))
+    False
+    """
+    import joblib
+
+    return joblib.hash([_array_values(test) for _, test in splits])
+
+
 def _data_values(data):
     """``data`` in a form whose digest depends only on its values."""
     if data is None or isinstance(data, str | bytes):
@@ -520,6 +538,15 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
                 "parameters): the search would rank scores of both as one. Resume with the "
                 "same data, or pass another study_name."
             )
+    for trial, record in stamped:
+        if _other_folds(record, mine):
+            raise ValueError(
+                f"Trial {trial.number} of study {study.study_name!r} {_scored(trial)} on other "
+                f"cross-validation folds of the same data than {owner} draws now (a splitter "
+                "shuffled without a random_state draws new folds at every fit), so their "
+                "scores would differ by the folds alone. Pass cv as an int or a splitter with "
+                "a fixed random_state, or pass another study_name."
+            )
 
 
 def stamped_otherwise(trial, record: dict, mine: dict) -> bool:
@@ -531,7 +558,7 @@ def stamped_otherwise(trial, record: dict, mine: dict) -> bool:
         return True
     if _differences(trial, record.get("settings", {}), mine["settings"], mine["searched"]):
         return True
-    if _other_splits(record, mine):
+    if _other_splits(record, mine) or _other_folds(record, mine):
         return True
     theirs = record.get("data")
     return bool(theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"])
@@ -540,6 +567,12 @@ def stamped_otherwise(trial, record: dict, mine: dict) -> bool:
 def _other_splits(record: dict, mine: dict) -> bool:
     """Whether a stamped record was scored on another number of splits than ``mine``."""
     return mine.get("n_splits") is not None and record["n_splits"] != mine["n_splits"]
+
+
+def _other_folds(record: dict, mine: dict) -> bool:
+    """Whether a stamped record was scored on other folds than ``mine`` draws."""
+    theirs, folds = record.get("folds"), mine.get("folds")
+    return theirs is not None and folds is not None and theirs != folds
 
 
 def _scored(trial) -> str:

@@ -762,3 +762,17 @@ def test_choices_by_position_count_with_the_parameters_their_text_hides(tmp_path
     OptunaSearchCV(net, {"callbacks": clips}, n_trials=1, **kwargs).fit(X, y)
     with pytest.raises(ValueError, match="in another order"):
         OptunaSearchCV(net, {"callbacks": clips[::-1]}, n_trials=1, **kwargs).fit(X, y)
+
+
+def test_a_resume_on_other_folds_of_the_same_data_is_refused(tmp_path, data):
+    from sklearn.model_selection import KFold
+
+    X, y = data
+    kwargs = {"storage": tmp_path / "s.jsonl", "study_name": "s", "load_if_exists": True}
+    seeded = KFold(2, shuffle=True, random_state=1)
+    _search(n_trials=1, **kwargs).set_params(cv=seeded).fit(X, y)
+    resumed = _search(n_trials=1, **kwargs).set_params(cv=seeded).fit(X, y)
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1]
+    unseeded = _search(n_trials=1, **kwargs).set_params(cv=KFold(2, shuffle=True))
+    with pytest.raises(ValueError, match=r"other cross-validation folds .* a fixed random_state"):
+        unseeded.fit(X, y)
