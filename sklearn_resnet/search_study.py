@@ -618,10 +618,11 @@ def _check_choices(study, trial, theirs: dict, mine: dict, searched, owner: str)
     for name in trial.params:
         searched_now = name in searched
         if name in theirs and name in mine and theirs[name] != mine[name]:
+            then, now = _where_they_differ(str(theirs[name]), str(mine[name]), after=80)
             raise ValueError(
                 f"param_distributions[{name!r}] of {owner} lists other values, or the same in "
                 f"another order, than when study {study.study_name!r} was searched: "
-                f"{theirs[name]} then, {mine[name]} now. Its trials record these values by "
+                f"{then} then, {now} now. Its trials record these values by "
                 "position, so resume with the same list in the same order, or pass another "
                 "study_name."
             )
