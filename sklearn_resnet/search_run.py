@@ -102,14 +102,9 @@ class SearchRun:
         self.replaced = sorted(replaced & set(self.space.distributions))
         self.reports = isinstance(final, _BaseResNet) and not self.replaced
         self.base_callbacks = final.get_params().get("callbacks") if self.reports else None
-        # What every trial records so that trials of other settings are told apart.
-        self.stamp = stamp(
-            search.scoring,
-            search.refit,
-            estimator_settings(search.estimator),
-            self.space.distributions,
-            self.space.fingerprints(),
-        )
+        # What every trial records so that trials scored otherwise are told apart; set
+        # with the folds (draw_splits).
+        self.stamp = None
         # Whether this fit's first trials carry its stamp and were checked again.
         self.claimed = False
         self.sampler = self._sampler()
@@ -254,15 +249,21 @@ class SearchRun:
         X, y = indexable(X, y)
         routed = search._get_routed_params_for_fit(_check_method_params(X, params=params))
         split_params = routed.splitter.split
-        if search.storage is not None:  # a study in memory is never seen again
-            self.stamp["data"] = data_digest(X, y, params)
         cv = check_cv(search.cv, y, classifier=is_classifier(search.estimator))
         if not _yields_constant_splits(cv):
             cv = _CVIterableWrapper(cv.split(X, y, **split_params))
         self.cv, self.n_splits = cv, cv.get_n_splits(X, y, **split_params)
-        self.stamp["n_splits"] = self.n_splits
-        if search.storage is not None:
-            self.stamp["folds"] = folds_digest(cv.split(X, y, **split_params))
+        stored = search.storage is not None  # a study in memory is never seen again
+        self.stamp = stamp(
+            search.scoring,
+            search.refit,
+            estimator_settings(search.estimator),
+            self.space.distributions,
+            self.space.fingerprints(),
+            self.n_splits,
+            data=data_digest(X, y, params) if stored else None,
+            folds=folds_digest(cv.split(X, y, **split_params)) if stored else None,
+        )
 
     @contextmanager
     def active(self):

@@ -226,11 +226,12 @@ def _canonical(value, listed=lambda step: False, depth: int = 0):
         items = [_canonical_item(item, listed, deeper) for item in value]
         return tuple(items) if isinstance(value, tuple) else items
     if _is_estimator(value):
-        params = _canonical(value.get_params(deep=False), **deeper)
-        return _Text(f"{type(value).__qualname__}({_arguments(params)})")
-    if type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
-        return _Text(f"{type(value).__qualname__}({_arguments(_canonical(vars(value), **deeper))})")
-    return value
+        params = value.get_params(deep=False)
+    elif type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
+        params = vars(value)  # its text would be its class alone
+    else:
+        return value
+    return _Text(f"{type(value).__qualname__}({_arguments(_canonical(params, **deeper))})")
 
 
 def _canonical_item(item, listed, deeper):

@@ -437,7 +437,9 @@ def _num_samples(X) -> int | None:
         return None
 
 
-def stamp(scoring, refit, settings: dict, searched, choices: dict, data=None) -> dict:
+def stamp(
+    scoring, refit, settings: dict, searched, choices: dict, n_splits: int, data=None, folds=None
+) -> dict:
     """What makes a trial's scores comparable with another's; every record carries it.
 
     Parameters
@@ -452,15 +454,21 @@ def stamp(scoring, refit, settings: dict, searched, choices: dict, data=None) ->
     choices : dict
         Parameter name to the fingerprints of its choices, for parameters whose choices
         are stored by position.
+    n_splits : int
+        The number of cross-validation splits.
     data : dict or None, default=None
-        The data's :func:`data_digest`, once known.
+        The data's :func:`data_digest`; ``None`` for a study that is never resumed.
+    folds : str or None, default=None
+        The splits' :func:`folds_digest`; ``None`` as for ``data``.
     """
     return {
         "objective": objective_key(scoring, refit),
         "settings": settings,
         "searched": sorted(searched),
         "choices": choices,
+        "n_splits": n_splits,
         "data": data,
+        "folds": folds,
     }
 
 
@@ -529,8 +537,8 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
                 "one score. Resume with the same cv, or pass another study_name."
             )
     for trial, record in stamped:
-        theirs = record.get("data")
-        if theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"]:
+        if _other_data(record, mine):
+            theirs = record["data"]
             raise ValueError(
                 f"Trial {trial.number} of study {study.study_name!r} {_scored(trial)} on other "
                 f"data than {owner} is fitted on ({theirs['n_samples']} samples then, "
@@ -558,20 +566,24 @@ def stamped_otherwise(trial, record: dict, mine: dict) -> bool:
         return True
     if _differences(trial, record.get("settings", {}), mine["settings"], mine["searched"]):
         return True
-    if _other_splits(record, mine) or _other_folds(record, mine):
-        return True
-    theirs = record.get("data")
-    return bool(theirs and mine["data"] and theirs["digest"] != mine["data"]["digest"])
+    return _other_splits(record, mine) or _other_data(record, mine) or _other_folds(record, mine)
 
 
 def _other_splits(record: dict, mine: dict) -> bool:
     """Whether a stamped record was scored on another number of splits than ``mine``."""
-    return mine.get("n_splits") is not None and record["n_splits"] != mine["n_splits"]
+    return record["n_splits"] != mine["n_splits"]
+
+
+def _other_data(record: dict, mine: dict) -> bool:
+    """Whether a stamped record was scored on other data than ``mine`` (either digest
+    missing: a study in memory, or a record from before digests: no)."""
+    theirs, data = record.get("data"), mine["data"]
+    return bool(theirs and data) and theirs["digest"] != data["digest"]
 
 
 def _other_folds(record: dict, mine: dict) -> bool:
     """Whether a stamped record was scored on other folds than ``mine`` draws."""
-    theirs, folds = record.get("folds"), mine.get("folds")
+    theirs, folds = record.get("folds"), mine["folds"]
     return theirs is not None and folds is not None and theirs != folds
 
 
