@@ -189,6 +189,18 @@ def test_loaded_classifier_trains_on_with_partial_fit(fitted, tmp_path):
     assert set(loaded.predict(X)) <= set(clf.classes_)
 
 
+def test_loaded_model_trains_on_with_the_batch_size_it_was_fitted_with(tmp_path):
+    X, y = make_regression(1200, 4, random_state=0)
+    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1}).fit(X, y)
+    assert reg.net_.batch_size == 128  # "auto" on the 1,080 training rows
+    loaded = load_model(save_model(reg, tmp_path / "model"))
+    assert loaded.net_.batch_size == 128
+    steps = []
+    loaded.net_.optimizer_.register_step_post_hook(lambda *args: steps.append(1))
+    loaded.partial_fit(X, y)
+    assert len(steps) == -(-len(X) // 128)
+
+
 def test_every_fitted_attribute_is_saved_or_rebuilt(fitted):
     """A new fitted attribute must be added to FITTED_ATTRIBUTES (or REBUILT_ATTRIBUTES)."""
     known = {name for name, _, _ in FITTED_ATTRIBUTES} | set(REBUILT_ATTRIBUTES)

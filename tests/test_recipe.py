@@ -119,6 +119,24 @@ def test_regressor_starts_from_ridge_on_the_unclipped_scaled_inputs(monkeypatch,
     np.testing.assert_allclose(start, ridge.predict(z), rtol=1e-3, atol=1e-4)
 
 
+def test_regressor_starts_from_the_ridge_of_the_training_rows_only(monkeypatch):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0])
+    y[360:] = -5 * X[360:, 0]  # the held-out rows follow another linear relation
+    monkeypatch.setattr(
+        base_module,
+        "split_indices",
+        lambda n, fraction, seed, y=None: (np.arange(360), np.arange(360, n)),
+    )
+    reg = ResNetRegressor(early_stopping=True, scaling="standard", **FAST_PARAMS)
+    start = _initial_outputs(monkeypatch, reg, X, y)
+    z = (X - X[:360].mean(axis=0)) / X[:360].std(axis=0)
+    targets = (y - reg._y_mean) / reg._y_scale
+    ridge = Ridge(alpha=1.0).fit(z[:360], targets[:360])
+    np.testing.assert_allclose(start.ravel(), ridge.predict(z), rtol=1e-3, atol=1e-4)
+
+
 def test_linear_targets_are_fitted_through_outliers_from_the_first_epoch():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(400, 5))
