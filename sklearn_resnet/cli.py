@@ -122,13 +122,15 @@ def _check_search_arguments(search, scoring: str | None) -> None:
 def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     """Record what a named study in ``--storage`` searches; refuse one that searched other data.
 
-    The study keeps the target, task, scoring and feature columns of the run that
-    created it, so that continuing it with another target cannot report another
-    target's best score as this one's.
+    The study keeps the target, task, scoring and feature columns of the run whose
+    trials it holds, so that continuing it with another target cannot report another
+    target's best score as this one's. A study without a trial that scored (one whose
+    first run stopped before any, or whose every trial failed) holds nobody to its
+    record: the search's own check lets such a study be resumed with other settings too.
     """
     if args.storage is None or args.study_name is None:
         return
-    from .search_study import create_study, quiet_optuna, resolve_storage
+    from .search_study import SCORING_STATES, create_study, quiet_optuna, resolve_storage
 
     wanted = {
         "target": args.target,
@@ -141,7 +143,7 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
             resolve_storage(args.storage), args.study_name, True, sampler=None, pruner=None
         )
     recorded = study.user_attrs.get(_STUDY_ATTR)
-    if recorded is None:
+    if recorded is None or not study.get_trials(deepcopy=False, states=SCORING_STATES):
         study.set_user_attr(_STUDY_ATTR, wanted)
     elif recorded != wanted:
         differ = [key for key in wanted if recorded.get(key) != wanted[key]]

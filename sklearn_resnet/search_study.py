@@ -76,7 +76,7 @@ OBJECTIVE_ATTR = "sklearn_resnet:objective"
 _JOURNAL_SUFFIXES = (".log", ".jsonl")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 #: States of the trials whose values Optuna compares, now or once they finish.
-_SCORING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+SCORING_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 _SCHEMA_ATTEMPTS = 6
 
 
@@ -512,7 +512,7 @@ def check_comparable(study: optuna.Study, mine: dict, owner: str, own=()) -> Non
     done = [r for trial, r in legacy if trial.state == TrialState.COMPLETE]
     _check_legacy_objective(study, mine["objective"], done, owner)
     # Trials whose values Optuna compares, now or once they finish.
-    stamped = [(trial, record) for trial, record in stamped if trial.state in _SCORING]
+    stamped = [(trial, record) for trial, record in stamped if trial.state in SCORING_STATES]
     for _, record in stamped:
         if record["objective"] != mine["objective"]:
             _refuse_objective(study, mine["objective"], record["objective"], owner)

@@ -32,6 +32,7 @@ from sklearn_resnet.cli_data import (
     read_table,
     split_target,
 )
+from sklearn_resnet.search import OptunaSearchCV
 
 #: Tiny networks, few epochs and a seed, as options; ``FAST`` adds ``--quiet``.
 SETTINGS = ["--set", "depth=4", "--set", "width=32", "--set", "max_epochs=3", "--set", "device=cpu"]
@@ -628,6 +629,27 @@ def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
     assert "is not a scikit-learn scorer; did you mean accuracy" in capfd.readouterr().err
     assert main([*base, "--n-trials", "1"]) == 0
     assert "(5 trials in the study)" in capfd.readouterr().out
+
+
+def test_a_study_without_a_scored_trial_takes_the_next_runs_target(
+    data_dir, tmp_path, capfd, monkeypatch
+):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    train = pd.read_csv(data_dir / "train.csv")
+    train.assign(other=train["label"]).to_csv(tmp_path / "other.csv", index=False)
+    stored = ["--cv", "2", "--n-trials", "1", "--storage", storage, "--study-name", "s"]
+    other = ["tune", str(tmp_path / "other.csv"), "--target", "other", *FAST, *stored]
+    with monkeypatch.context() as patch:  # a first run stopped before its first trial
+        patch.setattr(OptunaSearchCV, "fit", _interrupted)
+        assert main(other) == 130
+    assert main(["tune", str(data_dir / "train.csv"), "--target", "label", *FAST, *stored]) == 0
+    assert "(1 trial in the study)" in capfd.readouterr().out
+    assert main(other) == 2  # now the study holds a trial of the label target
+    assert "searched another target and columns" in capfd.readouterr().err
+
+
+def _interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize(
