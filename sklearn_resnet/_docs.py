@@ -46,9 +46,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     augment : {"auto", "shift", "flip", "shift+flip"} or None, default="auto"
         CNN only: random augmentation of training batches (never of validation or
         prediction data). ``"shift"`` moves each sample by up to 1/8 of its size with
-        zero fill, the padded random crops of He et al. (2015); ``"flip"`` mirrors half
-        the samples along the last axis. ``"auto"``: ``"shift"`` for the CNN, nothing
-        for the MLP. Setting an augmentation with the MLP raises a ValueError.
+        zero fill, the padded random crops of He et al. (2015); ``"flip"`` mirrors each
+        sample with probability 1/2 along the last axis. ``"auto"``: ``"shift"`` for the
+        CNN, nothing for the MLP. Setting an augmentation with the MLP raises a ValueError.
     optimizer : {"adamw", "adam", "sgd"}, default="adamw"
         ``"sgd"`` uses Nesterov momentum 0.9 (He et al.).
     lr : float, default=None
@@ -75,7 +75,8 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         fraction).
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified for
-        classification where every class has two samples).
+        classification where every class has two samples and each part has at least
+        one row per class; otherwise drawn at random).
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     {extra_parameters}device : str, default="auto"

@@ -252,7 +252,8 @@ class ResidualCNN(nn.Module):
         Dropout inside the residual branches.
     zero_init_last : bool, default=True
         Zero the last norm (or convolution) of each residual branch so that every
-        block starts as the identity (Goyal et al., 2017).
+        block starts as its shortcut: the identity, or the projection where the shape
+        changes (Goyal et al., 2017).
     scaling : {"standard", "robust", "quantile"} or None, default=None
         Per-channel input scaling applied first (an :class:`InputScaler`, fitted
         separately with ``net.input_scaler.fit(X)``).
