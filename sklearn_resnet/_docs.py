@@ -6,7 +6,8 @@ import textwrap
 
 _SHARED_PARAMETERS = """\
 backbone : {"auto", "mlp", "cnn"}, default="auto"
-        ``"mlp"``: residual MLP for tabular rows (any input is flattened).
+        ``"mlp"``: residual MLP for tabular rows (samples of several dimensions are
+        flattened; prediction then takes flat rows or samples of the fitted shape).
         ``"cnn"``: He et al.'s residual CNN, 1-D for samples shaped ``(C, L)`` and
         2-D for ``(C, H, W)``. ``"auto"`` picks the CNN when ``input_shape`` is set
         or X has three or more dimensions, the MLP otherwise.
@@ -32,8 +33,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         reshaped to it, so the CNN works after scikit-learn transformers in a
         Pipeline. ``None``: the shape of X's samples, or ``(1, n_features)`` for
         flat rows with ``backbone="cnn"``. With ``backbone="mlp"`` it is checked
-        against the number of features and otherwise unused (the MLP takes the
-        flattened samples), so a search can try both backbones on one shape.
+        against the number of features and X's sample shape and otherwise unused (the
+        MLP takes the flattened samples), so a search can try both backbones on one
+        shape.
     scaling : {"auto", "robust", "quantile", "standard"} or None, default="auto"
         Input scaling fitted on the training rows and stored inside the network (so
         it travels with the weights): ``"robust"`` centres on the median, divides by

@@ -428,9 +428,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self.backbone_ = self.backbone
         if self.input_shape is not None:
             shape = check_input_shape(self.input_shape, self.n_features_in_, owner)
-            if self.backbone_ == "cnn" and len(sample_shape) >= 2 and sample_shape != shape:
-                # Reshaping would scramble the values (channels-last images, say), and
-                # prediction refuses such X anyway.
+            if len(sample_shape) >= 2 and sample_shape != shape:
+                # Reshaping (or, for the MLP, flattening) would scramble the values
+                # (channels-last images, say), and prediction refuses such X anyway.
                 raise ValueError(
                     f"X has samples shaped {sample_shape}, but input_shape={shape}; pass X "
                     f"shaped (n_samples, *{shape}) or flat rows of {self.n_features_in_} "
@@ -441,6 +441,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         else:
             shape = (1, self.n_features_in_) if self.backbone_ == "cnn" else sample_shape
         self._check_sparse_backbone(X, owner)
+        # The MLP flattens samples of several dimensions; it predicts on flat rows or on
+        # samples of the shape it was fitted on (which input_shape_ cannot hold).
+        self.__dict__.pop("_sample_shape", None)
+        if self.backbone_ == "mlp" and len(shape) >= 2:
+            self._sample_shape = tuple(shape)
         if self.backbone_ == "mlp":
             shape = (self.n_features_in_,)
             if self.augment not in (None, "auto"):

@@ -145,7 +145,8 @@ def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
     ``n_features_in_`` is the number of values per sample; ``reset`` records it,
     otherwise a mismatch raises scikit-learn's feature-count error. A fitted CNN
     takes flat rows or samples of exactly its ``input_shape_``, so channels-last
-    images are refused rather than silently misread.
+    images are refused rather than silently misread; so does the MLP, with samples
+    of the shape it was fitted on (``_sample_shape``) or, fitted on rows, flat rows only.
     """
     _check_feature_names(estimator, X, reset=reset)
     name, sample_shape = type(estimator).__name__, tuple(np.shape(X)[1:])
@@ -157,15 +158,24 @@ def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
         )
     if reset:
         estimator.n_features_in_ = n_values
-    elif n_values != estimator.n_features_in_:
+        return
+    if n_values != estimator.n_features_in_:
         raise ValueError(
             _N_FEATURES_MESSAGE.format(got=n_values, name=name, expected=estimator.n_features_in_)
         )
-    elif getattr(estimator, "backbone_", None) == "cnn" and sample_shape != estimator.input_shape_:
+    if estimator.backbone_ == "cnn":
+        fitted = estimator.input_shape_
+    else:
+        fitted = getattr(estimator, "_sample_shape", None)
+    if fitted is None:
+        raise ValueError(
+            f"X has samples shaped {sample_shape}, but {name} was fitted on rows of "
+            f"{n_values} features; pass X shaped (n_samples, {n_values})."
+        )
+    if sample_shape != fitted:
         raise ValueError(
             f"X has samples shaped {sample_shape}, but {name} was fitted on samples shaped "
-            f"{estimator.input_shape_}; pass X shaped (n_samples, *{estimator.input_shape_}) "
-            f"or flat rows of {n_values} values."
+            f"{fitted}; pass X shaped (n_samples, *{fitted}) or flat rows of {n_values} values."
         )
 
 

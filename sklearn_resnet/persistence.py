@@ -83,6 +83,7 @@ FITTED_ATTRIBUTES = (
     ("n_outputs_", "positive_int", _BOTH),
     ("backbone_", "str", _BOTH),
     ("input_shape_", "shape", _BOTH),
+    ("_sample_shape", "shape", ()),
     ("scaling_", "str_or_none", _BOTH),
     ("augment_", "str_or_none", _BOTH),
     ("width_", "positive_int", _BOTH),

@@ -201,6 +201,20 @@ def test_loaded_model_trains_on_with_the_batch_size_it_was_fitted_with(tmp_path)
     assert len(steps) == -(-len(X) // 128)
 
 
+def test_mlp_fitted_on_samples_keeps_their_shape(tmp_path):
+    X, y = make_classification(120, 6, random_state=0)
+    samples = X.reshape(120, 2, 3)
+    mlp = ResNetClassifier(**PARAMS, backbone="mlp").fit(samples, y)
+    path = save_model(mlp, tmp_path / "model")
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(samples), mlp.predict(X))
+    with pytest.raises(ValueError, match=r"fitted on samples shaped \(2, 3\)"):
+        loaded.predict(samples.reshape(120, 3, 2))
+    _edit_config(path, lambda config: config["fitted"].update(_sample_shape=[4, 2]))
+    with pytest.raises(ValueError, match=r"_sample_shape \(4, 2\) is not an MLP's shape"):
+        load_model(path)
+
+
 def test_every_fitted_attribute_is_saved_or_rebuilt(fitted):
     """A new fitted attribute must be added to FITTED_ATTRIBUTES (or REBUILT_ATTRIBUTES)."""
     known = {name for name, _, _ in FITTED_ATTRIBUTES} | set(REBUILT_ATTRIBUTES)

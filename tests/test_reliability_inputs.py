@@ -234,10 +234,30 @@ def test_a_fitted_cnn_refuses_samples_of_another_shape(Estimator):
         est.predict(X[:, None])
     with pytest.raises(ValueError, match=r"X has 8 features, but .* expecting 12"):
         est.predict(X[:, :2])
-    # The MLP flattens any sample shape with the fitted number of values.
-    mlp = Estimator(**MLP, backbone="mlp").fit(X, y)
-    for same_values in (X.reshape(24, 12), X.reshape(24, 2, 6)):
-        np.testing.assert_array_equal(mlp.predict(same_values), mlp.predict(X))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_a_fitted_mlp_takes_flat_rows_or_samples_of_its_fitted_shape(Estimator):
+    X, y = data(Estimator, shape=(3, 2, 2))
+    mlp = Estimator(**MLP, backbone="mlp").fit(X, y)  # flattened in training
+    np.testing.assert_array_equal(mlp.predict(X.reshape(24, 12)), mlp.predict(X))
+    for scrambled in (np.moveaxis(X, 1, -1), X.reshape(24, 2, 6)):
+        with pytest.raises(ValueError, match=r"fitted on samples shaped \(3, 2, 2\); pass X"):
+            mlp.predict(scrambled)
+        with pytest.raises(ValueError, match=r"fitted on samples shaped \(3, 2, 2\); pass X"):
+            mlp.partial_fit(scrambled, y)
+    rows = Estimator(**MLP).fit(X.reshape(24, 12), y)
+    with pytest.raises(ValueError, match=r"fitted on rows of 12 features; pass X shaped"):
+        rows.predict(X)
+    # Given input_shape, flat rows train it and samples of that shape predict.
+    shaped = Estimator(**MLP, backbone="mlp", input_shape=(3, 2, 2)).fit(X.reshape(24, 12), y)
+    np.testing.assert_array_equal(shaped.predict(X), shaped.predict(X.reshape(24, 12)))
+    with pytest.raises(ValueError, match=r"samples shaped \(2, 2, 3\), but input_shape="):
+        Estimator(**MLP, backbone="mlp", input_shape=(3, 2, 2)).fit(np.moveaxis(X, 1, -1), y)
+    # A refit on rows forgets the sample shape.
+    assert not hasattr(mlp.fit(X.reshape(24, 12), y), "_sample_shape")
+    with pytest.raises(ValueError, match=r"fitted on rows of 12 features"):
+        mlp.predict(X)
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
