@@ -194,7 +194,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             value = getattr(self, name, None) if nested else None
             if nested and name in self._get_param_names() and not hasattr(value, "set_params"):
                 example = (
-                    " (callbacks=[EarlyStopping(patience=3)], say)" if name == "callbacks" else ""
+                    " (callbacks=[GradientNormClipping(gradient_clip_value=1.0)], say)"
+                    if name == "callbacks"
+                    else ""
                 )
                 raise ValueError(
                     f"Invalid parameter {key!r} for estimator {type(self).__name__}: "

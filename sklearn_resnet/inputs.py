@@ -42,15 +42,34 @@ __all__ = [
 _N_FEATURES_MESSAGE = "X has {got} features, but {name} is expecting {expected} features as input."
 
 
+#: scikit-learn's words for a value that is infinite, or became infinite in float32.
+_FLOAT32_OVERFLOW = "infinity or a value too large for dtype('float32')"
+
+
 def _overflow_as_value_error(function):
-    """Report numbers too large for a float (huge Python ints) as a ``ValueError``."""
+    """Report numbers too large for float32 as a ``ValueError`` that says so.
+
+    Huge Python ints raise ``OverflowError``; finite float64 values beyond float32's
+    range become infinity in the conversion, which scikit-learn's finiteness check
+    reports as "infinity or a value too large", with numpy's overflow warnings before
+    it. Those warnings are silenced and the error names float32's range.
+    """
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            with np.errstate(over="ignore", invalid="ignore"):
+                return function(*args, **kwargs)
         except OverflowError as error:
             raise ValueError(f"Input X contains a number too large for float32: {error}.") from None
+        except ValueError as error:
+            if _FLOAT32_OVERFLOW not in str(error):
+                raise
+            raise ValueError(
+                f"{error} The network computes in float32, whose largest magnitude is "
+                f"{np.finfo(np.float32).max:.4g}: replace infinite values, and scale down "
+                "columns with larger finite values, before fitting or predicting."
+            ) from None
 
     return wrapper
 

@@ -590,14 +590,18 @@ def test_the_mlp_checks_an_input_shape_and_trains_on_flat_rows():
 
 
 def test_a_nested_name_into_the_callbacks_list_is_a_clear_error():
-    from skorch.callbacks import EarlyStopping
+    from skorch.callbacks import GradientNormClipping
 
-    clf = ResNetClassifier(callbacks=[EarlyStopping()])
+    clf = ResNetClassifier(callbacks=[GradientNormClipping()], max_epochs=1)
     with pytest.raises(
         ValueError,
-        match=r"'callbacks__patience' .* 'callbacks' holds a list, .* instead \(callbacks=\[",
+        match=r"'callbacks__gradient_clip_value' .* 'callbacks' holds a list, .* instead "
+        r"\(callbacks=\[GradientNormClipping\(gradient_clip_value=1.0\)\], say\)",
     ):
-        clf.set_params(callbacks__patience=3)
+        clf.set_params(callbacks__gradient_clip_value=1.0)
+    # The list the message suggests is one that fit accepts.
+    clf.set_params(callbacks=[GradientNormClipping(gradient_clip_value=1.0)])
+    clf.fit(*data_for(ResNetClassifier))
     with pytest.raises(
         ValueError, match=r"'lr__x' .* 'lr' holds a float, .* Set 'lr' itself instead\.$"
     ):
