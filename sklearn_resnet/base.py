@@ -88,6 +88,8 @@ __all__ = ["_BaseResNet"]
 
 #: Parameters a later ``partial_fit`` call reads (the rest are read when the net is built).
 _READ_AT_EVERY_CALL = ("verbose", "class_weight")
+#: What each augmentation does, for the error that refuses it on tabular rows.
+_AUGMENT_VERBS = {"shift": "shifts", "flip": "flips", "shift+flip": "shifts and flips"}
 
 
 class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
@@ -452,9 +454,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             shape = (self.n_features_in_,)
             if self.augment not in (None, "auto"):
                 raise ValueError(
-                    f"augment={self.augment!r} shifts and flips signals and images; it needs "
-                    f"the CNN backbone, but {owner} resolved backbone='mlp'. Set augment=None "
-                    "for tabular data, or set input_shape to use the CNN."
+                    f"augment={self.augment!r} {_AUGMENT_VERBS[self.augment]} signals and "
+                    f"images; it needs the CNN backbone, but {owner} resolved backbone='mlp'. "
+                    "Set augment=None for tabular data, or set input_shape to use the CNN."
                 )
         elif len(shape) not in (2, 3):
             advice = (
@@ -474,10 +476,13 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         try:
             blocks_for_depth(self.backbone_, depth, self.block)
         except ValueError:
-            near = ", ".join(map(str, nearest_depths(self.backbone_, depth, self.block)))
+            near = nearest_depths(self.backbone_, depth, self.block)
+            # The smallest valid depth starts the list; other lists go on below too.
+            smaller = "" if near[0] == nearest_depths(self.backbone_, 0, self.block)[0] else "..., "
             formula = depth_formula(self.backbone_, self.block)
             raise ValueError(
-                f"The 'depth' parameter of {owner} must be one of {near}, ... ({formula}) "
+                f"The 'depth' parameter of {owner} must be one of {smaller}"
+                f"{', '.join(map(str, near))}, ... ({formula}) "
                 f"for backbone={self.backbone_!r} and block={self.block!r}. "
                 f"Got {depth} instead."
             ) from None

@@ -407,7 +407,11 @@ def _demo(args: argparse.Namespace) -> int:
         path = Path(args.output) if args.output else Path(tmp) / "digits-resnet.joblib"
         joblib.dump(model, path)
         reloaded = joblib.load(path)
-        print(f"Saved to {path.name} ({path.stat().st_size / 1024:.0f} KiB) and reloaded.")
+        size = f"{path.stat().st_size / 1024:.0f} KiB"
+        if args.output:
+            print(f"Saved to {path} ({size}) and reloaded.")
+        else:
+            print(f"Saved to a temporary file ({size}) and reloaded (-o FILE keeps it).")
     accuracy = reloaded.score(X_test, y_test)
     print(f"Test accuracy of the reloaded model: {accuracy:.3f}")
     if args.n_trials > 0:
@@ -502,9 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.task, args.set
     ('fit', 'auto', [])
     """
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog=_PROG, description="Residual networks as scikit-learn estimators."
     )
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fit = commands.add_parser("fit", help="train a model on a table and save it")

@@ -8,6 +8,7 @@ Python gives exactly the model the command line trains.
 from __future__ import annotations
 
 import ast
+import difflib
 import math
 from functools import partial
 from pathlib import Path
@@ -252,13 +253,15 @@ def split_target(frame, target: str):
     (['x'], ['a', 'b'])
     """
     if target not in frame.columns:
-        padded = [c for c in frame.columns if isinstance(c, str) and c.strip() == target.strip()]
-        hint = f" (did you mean {padded[0]!r}?)" if padded else ""
-        raise CommandLineError(f"no target column {target!r}{hint}; {_column_list(frame.columns)}.")
+        raise CommandLineError(
+            f"no target column {target!r}{_nearest(target, frame.columns)}; "
+            f"{_column_list(frame.columns)}."
+        )
     y = frame[target]
     if y.isna().any():
+        missing = int(y.isna().sum())
         raise CommandLineError(
-            f"target column {target!r} has {int(y.isna().sum())} missing values; "
+            f"target column {target!r} has {missing} missing value{'s' if missing != 1 else ''}; "
             "drop those rows first."
         )
     X = frame.drop(columns=[target])
@@ -281,8 +284,8 @@ def drop_columns(X, names, target: str):
     missing = [name for name in names if name not in X.columns]
     if missing:
         raise CommandLineError(
-            f"--drop names {len(missing)} column(s) the data lacks: {_names(missing)}; "
-            f"{_column_list(X.columns)}."
+            f"--drop names {len(missing)} column(s) the data lacks: {_names(missing)}"
+            f"{_nearest(missing[0], X.columns)}; {_column_list(X.columns)}."
         )
     X = X.drop(columns=list(dict.fromkeys(names)))
     if X.shape[1] == 0:
@@ -300,6 +303,22 @@ def _names(names, limit: int = 20) -> str:
     """``"a, b, c"``: the first ``limit`` of ``names`` and how many more."""
     shown = ", ".join(map(_name, names[:limit]))
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _nearest(name: str, columns) -> str:
+    """``" (did you mean 'x'?)"`` for the column ``name`` most likely meant, or ``""``.
+
+    A column that differs only in spaces around it or in case comes first, then the
+    closest spelling (:func:`difflib.get_close_matches`); the list of columns in the
+    message may be cut short before it.
+    """
+    texts = {str(column): column for column in columns}
+    for same in (str.strip, lambda text: text.strip().casefold()):
+        found = [column for text, column in texts.items() if same(text) == same(name)]
+        if found:
+            return f" (did you mean {str(found[0])!r}?)"
+    close = difflib.get_close_matches(name, list(texts), n=1, cutoff=0.8)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _column_list(columns) -> str:
@@ -493,6 +512,13 @@ def infer_task(y) -> str:
     -------
     task : {"classification", "regression"}
 
+    Raises
+    ------
+    CommandLineError
+        When the target is text only because of a few cells: numbers in most rows that
+        would be a regression target on their own, beside text such as ``"n/a"``. Its
+        distinct numbers would otherwise become classes without a word.
+
     Examples
     --------
     >>> import pandas as pd
@@ -503,11 +529,33 @@ def infer_task(y) -> str:
     """
     from pandas.api import types
 
-    if types.is_bool_dtype(y) or not types.is_numeric_dtype(y):
+    if types.is_bool_dtype(y):
+        return "classification"
+    if not types.is_numeric_dtype(y):
+        _refuse_numbers_with_stray_text(y)
         return "classification"
     if types.is_integer_dtype(y) and y.nunique() <= MAX_CLASSIFICATION_LEVELS:
         return "classification"
     return "regression"
+
+
+def _refuse_numbers_with_stray_text(y) -> None:
+    """Refuse a text target whose rows are mostly numbers that :func:`infer_task` would regress."""
+    numbers = _pandas().to_numeric(y.astype(object), errors="coerce")
+    present = numbers.dropna()
+    if (present % 1 == 0).all():  # "1", "2" read as text are integer labels
+        present = present.astype("int64")
+    if 2 * len(present) <= len(y) or infer_task(present) == "classification":
+        return
+    text = y[numbers.isna()].astype(str).unique().tolist()
+    shown = ", ".join(map(repr, text[:3])) + (", ..." if len(text) > 3 else "")
+    raise CommandLineError(
+        f"target column {y.name!r} holds numbers in {len(present)} of {len(y)} rows and "
+        f"text in the others ({shown}), so --task auto would make its "
+        f"{y.nunique()} distinct values classes. Fix or drop the rows with text to predict "
+        "the numbers (--task regression), or pass --task classification if the values are "
+        "labels."
+    )
 
 
 def _parse_value(key: str, text: str, estimator):

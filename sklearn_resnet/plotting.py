@@ -368,8 +368,12 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         importances = dict.fromkeys(names, 0.0)
         left_out = f" (all {len(trials)} shown trials scored {trials[0].value:.4g}){left_out}"
     else:
-        # Only the shown trials: a resumed study's trials scored otherwise stay out.
-        shown = optuna.create_study(direction=study.direction)
+        from .search_study import quiet_optuna
+
+        # Only the shown trials: a resumed study's trials scored otherwise stay out. The
+        # study is the plot's own, so Optuna's "A new study created" stays unsaid.
+        with quiet_optuna():
+            shown = optuna.create_study(direction=study.direction)
         shown.add_trials(trials)
         with ignoring({"category": optuna.exceptions.ExperimentalWarning}):
             importances = optuna.importance.get_param_importances(shown, evaluator=evaluator)

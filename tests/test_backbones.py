@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sklearn_resnet
+from sklearn_resnet import ResNetClassifier
 from sklearn_resnet.backbones import (
     ResidualCNN,
     ResidualMLP,
@@ -112,6 +113,19 @@ def test_bad_depth_lists_valid_depths_near_it(kind, depth, block, listed):
     shape = (1, 8, 8) if kind == "cnn" else (4,)
     with pytest.raises(ValueError, match=f"Valid depths near it: .*{listed}"):
         build_backbone(kind, shape, 2, depth=depth, block=block)
+
+
+@pytest.mark.parametrize(
+    "depth, listed",
+    [
+        (100, r"must be one of \.\.\., 86, 92, 98, 104, 110, \.\.\. \(6n\+2\)"),
+        (5, r"must be one of 8, 14, 20, 26, 32, \.\.\. \(6n\+2\)"),
+    ],
+)
+def test_an_invalid_depth_lists_its_neighbours_and_whether_smaller_ones_exist(depth, listed):
+    X = np.zeros((8, 1, 8, 8))
+    with pytest.raises(ValueError, match=listed + rf".* Got {depth} instead\."):
+        ResNetClassifier(depth=depth).fit(X, np.arange(8) % 2)
 
 
 def test_nearest_depths_are_valid_and_sorted():

@@ -27,6 +27,7 @@ from sklearn_resnet.cli_data import (
     CommandLineError,
     build_pipeline,
     categories_as_text,
+    drop_columns,
     infer_task,
     parse_settings,
     read_table,
@@ -389,6 +390,38 @@ def test_infer_task_rule(values, task):
     assert infer_task(pd.Series(values)) == task
 
 
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (["1", "2", "3", "other"] * 5, "classification"),  # few numbers: labels
+        ([str(i) for i in range(30)] + ["a"] * 31, "classification"),  # text in most rows
+        (pd.Categorical(["1", "2", "n/a"] * 9), "classification"),  # integer levels
+    ],
+)
+def test_text_labels_with_numbers_among_them_stay_classes(values, task):
+    assert infer_task(pd.Series(values)) == task
+
+
+def test_a_numeric_target_with_stray_text_is_refused_rather_than_classified(tmp_path, capfd):
+    table = _table(60)
+    table["price"] = table["price"].astype(object)
+    table.loc[[5, 9], "price"] = ["n/a?", "unknown"]
+    table.to_csv(tmp_path / "typos.csv", index=False)
+    fit = ["fit", str(tmp_path / "typos.csv"), "--target", "price", "--drop", "label", *FAST]
+    assert main([*fit, "-o", str(tmp_path / "m.joblib")]) == 2
+    err = capfd.readouterr().err
+    assert "target column 'price' holds numbers in 58 of 60 rows and text in the others " in err
+    assert "('n/a?', 'unknown'), so --task auto would make its 60 distinct values classes" in err
+    assert not (tmp_path / "m.joblib").exists()
+    table.loc[[5, 9], "price"] = [None, 1.0]
+    table.to_csv(tmp_path / "gap.csv", index=False)
+    gap = ["fit", str(tmp_path / "gap.csv"), "--target", "price", "-o", str(tmp_path / "m")]
+    assert main([*gap, *FAST]) == 2
+    assert "target column 'price' has 1 missing value; drop those rows first." in (
+        capfd.readouterr().err
+    )
+
+
 def test_set_values_are_python_literals_else_strings():
     params = parse_settings(
         [
@@ -569,6 +602,15 @@ def test_info_lists_versions_and_devices(capsys):
     assert "devices: cpu" in out
 
 
+def test_version_option_prints_the_package_version(capsys):
+    import sklearn_resnet
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"sklearn-resnet {sklearn_resnet.__version__}\n"
+
+
 def test_tune_continues_a_study_in_shared_storage(data_dir, tmp_path, capfd):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     model = tmp_path / "best.joblib"
@@ -708,6 +750,23 @@ def test_a_target_name_without_its_spaces_is_pointed_to_them(tmp_path):
         split_target(read_table(tmp_path / "spaces.csv"), "label")
 
 
+@pytest.mark.parametrize(
+    "name, meant",
+    [("Diagnosis", "diagnosis"), ("diagnosys", "diagnosis"), ("mean radus", "mean radius")],
+)
+def test_a_mistyped_column_is_pointed_to_the_nearest_name_beyond_the_listed_ones(name, meant):
+    # The message lists 20 columns; the one meant is the last of 31.
+    frame = pd.DataFrame(
+        np.zeros((2, 31)), columns=[f"c{i}" for i in range(29)] + ["mean radius", "diagnosis"]
+    )
+    with pytest.raises(CommandLineError, match=rf"did you mean '{meant}'\?\); .* and 11 more\."):
+        split_target(frame, name)
+    with pytest.raises(CommandLineError, match=rf"did you mean '{meant}'\?\)"):
+        drop_columns(frame, [name], "c0")
+    with pytest.raises(CommandLineError, match=r"no target column 'outcome'; the columns"):
+        split_target(frame, "outcome")  # nothing close: no guess
+
+
 def test_tune_checks_its_fixed_settings_on_a_few_rows_for_either_task(monkeypatch):
     from sklearn_resnet.cli import _check_fixed_settings
 
@@ -760,6 +819,7 @@ def test_demo_cross_validates_saves_reloads_and_searches(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "2-fold cross-validated accuracy: 0." in out
+    assert f"Saved to {model} (" in out and ") and reloaded.\n" in out
     assert "Test accuracy of the reloaded model: 0." in out
     assert "Best of 2 trials (" in out and "test accuracy 0." in out
     reloaded = joblib.load(model)

@@ -1,5 +1,6 @@
 """Figures: what each plot draws, from a fitted estimator or an Optuna study."""
 
+import logging.handlers
 import math
 import sys
 from types import SimpleNamespace
@@ -209,6 +210,20 @@ def test_param_importances_rank_the_parameters(study):
     assert sum(widths) == pytest.approx(1.0)
     assert ax.get_xlabel() == "importance (Fanova)"
     assert ax.get_title() == "Hyperparameter importances (1 failed not shown)"
+
+
+def test_param_importances_log_nothing_at_optunas_default_verbosity(study):
+    records = logging.handlers.BufferingHandler(capacity=100)
+    logger, level = logging.getLogger("optuna"), optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    logger.addHandler(records)
+    try:
+        plot_param_importances(study)
+    finally:
+        logger.removeHandler(records)
+        optuna.logging.set_verbosity(level)
+    assert [record.getMessage() for record in records.buffer] == []
+    assert optuna.logging.get_verbosity() == level
 
 
 def test_search_plots_refuse_what_they_cannot_draw(study):

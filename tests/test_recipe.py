@@ -323,6 +323,8 @@ def test_augment_needs_the_cnn_backbone():
     with pytest.raises(ValueError, match=r"augment='shift'.*needs the CNN backbone"):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
+    with pytest.raises(ValueError, match=r"augment='flip' flips signals and images; it needs"):
+        clf.set_params(augment="flip").fit(X, y)
 
 
 def test_augmentation_is_reproducible():
