@@ -135,16 +135,16 @@ def _architecture_problems(est) -> list[str]:
         )
     if backbone == "mlp" and shape != (est.n_features_in_,):
         problems.append(f"input_shape_ {shape} does not match n_features_in_ for the MLP")
+    elif backbone == "cnn" and (len(shape) not in (2, 3) or math.prod(shape) != est.n_features_in_):
+        problems.append(
+            f"input_shape_ {shape} is not a (C, L) or (C, H, W) shape of n_features_in_ values"
+        )
     sample_shape = getattr(est, "_sample_shape", None)
     if sample_shape is not None and (
         backbone != "mlp" or len(sample_shape) < 2 or math.prod(sample_shape) != est.n_features_in_
     ):
         problems.append(
             f"_sample_shape {sample_shape} is not an MLP's shape of n_features_in_ values"
-        )
-    elif backbone == "cnn" and (len(shape) not in (2, 3) or math.prod(shape) != est.n_features_in_):
-        problems.append(
-            f"input_shape_ {shape} is not a (C, L) or (C, H, W) shape of n_features_in_ values"
         )
     if est.input_shape is not None:
         if backbone == "mlp" and est.backbone == "auto":

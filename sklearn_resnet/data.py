@@ -270,9 +270,9 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None)
     ``"shift"`` moves each sample by up to an eighth of its length (rounded down)
     along every spatial axis, filling with zeros: the random crops of a zero-padded
     input that He et al. (2015) use on CIFAR (4 pixels of 32). Axes shorter than 8 are
-    not shifted. ``"flip"`` mirrors each sample with probability 1/2
-    along the last axis (horizontally for images, in time for signals). Random numbers come
-    from ``generator`` on the CPU, so training stays reproducible on every device.
+    not shifted. ``"flip"`` mirrors each sample with probability 1/2 along the last axis
+    (horizontally for images, in time for signals). Random numbers come from
+    ``generator`` on the CPU, so training stays reproducible on every device.
     """
     n, spatial = x.shape[0], x.shape[2:]
     if "shift" in kind:
