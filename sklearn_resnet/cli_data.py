@@ -380,6 +380,7 @@ def check_numbers(values, what: str, why: str) -> None:
     if len(bad) or pd.api.types.is_bool_dtype(values):
         plain = bad[~bad.isin(MISSING_TOKENS)]  # a token may mean a gap: name another first
         example = (plain if len(plain) else bad if len(bad) else present).iloc[0]
+        example = example.item() if hasattr(example, "item") else example  # True, not np.True_
         raise CommandLineError(f"{what} holds {example!r}, not a number; {why}.")
 
 

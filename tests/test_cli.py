@@ -736,6 +736,10 @@ def test_number_checks_and_separator_hints_blame_the_right_thing(tmp_path):
 
     with pytest.raises(CommandLineError, match="holds 'x', not a number"):  # not "NA"
         check_numbers(pd.Series(["NA", "x", "1"]), "column 'c'", "numbers")
+    # TRUE/FALSE where the model read numbers is not silently 1/0.
+    with pytest.raises(CommandLineError, match="column 'c' holds True, not a number"):
+        check_numbers(pd.Series([True, False]), "column 'c'", "numbers")
+    check_numbers(pd.Series([1, 0]), "column 'c'", "numbers")
     (tmp_path / "one.tsv").write_text("height, cm\n1.5\n")  # a comma in a TSV name is fine
     assert list(read_table(tmp_path / "one.tsv").columns) == ["height, cm"]
     (tmp_path / "quote.csv").write_bytes(b'a,b\n1,"2\n')

@@ -129,3 +129,16 @@ def test_linear_path_rows_bound_memory_and_work():
         assert rows >= 1
         assert rows * n_features <= 1 << 24 and rows * n_features**2 <= max(1 << 32, n_features**2)
     assert linear_path_rows(64) == 262_144
+
+
+def test_outputs_that_turn_infinite_in_their_reduction_are_refused():
+    from types import SimpleNamespace
+
+    from sklearn_resnet.inputs import finite_outputs
+
+    estimator = SimpleNamespace(scaling_=None)
+    assert finite_outputs(estimator, reduce=lambda v: v * 2)(np.array([1.0])) == 2.0
+    with pytest.raises(ValueError, match="produced NaN or infinite outputs"):
+        finite_outputs(estimator, reduce=lambda v: v * np.inf)(np.array([10.0]))
+    with pytest.raises(ValueError, match="produced NaN or infinite outputs"):
+        finite_outputs(estimator)(np.array([np.nan]))

@@ -140,6 +140,20 @@ def test_optimization_history_draws_trials_and_running_best(study):
     assert ax.get_xlabel() == "trial"
 
 
+def test_optimization_history_of_a_minimised_study_leaves_out_values_that_are_not_finite():
+    study = optuna.create_study()  # Optuna's default direction: minimise
+    values = iter([3.0, 1.0, float("-inf"), 2.0])
+    study.optimize(lambda trial: next(values), n_trials=4)
+    assert study.trials[2].state == optuna.trial.TrialState.COMPLETE  # -inf is a value
+    ax = plot_optimization_history(study)
+    trials = _lines(ax)["trial value (1 not finite not shown)"]
+    np.testing.assert_array_equal(trials.get_xdata(), [0, 1, 3])
+    np.testing.assert_array_equal(_lines(ax)["best value"].get_ydata(), [3.0, 1.0, 1.0])
+    star = next(line for line in ax.get_lines() if line.get_marker() == "*")
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([1], [1.0])
+    assert ax.get_ylabel() == "objective value (lower is better)"
+
+
 def test_optimization_history_names_the_metric_and_counts_what_it_leaves_out():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
 

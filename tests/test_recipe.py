@@ -12,6 +12,7 @@ import sklearn_resnet.data as data_module
 import sklearn_resnet.training as training_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.data import augment_batch
+from sklearn_resnet.defaults import auto_batch_size, resolve_width
 
 
 # ---- input scaling --------------------------------------------------------------------------
@@ -403,3 +404,41 @@ def test_gradient_callbacks_see_unscaled_gradients_under_the_fp16_scaler(monkeyp
         return recorder.norms[0]
 
     assert first_norm(scaled=True) == pytest.approx(first_norm(scaled=False), rel=1e-2)
+
+
+# ---- sizes that depend on the data ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "n_train, batch_size",
+    [
+        *[(10, 16), (127, 16), (128, 16), (255, 16), (256, 32), (511, 32), (512, 64)],
+        *[(2047, 128), (2048, 256), (4000, 256), (10**6, 256)],
+    ],
+)
+def test_auto_batch_size_is_an_eighth_rounded_down_to_a_power_of_two_within_16_and_256(
+    n_train, batch_size
+):
+    assert auto_batch_size(n_train) == batch_size
+
+
+@pytest.mark.parametrize(
+    "n_train, task, width",
+    [
+        (999, "classification", 64),
+        (999, "regression", 32),
+        (1000, "classification", 256),
+        (1000, "regression", 256),
+    ],
+)
+def test_the_mlp_is_narrower_below_a_thousand_training_rows(n_train, task, width):
+    assert resolve_width(None, "mlp", n_train, task) == width
+    assert resolve_width(None, "cnn", n_train, task) == 16
+    assert resolve_width(48, "mlp", n_train, task) == 48
+
+
+def test_width_and_batch_size_follow_the_rows_left_after_the_validation_split():
+    X, y = make_classification(1111, 4, random_state=0)  # 999 training rows, 112 held out
+    clf = ResNetClassifier(max_epochs=1, early_stopping=True, random_state=0).fit(X, y)
+    assert (clf.width_, clf.net_.batch_size) == (64, 64)
+    X, y = make_classification(1112, 4, random_state=0)  # 1,000 training rows
+    clf = ResNetClassifier(max_epochs=1, early_stopping=True, random_state=0).fit(X, y)
+    assert (clf.width_, clf.net_.batch_size) == (256, 64)

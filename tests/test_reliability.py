@@ -546,3 +546,16 @@ def test_out_of_memory_names_the_width_planned_for_the_training_rows(monkeypatch
     clf = ResNetClassifier(depth=4, max_epochs=1, device="cpu", random_state=0)
     with pytest.raises(torch.OutOfMemoryError, match=r"\(width=64, depth=4, batch_size="):
         clf.fit(X, y)
+
+
+def test_the_first_reason_to_stop_in_an_epoch_wins():
+    # The guard asks first: an epoch that diverges as patience runs out is a divergence
+    # (with its warning and restored weights), not an ordinary early stop.
+    from types import SimpleNamespace
+
+    from sklearn_resnet.stopping import DIVERGED, EARLY_STOPPED, request_stop
+
+    net = SimpleNamespace()
+    request_stop(net, DIVERGED)
+    request_stop(net, EARLY_STOPPED)
+    assert net.stop_request_ == DIVERGED

@@ -197,6 +197,10 @@ def test_default_spaces_hold_valid_values():
     assert "label_smoothing" not in ResNetRegressor.default_search_space()
     sgd = default_search_space(ResNetRegressor, optimizer="sgd")["lr"]
     assert (sgd.low, sgd.high) == pytest.approx((0.01, 1.0))
+    # Adam has no weight decay of its own: the search goes around AdamW's.
+    adam = default_search_space(ResNetRegressor, optimizer="adam")["weight_decay"]
+    adamw = default_search_space(ResNetRegressor, optimizer="adamw")["weight_decay"]
+    assert (adam.low, adam.high, adam.log) == (adamw.low, adamw.high, True)
     with pytest.raises(ValueError, match="backbone must be 'mlp' or 'cnn'"):
         default_search_space(ResNetRegressor, backbone="rnn")
 
@@ -217,11 +221,12 @@ def test_default_space_is_found_through_a_pipeline(data):
     assert list(search.cv_results_["status"]) == ["COMPLETE", "COMPLETE"]
 
 
-def test_default_space_follows_the_backbone_of_the_data(data):
+@pytest.mark.parametrize("sample_shape", [(1, 2, 3), (1, 6)], ids=["images", "signals"])
+def test_default_space_follows_the_backbone_of_the_data(data, sample_shape):
     X, y = data
-    images = X.reshape(len(X), 1, 2, 3)  # 3-D samples: backbone="auto" picks the CNN
+    samples = X.reshape(len(X), *sample_shape)  # backbone="auto" picks the CNN
     net = ResNetClassifier(**{**NET, "max_epochs": 1})
-    search = OptunaSearchCV(net, n_trials=1, cv=2, refit=False, random_state=0).fit(images, y)
+    search = OptunaSearchCV(net, n_trials=1, cv=2, refit=False, random_state=0).fit(samples, y)
     params = search.cv_results_["params"][0]
     _assert_in_space(params, ResNetClassifier.default_search_space("cnn"))
     assert (params["depth"] - 2) % 6 == 0
@@ -308,6 +313,17 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(data):
     assert set(np.asarray(results["status"])[bad]) == {"FAIL"}
     assert np.isnan(results["mean_test_score"][bad]).all()
     assert search.best_params_ == {"logisticregression__C": 1.0}
+    # A numeric error_score stands in for failed folds; a trial whose every fold failed
+    # still failed: Optuna is not told error_score as its value.
+    with pytest.warns(FitFailedWarning):
+        scored = OptunaSearchCV(
+            _logreg(), space, n_trials=6, cv=2, error_score=0.0, random_state=0
+        ).fit(X, y)
+    bad = np.array([p["logisticregression__C"] == -1.0 for p in scored.cv_results_["params"]])
+    assert set(np.asarray(scored.cv_results_["status"])[bad]) == {"FAIL"}
+    assert (scored.cv_results_["mean_test_score"][bad] == 0.0).all()
+    failed = [t for t in scored.study_.trials if t.params["logisticregression__C"] == -1.0]
+    assert {t.state for t in failed} == {optuna.trial.TrialState.FAIL}
     with pytest.raises(ValueError, match="C"):
         OptunaSearchCV(_logreg(), space, n_trials=6, cv=2, error_score="raise", random_state=0).fit(
             X, y

@@ -108,3 +108,21 @@ def test_auto_early_stopping_needs_twenty_validation_rows(n_rows, early):
     X, y = make_classification(n_rows, 6, random_state=0)
     clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}).fit(X, y)
     assert clf.early_stopping_ is early
+
+
+def test_the_validation_split_follows_its_seed_and_stratifies_where_every_class_can_be_split():
+    from sklearn_resnet.inputs import split_indices
+
+    y = np.repeat([0, 1], 50)
+    first, again, other = (split_indices(100, 0.2, seed, y)[1] for seed in (1, 1, 2))
+    np.testing.assert_array_equal(np.sort(first), np.sort(again))
+    assert set(first) != set(other)
+    assert np.bincount(y[first]).tolist() == [10, 10]  # stratified
+    # A class of one sample cannot be split: the split is drawn at random instead of
+    # failing, and the estimator trains with early stopping.
+    y = np.array([0] * 100 + [1] * 99 + [2])
+    train, valid = split_indices(200, 0.1, 0, y)
+    assert len(valid) == 20 and len(train) == 180
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}, early_stopping=True).fit(X, y)
+    assert clf.early_stopping_ and len(clf.validation_scores_) == 1
