@@ -140,12 +140,15 @@ def _architecture_problems(est) -> list[str]:
             f"input_shape_ {shape} is not a (C, L) or (C, H, W) shape of n_features_in_ values"
         )
     sample_shape = getattr(est, "_sample_shape", None)
-    if sample_shape is not None and (
-        backbone != "mlp" or len(sample_shape) < 2 or math.prod(sample_shape) != est.n_features_in_
-    ):
-        problems.append(
-            f"_sample_shape {sample_shape} is not an MLP's shape of n_features_in_ values"
-        )
+    if sample_shape is not None:
+        if backbone != "mlp" or math.prod(sample_shape) != est.n_features_in_:
+            problems.append(
+                f"_sample_shape {sample_shape} is not an MLP's shape of n_features_in_ values"
+            )
+        elif est.input_shape is not None and tuple(est.input_shape) != sample_shape:
+            problems.append(
+                f"_sample_shape {sample_shape} differs from the 'input_shape' parameter"
+            )
     if est.input_shape is not None:
         if backbone == "mlp" and est.backbone == "auto":
             problems.append("backbone_ is 'mlp' although the 'input_shape' parameter is set")

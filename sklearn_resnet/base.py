@@ -448,13 +448,13 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         # The MLP flattens samples of several dimensions; it predicts on flat rows or on
         # samples of the shape it was fitted on (which input_shape_ cannot hold).
         self.__dict__.pop("_sample_shape", None)
-        if self.backbone_ == "mlp" and len(shape) >= 2:
-            self._sample_shape = tuple(shape)
         if self.backbone_ == "mlp":
+            self._sample_shape = tuple(shape)
             shape = (self.n_features_in_,)
             if self.augment not in (None, "auto"):
+                verb = _AUGMENT_VERBS.get(self.augment, "augments")
                 raise ValueError(
-                    f"augment={self.augment!r} {_AUGMENT_VERBS[self.augment]} signals and "
+                    f"augment={self.augment!r} {verb} signals and "
                     f"images; it needs the CNN backbone, but {owner} resolved backbone='mlp'. "
                     "Set augment=None for tabular data, or set input_shape to use the CNN."
                 )

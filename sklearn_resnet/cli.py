@@ -127,6 +127,9 @@ def _claim_stored_study(args: argparse.Namespace, task: str, X) -> None:
     target's best score as this one's. A study without a trial that scored (one whose
     first run stopped before any, or whose every trial failed) holds nobody to its
     record: the search's own check lets such a study be resumed with other settings too.
+    Two runs that start on an empty study at once may both pass here; the trial stamps
+    (:func:`~sklearn_resnet.search_study.check_comparable`) then refuse whichever of them
+    brings other data once the other's trials run.
     """
     if args.storage is None or args.study_name is None:
         return

@@ -254,7 +254,7 @@ def split_target(frame, target: str):
     """
     if target not in frame.columns:
         raise CommandLineError(
-            f"no target column {target!r}{_nearest(target, frame.columns)}; "
+            f"no target column {target!r}{_nearest([target], frame.columns)}; "
             f"{_column_list(frame.columns)}."
         )
     y = frame[target]
@@ -285,7 +285,7 @@ def drop_columns(X, names, target: str):
     if missing:
         raise CommandLineError(
             f"--drop names {len(missing)} column(s) the data lacks: {_names(missing)}"
-            f"{_nearest(missing[0], X.columns)}; {_column_list(X.columns)}."
+            f"{_nearest(missing, X.columns)}; {_column_list(X.columns)}."
         )
     X = X.drop(columns=list(dict.fromkeys(names)))
     if X.shape[1] == 0:
@@ -305,20 +305,27 @@ def _names(names, limit: int = 20) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _nearest(name: str, columns) -> str:
-    """``" (did you mean 'x'?)"`` for the column ``name`` most likely meant, or ``""``.
+def _nearest(names, columns) -> str:
+    """``" (did you mean 'x'?)"`` for the column the first of ``names`` that has one
+    most likely meant (``" (did you mean 'x' for 'X'?)"`` of several names), or ``""``.
 
     A column that differs only in spaces around it or in case comes first, then the
     closest spelling (:func:`difflib.get_close_matches`); the list of columns in the
     message may be cut short before it.
     """
-    texts = {str(column): column for column in columns}
-    for same in (str.strip, lambda text: text.strip().casefold()):
-        found = [column for text, column in texts.items() if same(text) == same(name)]
+    texts = [str(column) for column in columns]
+    for name in names:
+        others = [text for text in texts if text != name]
+        found = [
+            text
+            for same in (str.strip, lambda text: text.strip().casefold())
+            for text in others
+            if same(text) == same(name)
+        ] or difflib.get_close_matches(name, others, n=1, cutoff=0.8)
         if found:
-            return f" (did you mean {str(found[0])!r}?)"
-    close = difflib.get_close_matches(name, list(texts), n=1, cutoff=0.8)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+            meant = f" for {name!r}" if len(names) > 1 else ""
+            return f" (did you mean {found[0]!r}{meant}?)"
+    return ""
 
 
 def _column_list(columns) -> str:
@@ -533,7 +540,8 @@ def infer_task(y) -> str:
     if types.is_bool_dtype(y):
         return "classification"
     if not types.is_numeric_dtype(y):
-        _refuse_numbers_with_stray_text(y)
+        if not isinstance(y.dtype, _pandas().CategoricalDtype):  # categories are labels
+            _refuse_numbers_with_stray_text(y)
         return "classification"
     if types.is_integer_dtype(y) and y.nunique() <= MAX_CLASSIFICATION_LEVELS:
         return "classification"
@@ -544,9 +552,11 @@ def _refuse_numbers_with_stray_text(y) -> None:
     """Refuse a text target whose rows are mostly numbers that :func:`infer_task` would regress."""
     numbers = _pandas().to_numeric(y.astype(object), errors="coerce")
     present = numbers.dropna()
-    if (present % 1 == 0).all():  # "1", "2" read as text are integer labels
+    if len(present) == len(y) or 2 * len(present) <= len(y):
+        return  # numbers throughout (identifiers stored as text), or mostly text
+    if ((present % 1 == 0) & (present.abs() < 2**53)).all():  # "1", "2": integer labels
         present = present.astype("int64")
-    if 2 * len(present) <= len(y) or infer_task(present) == "classification":
+    if infer_task(present) == "classification":
         return
     text = y[numbers.isna()].astype(str).unique().tolist()
     shown = ", ".join(map(repr, text[:3])) + (", ..." if len(text) > 3 else "")

@@ -44,6 +44,7 @@ _N_FEATURES_MESSAGE = "X has {got} features, but {name} is expecting {expected} 
 
 #: scikit-learn's words for a value that is infinite, or became infinite in float32.
 _FLOAT32_OVERFLOW = "infinity or a value too large for dtype('float32')"
+_FLOAT32_ADVICE = "The network computes in float32"
 
 
 def _overflow_as_value_error(function):
@@ -63,10 +64,11 @@ def _overflow_as_value_error(function):
         except OverflowError as error:
             raise ValueError(f"Input X contains a number too large for float32: {error}.") from None
         except ValueError as error:
-            if _FLOAT32_OVERFLOW not in str(error):
+            # (A wrapped function that calls another one has the advice already.)
+            if _FLOAT32_OVERFLOW not in str(error) or _FLOAT32_ADVICE in str(error):
                 raise
             raise ValueError(
-                f"{error} The network computes in float32, whose largest magnitude is "
+                f"{error} {_FLOAT32_ADVICE}, whose largest magnitude is "
                 f"{np.finfo(np.float32).max:.4g}: replace infinite values, and scale down "
                 "columns with larger finite values, before fitting or predicting."
             ) from None
@@ -158,6 +160,19 @@ def validate_X(estimator, X, y="no_validation", *, reset: bool, y_kwargs: dict |
     return X, y
 
 
+def _mlp_shape(estimator) -> tuple[int, ...] | None:
+    """The samples a fitted MLP takes besides flat rows: those of its fit or ``input_shape``.
+
+    ``(n_features,)`` for an MLP fitted on rows; ``None`` for one of an earlier
+    release, which recorded no sample shape (pickled or saved before), unless its
+    ``input_shape`` parameter gives the shape.
+    """
+    shape = getattr(estimator, "_sample_shape", None)
+    if shape is None and estimator.input_shape is not None:
+        shape = tuple(estimator.input_shape)
+    return shape
+
+
 def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
     """Feature names and ``n_features_in_`` for input of three or more dimensions.
 
@@ -165,7 +180,7 @@ def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
     otherwise a mismatch raises scikit-learn's feature-count error. A fitted CNN
     takes flat rows or samples of exactly its ``input_shape_``, so channels-last
     images are refused rather than silently misread; so does the MLP, with samples
-    of the shape it was fitted on (``_sample_shape``) or, fitted on rows, flat rows only.
+    of the shape it was fitted on (:func:`_mlp_shape`) or, fitted on rows, flat rows only.
     """
     _check_feature_names(estimator, X, reset=reset)
     name, sample_shape = type(estimator).__name__, tuple(np.shape(X)[1:])
@@ -182,11 +197,10 @@ def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
         raise ValueError(
             _N_FEATURES_MESSAGE.format(got=n_values, name=name, expected=estimator.n_features_in_)
         )
-    if estimator.backbone_ == "cnn":
-        fitted = estimator.input_shape_
-    else:
-        fitted = getattr(estimator, "_sample_shape", None)
+    fitted = estimator.input_shape_ if estimator.backbone_ == "cnn" else _mlp_shape(estimator)
     if fitted is None:
+        return  # an MLP of an earlier release: any shape of its number of values
+    if len(fitted) == 1:
         raise ValueError(
             f"X has samples shaped {sample_shape}, but {name} was fitted on rows of "
             f"{n_values} features; pass X shaped (n_samples, {n_values})."

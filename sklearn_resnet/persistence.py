@@ -67,8 +67,10 @@ __all__ = ["FITTED_ATTRIBUTES", "FORMAT_VERSION", "load_model", "save_model"]
 FORMAT_NAME = "sklearn-resnet"
 #: Version of the saved format; a file with a higher version needs a newer sklearn-resnet.
 #: Version 2 added the resolved ``depth`` to ``training`` (version 1 files take the
-#: default depth, which has not changed since).
-FORMAT_VERSION = 2
+#: default depth, which has not changed since). Version 3 added an MLP's
+#: ``_sample_shape`` to ``fitted`` (an MLP of an earlier file takes any sample shape of
+#: its number of values, as it did then).
+FORMAT_VERSION = 3
 #: Largest config.json read (a saved one takes kilobytes; feature names can take more).
 _MAX_CONFIG_BYTES = 256 * 2**20
 

@@ -396,6 +396,8 @@ def test_infer_task_rule(values, task):
         (["1", "2", "3", "other"] * 5, "classification"),  # few numbers: labels
         ([str(i) for i in range(30)] + ["a"] * 31, "classification"),  # text in most rows
         (pd.Categorical(["1", "2", "n/a"] * 9), "classification"),  # integer levels
+        (pd.Categorical([str(100 + i % 30) for i in range(60)]), "classification"),  # categories
+        ([str(100 + i) for i in range(60)], "classification"),  # identifiers stored as text
     ],
 )
 def test_text_labels_with_numbers_among_them_stay_classes(values, task):
@@ -413,6 +415,9 @@ def test_a_numeric_target_with_stray_text_is_refused_rather_than_classified(tmp_
     assert "target column 'price' holds numbers in 58 of 60 rows and text in the others " in err
     assert "('n/a?', 'unknown'), so --task auto would make its 60 distinct values classes" in err
     assert not (tmp_path / "m.joblib").exists()
+    # Numbers beyond int64 (read as floats) are no integer labels either.
+    with pytest.raises(CommandLineError, match=r"holds numbers in 99 of 100 rows .* \('x'\)"):
+        infer_task(pd.Series([f"{i}e30" for i in range(1, 100)] + ["x"], name="y"))
     table.loc[[5, 9], "price"] = [None, 1.0]
     table.to_csv(tmp_path / "gap.csv", index=False)
     gap = ["fit", str(tmp_path / "gap.csv"), "--target", "price", "-o", str(tmp_path / "m")]
@@ -769,6 +774,15 @@ def test_a_mistyped_column_is_pointed_to_the_nearest_name_beyond_the_listed_ones
         drop_columns(frame, [name], "c0")
     with pytest.raises(CommandLineError, match=r"no target column 'outcome'; the columns"):
         split_target(frame, "outcome")  # nothing close: no guess
+    # Of several names, the first that has a near column is the one pointed to.
+    with pytest.raises(CommandLineError, match=rf"did you mean '{meant}' for '{name}'\?\)"):
+        drop_columns(frame, ["zzz", name], "c0")
+
+
+def test_a_column_name_is_never_suggested_as_itself():
+    frame = pd.DataFrame([[1, 2, 3]], columns=[0, 1, 2])  # names that are not strings
+    with pytest.raises(CommandLineError, match=r"no target column '0'; the columns"):
+        split_target(frame, "0")
 
 
 def test_tune_checks_its_fixed_settings_on_a_few_rows_for_either_task(monkeypatch):

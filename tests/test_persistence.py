@@ -213,6 +213,26 @@ def test_mlp_fitted_on_samples_keeps_their_shape(tmp_path):
     _edit_config(path, lambda config: config["fitted"].update(_sample_shape=[4, 2]))
     with pytest.raises(ValueError, match=r"_sample_shape \(4, 2\) is not an MLP's shape"):
         load_model(path)
+    shaped = ResNetClassifier(**PARAMS, backbone="mlp", input_shape=(2, 3)).fit(X, y)
+    path = save_model(shaped, tmp_path / "shaped")
+    _edit_config(path, lambda config: config["fitted"].update(_sample_shape=[3, 2]))
+    with pytest.raises(ValueError, match=r"_sample_shape \(3, 2\) differs from the 'input_sha"):
+        load_model(path)
+
+
+def test_mlp_saved_before_sample_shapes_were_recorded_takes_any_shape_of_its_values(tmp_path):
+    X, y = make_classification(120, 6, random_state=0)
+    mlp = ResNetClassifier(**PARAMS, backbone="mlp").fit(X.reshape(120, 2, 3), y)
+    path = save_model(mlp, tmp_path / "model")
+
+    def version_2(config):  # as version 2 wrote it: no sample shape
+        config["format_version"] = 2
+        del config["fitted"]["_sample_shape"]
+
+    _edit_config(path, version_2)
+    loaded = load_model(path)
+    for shape in [(2, 3), (3, 2), (6,)]:
+        np.testing.assert_array_equal(loaded.predict(X.reshape(120, *shape)), mlp.predict(X))
 
 
 def test_every_fitted_attribute_is_saved_or_rebuilt(fitted):

@@ -641,7 +641,10 @@ HUGE = {
         "network that cannot be built",
     ),
     "n_features": (
-        lambda c: c["fitted"].update(n_features_in_=10**30, input_shape_=[10**30]),
+        lambda c: (
+            c["fitted"].update(n_features_in_=10**30, input_shape_=[10**30]),
+            c["fitted"].pop("_sample_shape", None),  # (refused for not matching otherwise)
+        ),
         "(input_shape|cannot be built)",
     ),
     "n_outputs": (lambda c: c["fitted"].update(n_outputs_=10**30), "(n_outputs_|per output)"),
