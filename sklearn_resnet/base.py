@@ -88,6 +88,8 @@ __all__ = ["_BaseResNet"]
 
 #: Parameters a later ``partial_fit`` call reads (the rest are read when the net is built).
 _READ_AT_EVERY_CALL = ("verbose", "class_weight")
+#: Training rows whose outputs must be finite after a call that validated none.
+_CHECKED_ROWS = 64
 #: What each augmentation does, for the error that refuses it on tabular rows.
 _AUGMENT_VERBS = {"shift": "shifts", "flip": "flips", "shift+flip": "shifts and flips"}
 
@@ -413,6 +415,40 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs
         run_epochs(self.net_, train, valid, epochs, schedule=not incremental, seed=dropout_seed)
+        if valid is None:
+            self._refuse_unusable_weights(train)
+
+    def _refuse_unusable_weights(self, train) -> None:
+        """Refuse weights whose outputs on a few training rows are NaN or infinite.
+
+        Without a validation set, the guard sees only each epoch's training loss, the
+        mean over batches taken before each optimizer step: a last step that threw the
+        weights far off leaves a finite loss behind (a learning rate far too high, say),
+        and the weights it restores after a NaN epoch can be as far off. A forward pass
+        over a few training rows tells; the error leaves the estimator as it was.
+        """
+        if getattr(self.net_, "finished_epochs_", 0) == 0:
+            return  # nothing was trained: report_stop explains why
+        rows = train.sample_rows(_CHECKED_ROWS, seed=0)[0]
+        outputs = batched_inference(
+            self.net_.module_,
+            rows.cpu().numpy(),
+            device=self.device_,
+            batch_size=_CHECKED_ROWS,
+            autocast=self.net_.autocast,
+            in_shape=self.input_shape_,
+            memory_format=self._memory_format(),
+        )
+        if not np.isfinite(outputs).all():
+            history = self.net_.history
+            kept = history[-1].get("weights_epoch", history[-1]["epoch"])
+            loss = next(row["train_loss"] for row in history if row["epoch"] == kept)
+            raise ValueError(
+                f"{type(self).__name__} diverged: the weights training kept (those of epoch "
+                f"{kept}, whose mean training loss was {loss:.3g}) give NaN or infinite "
+                "outputs on its own training rows, so the estimator is left as it was "
+                f"before the call. Use a lower learning rate than lr={self.net_.lr:g}."
+            )
 
     def _check_sparse_backbone(self, X, owner: str) -> None:
         """Refuse scipy.sparse training X for the CNN (first and later fits alike)."""

@@ -232,10 +232,12 @@ class ValidationScore(Callback):
             weight = total.sum(0)
             overall = (total * mean).sum(0) / weight
             variance = squares.sum(0) + (total * (mean - overall) ** 2).sum(0)
-            # What rounding leaves of a zero variance is far below this share.
-            spread = variance > 1e-12 * (squares.sum(0) + (total * mean**2).sum(0))
+            # What rounding leaves of a zero variance (or residual) is far below this.
+            negligible = 1e-12 * (squares.sum(0) + (total * mean**2).sum(0))
+            # As r2_score: a constant target scores 1 when predicted exactly, else 0.
+            exact = np.where(residual <= negligible, 1.0, 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
-                r2 = np.where(spread, 1.0 - residual / variance, 0.0)
+                r2 = np.where(variance > negligible, 1.0 - residual / variance, exact)
             score = float(np.mean(r2))
         earlier = [row["valid_score"] for row in net.history[:-1] if "valid_score" in row]
         net.history.record("valid_score", score)

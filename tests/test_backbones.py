@@ -271,6 +271,18 @@ def test_signal_cnn_traces_with_fx_and_scripts_in_both_layouts(block):
                 torch.testing.assert_close(converted(x), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("scaling", ["standard", "robust", "quantile"])
+@pytest.mark.parametrize(("kind", "shape"), [("cnn", (2, 40)), ("cnn", (2, 6, 6)), ("mlp", (7,))])
+def test_networks_with_fitted_input_scaling_trace_with_fx(kind, shape, scaling):
+    torch.manual_seed(0)
+    x = torch.randn(50, *shape)
+    sizes = {"depth": 8, "width": 8} if kind == "cnn" else {"depth": 4, "width": 16}
+    net = build_backbone(kind, shape, 3, scaling=scaling, **sizes).eval()
+    net.input_scaler.fit(x.numpy())
+    with torch.no_grad():
+        torch.testing.assert_close(torch.fx.symbolic_trace(net)(x), net(x), rtol=0, atol=0)
+
+
 def test_signal_cnn_unpickled_from_before_the_layout_flags_runs_in_its_recorded_layout():
     import pickle
 

@@ -334,6 +334,46 @@ def test_a_one_row_validation_part_scores_zero_not_rounding_noise():
         assert reg.validation_scores_ == [0.0] * len(reg.validation_scores_)
 
 
+@pytest.mark.parametrize("max_epochs", [1, 2])
+def test_weights_thrown_off_by_the_last_steps_are_refused_not_kept(max_epochs):
+    # The epoch's mean loss (1.8e14) was finite, so the guard kept the weights of epoch 1;
+    # they give infinite outputs, and predict on the training rows used to blame X.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 4))
+    y = X @ [1, 2, -1, 0.5] + 0.1 * rng.normal(size=100) + 5
+    reg = ResNetRegressor(
+        max_epochs=max_epochs, lr=0.2, optimizer="sgd", lr_schedule="constant", random_state=0
+    )
+    message = r"diverged: the weights training kept \(those of epoch 1, whose mean training"
+    with pytest.raises(ValueError, match=message), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no divergence warning before the error
+        reg.fit(X, y)
+    assert not hasattr(reg, "net_")
+    fitted = ResNetRegressor(random_state=0, max_epochs=2).fit(X, y)
+    before = fitted.predict(X)
+    with pytest.raises(ValueError, match="diverged: the weights training kept"):
+        fitted.set_params(**reg.get_params()).fit(X, y)  # a refit keeps the model it had
+    np.testing.assert_array_equal(fitted.predict(X), before)
+
+
+def test_a_constant_target_predicted_exactly_scores_one_as_in_r2_score():
+    from sklearn.metrics import r2_score
+
+    from sklearn_resnet.inputs import spawn_seeds, split_indices
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    Y = np.c_[X @ [1.0, 2.0, -1.0, 0.5] + 0.5 * rng.normal(size=300), np.full(300, 3.0)]
+    reg = ResNetRegressor(**FAST_PARAMS, early_stopping=True).fit(X, Y)
+    _, valid = split_indices(300, 0.1, spawn_seeds(FAST_PARAMS["random_state"], 4)[2])
+    per_output = r2_score(Y[valid], reg.predict(X[valid]), multioutput="raw_values")
+    assert per_output[1] == 1.0
+    kept = reg.validation_scores_[reg.best_epoch_ - 1]  # the epoch whose weights it holds
+    assert kept == pytest.approx(per_output.mean(), abs=1e-5)
+    constant = ResNetRegressor(**FAST_PARAMS, early_stopping=True).fit(X, Y[:, 1])
+    assert constant.validation_scores_ == [1.0] * len(constant.validation_scores_)
+
+
 def test_the_training_rows_weights_do_not_depend_on_the_validation_rows():
     from sklearn_resnet.inputs import spawn_seeds, split_indices
 

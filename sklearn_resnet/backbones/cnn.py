@@ -78,7 +78,8 @@ class SignalConv1d(nn.Conv1d):
 
     Which input it expects is the attribute ``as_image``, set by
     :meth:`ResidualCNN.to`, rather than a test of the input's shape, so that
-    ``torch.fx`` and TorchScript can follow the forward pass.
+    ``torch.fx`` can trace the network (with any input scaling), and TorchScript,
+    which PyTorch deprecates, can compile the convolutions themselves.
     """
 
     #: For layers unpickled from before the attribute existed.

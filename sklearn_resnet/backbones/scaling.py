@@ -201,8 +201,9 @@ class InputScaler(nn.Module):
 
     def _quantile(self, x: torch.Tensor) -> torch.Tensor:
         # One row of ``values`` per feature or channel, for a batched searchsorted.
-        shape = x.shape
-        values = x.movedim(1, -1).reshape(-1, shape[1]).T.contiguous().float()
+        # (No unpacking of the shape, so that torch.fx can trace it.)
+        moved = x.movedim(1, -1)
+        values = moved.reshape(-1, moved.shape[-1]).T.contiguous().float()
         quantiles, refs = self.quantiles, self.references
         # Average of the left- and right-sided interpolations, so tied quantiles
         # (repeated values) map to the middle of their probability range.
@@ -211,8 +212,7 @@ class InputScaler(nn.Module):
             + _interpolate(values, quantiles, refs, right=True)
         )
         z = torch.special.ndtri(prob.clamp(_EPS, 1 - _EPS)).to(x.dtype)
-        moved = z.T.reshape(*shape[:1], *shape[2:], shape[1])
-        return moved.movedim(-1, 1)
+        return z.T.reshape(moved.shape).movedim(-1, 1)
 
 
 def _dense(X) -> np.ndarray:
