@@ -242,12 +242,16 @@ def report_stop(net, owner: str, lr: float) -> None:
                 if getattr(net, "precision", None) == "16"
                 else ""
             )
+            advice = [f"Use a lower learning rate than lr={lr:g}"]
+            advice.append("check the targets for extreme values")
+            scaler = getattr(net.module_, "input_scaler", None)
+            if getattr(scaler, "method", None) in (None, "standard"):  # not robust already
+                advice.append("use scaling='robust'")
+            last = (", or " if len(advice) > 2 else " or ") + advice.pop()
             raise ValueError(
                 f"{owner} diverged: the training loss was NaN or infinite from the first "
                 f"epoch of this call (epoch {epoch}) on, so it found no usable weights and the "
-                "estimator is left as it was before the call. Use a lower "
-                f"learning rate than lr={lr:g}, check the targets for extreme values, or "
-                f"use scaling='robust'.{fp16}"
+                f"estimator is left as it was before the call. {', '.join(advice)}{last}.{fp16}"
             )
         warn(
             f"{owner} diverged at epoch {epoch}: the training loss became NaN or "

@@ -154,8 +154,12 @@ def test_divergence_from_the_first_epoch_raises_and_leaves_the_estimator_unchang
     X, y = make_regression(200, 8, random_state=0)
     params = {**FAST_PARAMS, "optimizer": "sgd", "lr": 1e6, "early_stopping": False}
     fresh = ResNetRegressor(**params)
-    with pytest.raises(ValueError, match=r"diverged.*lower learning rate than lr=1e\+06"):
+    advice = r"lower learning rate than lr=1e\+06 or check the targets for extreme values\.$"
+    with pytest.raises(ValueError, match=r"diverged.*" + advice):  # robust scaling already
         fresh.fit(X, y)
+    advice = r"values, or use scaling='robust'\.$"
+    with pytest.raises(ValueError, match=advice):
+        ResNetRegressor(**params, scaling="standard").fit(X, y)
     with pytest.raises(NotFittedError):
         fresh.predict(X)
     fitted = ResNetRegressor(**FAST_PARAMS).fit(X, y)
