@@ -609,3 +609,19 @@ def test_a_nested_name_into_the_callbacks_list_is_a_clear_error():
     assert clf.set_params(lr=0.5).lr == 0.5
     with pytest.raises(ValueError, match="Invalid parameter 'colour'"):
         clf.set_params(colour=1)  # scikit-learn's own refusal
+
+
+def test_probabilities_of_huge_logits_stay_exact_and_finite():
+    from sklearn_resnet.estimators import _log_softmax, _softmax
+
+    logits = np.array([[1000.0, 0.0], [-1000.0, 1000.0]])
+    np.testing.assert_array_equal(_softmax(logits.copy()), [[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(_log_softmax(logits.copy()), [[0.0, -1000.0], [-2000.0, 0.0]])
+
+
+def test_balanced_class_weights_with_a_class_weighted_zero_throughout():
+    X, y = make_classification(150, 5, n_informative=3, n_classes=3, random_state=0)
+    weight = np.where(y == 2, 0.0, 1.0)  # its samples are dropped; the class stays known
+    clf = ResNetClassifier(max_epochs=1, random_state=0, class_weight="balanced")
+    clf.fit(X, y, sample_weight=weight)
+    assert clf.classes_.tolist() == [0, 1, 2]

@@ -201,6 +201,14 @@ def test_loaded_model_trains_on_with_the_batch_size_it_was_fitted_with(tmp_path)
     assert len(steps) == -(-len(X) // 128)
 
 
+def test_a_multi_output_regressor_saved_as_one_dimensional_is_refused(fitted, tmp_path):
+    reg, _ = fitted["regressor_multi_output"]
+    path = save_model(reg, tmp_path / "model")
+    _edit_config(path, lambda config: config["fitted"].update(_y_ndim=1))
+    with pytest.raises(ValueError, match="_y_ndim is 1, which does not fit n_outputs_"):
+        load_model(path)
+
+
 def test_mlp_fitted_on_samples_keeps_their_shape(tmp_path):
     X, y = make_classification(120, 6, random_state=0)
     samples = X.reshape(120, 2, 3)

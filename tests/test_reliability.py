@@ -603,3 +603,21 @@ def test_the_first_reason_to_stop_in_an_epoch_wins():
     request_stop(net, DIVERGED)
     request_stop(net, EARLY_STOPPED)
     assert net.stop_request_ == DIVERGED
+
+
+def test_one_infinite_output_among_finite_ones_is_enough_to_refuse_the_weights(monkeypatch):
+    import sklearn_resnet.base as base_module
+
+    original = base_module.batched_inference
+
+    def one_infinite(*args, **kwargs):
+        outputs = original(*args, **kwargs)
+        outputs[3, 0] = np.inf
+        return outputs
+
+    monkeypatch.setattr(base_module, "batched_inference", one_infinite)
+    X, y = make_regression(100, 4, random_state=0)
+    reg = ResNetRegressor(**FAST_PARAMS, early_stopping=False)
+    with pytest.raises(ValueError, match="diverged: the weights training kept"):
+        reg.fit(X, y)
+    assert not hasattr(reg, "net_")

@@ -878,6 +878,11 @@ TAMPERED = {
         lambda c: c["history"][1].update(weights_epoch=3),
         "history entry 2",
     ),
+    "history_weights_of_epoch_zero": (
+        "cnn_regressor",
+        lambda c: c["history"][1].update(weights_epoch=0),
+        "history entry 2",
+    ),
     "training_batch_size": (
         "cnn_regressor",
         lambda c: c["training"].update(batch_size=-16),

@@ -73,14 +73,20 @@ def test_the_validation_pass_runs_in_evaluation_mode_on_a_stratified_part():
     assert np.bincount(target).tolist() == [10, 10, 10]  # 10 % of 100 rows per class
 
 
+@pytest.mark.parametrize("batch_size", ["auto", 8])  # one validation batch, or four
 @pytest.mark.parametrize("Estimator", [ResNetClassifier, ResNetRegressor])
-def test_validation_scores_are_the_weighted_accuracy_or_r2_of_the_validation_rows(Estimator):
+def test_validation_scores_are_the_weighted_accuracy_or_r2_of_the_validation_rows(
+    Estimator, batch_size
+):
     if Estimator is ResNetClassifier:
         X, y = make_classification(300, 6, random_state=0)
     else:
         X, y = make_regression(300, 6, noise=10.0, random_state=0)
+        y = y + 300 * (X[:, 0] > 0)  # batches of the validation rows differ in their mean
     weight = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
-    est = Estimator(**FAST_PARAMS, early_stopping=True, callbacks=[Recorder()])
+    est = Estimator(
+        **FAST_PARAMS, batch_size=batch_size, early_stopping=True, callbacks=[Recorder()]
+    )
     est.fit(X, y, sample_weight=weight)
     recorder = _recorder(est)
     for epoch, score in enumerate(est.validation_scores_):
@@ -126,3 +132,32 @@ def test_the_validation_split_follows_its_seed_and_stratifies_where_every_class_
     X = np.random.default_rng(0).normal(size=(200, 3))
     clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}, early_stopping=True).fit(X, y)
     assert clf.early_stopping_ and len(clf.validation_scores_) == 1
+
+
+def test_fit_follows_the_planned_schedule_over_every_training_batch():
+    from sklearn_resnet.training import schedule_factor
+
+    X, y = make_classification(300, 6, random_state=0)
+    params = {**FAST_PARAMS, "max_epochs": 5, "lr": 1e-3, "n_iter_no_change": 100}
+    clf = ResNetClassifier(**params, early_stopping=True, callbacks=[Recorder()]).fit(X, y)
+    lrs = _recorder(clf).lrs
+    steps = 5 * -(-270 // clf.net_.batch_size)  # all epochs' training batches, not validation
+    assert len(lrs) == steps
+    expected = [1e-3 * schedule_factor("cosine", step, steps) for step in range(steps)]
+    assert lrs == pytest.approx(expected, rel=1e-12, abs=1e-18)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+@pytest.mark.parametrize("weight_decay", [None, 0.3])
+def test_the_optimizer_gets_its_settings(optimizer, weight_decay):
+    from sklearn_resnet.training import OPTIMIZERS
+
+    X, y = make_classification(100, 4, random_state=0)
+    clf = ResNetClassifier(
+        **{**FAST_PARAMS, "max_epochs": 1}, optimizer=optimizer, weight_decay=weight_decay
+    ).fit(X, y)
+    group = clf.net_.optimizer_.param_groups[0]
+    default = OPTIMIZERS[optimizer][1]["weight_decay"]
+    assert group["weight_decay"] == (default if weight_decay is None else weight_decay)
+    if optimizer == "sgd":
+        assert (group["momentum"], group["nesterov"]) == (0.9, True)
