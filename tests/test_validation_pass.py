@@ -161,3 +161,37 @@ def test_the_optimizer_gets_its_settings(optimizer, weight_decay):
     assert group["weight_decay"] == (default if weight_decay is None else weight_decay)
     if optimizer == "sgd":
         assert (group["momentum"], group["nesterov"]) == (0.9, True)
+
+
+class BatchOrder(Callback):
+    """The targets of each training batch, in the order training saw them."""
+
+    def initialize(self):
+        self.targets = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            _, (target, _) = batch
+            self.targets.append(target.tolist())
+
+
+def test_the_shuffling_follows_random_state_and_moves_on_between_calls():
+    X, y = make_regression(64, 3, random_state=0)
+    orders = []
+    for seed in (0, 1, 0):
+        reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1, "random_state": seed})
+        reg.set_params(batch_size=16, callbacks=[BatchOrder()]).fit(X, y)
+        recorder = next(cb for _, cb in reg.net_.callbacks_ if isinstance(cb, BatchOrder))
+        orders.append(recorder.targets)
+        reg.partial_fit(X, y)  # the next call draws another order
+        assert recorder.targets[4:] != recorder.targets[:4]
+    assert orders[0] == orders[2] and orders[0][:4] != orders[1][:4]
+
+
+def test_the_loss_of_several_outputs_is_their_mean_squared_error():
+    X, y = make_regression(100, 4, n_targets=2, random_state=0)
+    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1}).fit(X, y)
+    pred, target = torch.randn(5, 2), torch.randn(5, 2)
+    loss = reg.net_.get_loss(pred, (target, None))
+    torch.testing.assert_close(loss, torch.nn.functional.mse_loss(pred, target))
