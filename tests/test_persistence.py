@@ -156,6 +156,16 @@ def test_history_and_derived_attributes_survive(fitted, tmp_path):
     assert loaded.early_stopping_ is True
 
 
+def test_labels_and_keys_that_start_with_two_underscores_come_back_exactly(tmp_path):
+    X, y = make_classification(60, 4, random_state=0)
+    labels = np.array(["__x", "b"])[y]  # like the format's own tags, "__tuple__" say
+    clf = ResNetClassifier(**PARAMS, class_weight={"__x": 1.0, "b": 2.0}).fit(X, labels)
+    loaded = load_model(save_model(clf, tmp_path / "model"))
+    assert loaded.class_weight == {"__x": 1.0, "b": 2.0}
+    assert loaded.classes_.tolist() == ["__x", "b"]
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
 def test_class_weight_dict_with_int_keys_comes_back_exactly(fitted, tmp_path):
     clf, _ = fitted["classifier_int_labels"]
     loaded = load_model(save_model(clf, tmp_path / "model"))

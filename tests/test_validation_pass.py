@@ -195,3 +195,28 @@ def test_the_loss_of_several_outputs_is_their_mean_squared_error():
     pred, target = torch.randn(5, 2), torch.randn(5, 2)
     loss = reg.net_.get_loss(pred, (target, None))
     torch.testing.assert_close(loss, torch.nn.functional.mse_loss(pred, target))
+
+
+class BatchWeights(Callback):
+    """The sample weights of every training batch."""
+
+    def initialize(self):
+        self.weights = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            _, (_, weight) = batch
+            self.weights.append(weight.clone())
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_fit_trains_on_weights_of_mean_one(early_stopping):
+    X, y = make_regression(400, 4, random_state=0)
+    weight = np.random.default_rng(0).uniform(0.5, 50.0, len(y))
+    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1}, early_stopping=early_stopping)
+    reg.set_params(callbacks=[BatchWeights()]).fit(X, y, sample_weight=weight)
+    recorder = next(cb for _, cb in reg.net_.callbacks_ if isinstance(cb, BatchWeights))
+    seen = torch.cat(recorder.weights)  # one epoch: every training row once
+    assert len(seen) == (360 if early_stopping else 400)
+    assert seen.double().mean().item() == pytest.approx(1.0, rel=1e-5)
