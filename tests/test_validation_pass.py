@@ -163,17 +163,22 @@ def test_the_optimizer_gets_its_settings(optimizer, weight_decay):
         assert (group["momentum"], group["nesterov"]) == (0.9, True)
 
 
-class BatchOrder(Callback):
-    """The targets of each training batch, in the order training saw them."""
+class TrainingBatches(Callback):
+    """The targets and sample weights of each training batch, in the order seen."""
 
     def initialize(self):
-        self.targets = []
+        self.targets, self.weights = [], []
         return self
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         if training:
-            _, (target, _) = batch
+            _, (target, weight) = batch
             self.targets.append(target.tolist())
+            self.weights.append(None if weight is None else weight.clone())
+
+
+def _batches(est):
+    return next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, TrainingBatches))
 
 
 def test_the_shuffling_follows_random_state_and_moves_on_between_calls():
@@ -181,8 +186,8 @@ def test_the_shuffling_follows_random_state_and_moves_on_between_calls():
     orders = []
     for seed in (0, 1, 0):
         reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1, "random_state": seed})
-        reg.set_params(batch_size=16, callbacks=[BatchOrder()]).fit(X, y)
-        recorder = next(cb for _, cb in reg.net_.callbacks_ if isinstance(cb, BatchOrder))
+        reg.set_params(batch_size=16, callbacks=[TrainingBatches()]).fit(X, y)
+        recorder = _batches(reg)
         orders.append(recorder.targets)
         reg.partial_fit(X, y)  # the next call draws another order
         assert recorder.targets[4:] != recorder.targets[:4]
@@ -197,26 +202,12 @@ def test_the_loss_of_several_outputs_is_their_mean_squared_error():
     torch.testing.assert_close(loss, torch.nn.functional.mse_loss(pred, target))
 
 
-class BatchWeights(Callback):
-    """The sample weights of every training batch."""
-
-    def initialize(self):
-        self.weights = []
-        return self
-
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        if training:
-            _, (_, weight) = batch
-            self.weights.append(weight.clone())
-
-
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_fit_trains_on_weights_of_mean_one(early_stopping):
     X, y = make_regression(400, 4, random_state=0)
     weight = np.random.default_rng(0).uniform(0.5, 50.0, len(y))
     reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1}, early_stopping=early_stopping)
-    reg.set_params(callbacks=[BatchWeights()]).fit(X, y, sample_weight=weight)
-    recorder = next(cb for _, cb in reg.net_.callbacks_ if isinstance(cb, BatchWeights))
-    seen = torch.cat(recorder.weights)  # one epoch: every training row once
+    reg.set_params(callbacks=[TrainingBatches()]).fit(X, y, sample_weight=weight)
+    seen = torch.cat(_batches(reg).weights)  # one epoch: every training row once
     assert len(seen) == (360 if early_stopping else 400)
     assert seen.double().mean().item() == pytest.approx(1.0, rel=1e-5)
