@@ -44,7 +44,6 @@ _N_FEATURES_MESSAGE = "X has {got} features, but {name} is expecting {expected} 
 
 #: scikit-learn's words for a value that is infinite, or became infinite in float32.
 _FLOAT32_OVERFLOW = "infinity or a value too large for dtype('float32')"
-_FLOAT32_ADVICE = "The network computes in float32"
 
 
 def _overflow_as_value_error(function):
@@ -64,11 +63,10 @@ def _overflow_as_value_error(function):
         except OverflowError as error:
             raise ValueError(f"Input X contains a number too large for float32: {error}.") from None
         except ValueError as error:
-            # (A wrapped function that calls another one has the advice already.)
-            if _FLOAT32_OVERFLOW not in str(error) or _FLOAT32_ADVICE in str(error):
+            if _FLOAT32_OVERFLOW not in str(error):
                 raise
             raise ValueError(
-                f"{error} {_FLOAT32_ADVICE}, whose largest magnitude is "
+                f"{error} The network computes in float32, whose largest magnitude is "
                 f"{np.finfo(np.float32).max:.4g}: replace infinite values, and scale down "
                 "columns with larger finite values, before fitting or predicting."
             ) from None
@@ -212,7 +210,6 @@ def _check_values_per_sample(estimator, X, *, reset: bool) -> None:
         )
 
 
-@_overflow_as_value_error
 def check_predict_X(estimator, X):
     """Check X's feature count and names for prediction without converting or copying it.
 
