@@ -430,15 +430,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         if getattr(self.net_, "finished_epochs_", 0) == 0:
             return  # nothing was trained: report_stop explains why
         rows = train.sample_rows(_CHECKED_ROWS, seed=0)[0]
-        outputs = batched_inference(
-            self.net_.module_,
-            rows.cpu().numpy(),
-            device=self.device_,
-            batch_size=_CHECKED_ROWS,
-            autocast=self.net_.autocast,
-            in_shape=self.input_shape_,
-            memory_format=self._memory_format(),
-        )
+        outputs = self._inference(rows.cpu().numpy(), batch_size=_CHECKED_ROWS)
         if not np.isfinite(outputs).all():
             history = self.net_.history
             kept = history[-1].get("weights_epoch", history[-1]["epoch"])
@@ -598,16 +590,21 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             # Checked first: a DataFrame of sparse columns comes back as CSR.
             X = check_predict_X(self, X)
             convert = dense_rows if is_sparse(X) else partial(float32_batch, self)
+        return self._inference(
+            X, batch_size=PREDICT_BATCH_SIZE, convert=convert, reduce=finite_outputs(self, reduce)
+        )
+
+    def _inference(self, X, **options) -> np.ndarray:
+        """:func:`~sklearn_resnet.data.batched_inference` of the fitted network on ``X``,
+        on its device, in its precision and memory layout."""
         return batched_inference(
             self.net_.module_,
             X,
             device=self.device_,
-            batch_size=PREDICT_BATCH_SIZE,
             autocast=self.net_.autocast,
             in_shape=self.input_shape_,
-            convert=convert,
             memory_format=self._memory_format(),
-            reduce=finite_outputs(self, reduce),
+            **options,
         )
 
     def _memory_format(self):
