@@ -35,8 +35,8 @@ class Recorder(Callback):
         self.weights.append({k: v.detach().clone() for k, v in state.items()})
 
 
-def _recorder(est):
-    (recorder,) = [cb for _, cb in est.net_.callbacks_ if isinstance(cb, Recorder)]
+def _recorder(est, kind=None):
+    (recorder,) = [cb for _, cb in est.net_.callbacks_ if isinstance(cb, kind or Recorder)]
     return recorder
 
 
@@ -177,17 +177,13 @@ class TrainingBatches(Callback):
             self.weights.append(None if weight is None else weight.clone())
 
 
-def _batches(est):
-    return next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, TrainingBatches))
-
-
 def test_the_shuffling_follows_random_state_and_moves_on_between_calls():
     X, y = make_regression(64, 3, random_state=0)
     orders = []
     for seed in (0, 1, 0):
         reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1, "random_state": seed})
         reg.set_params(batch_size=16, callbacks=[TrainingBatches()]).fit(X, y)
-        recorder = _batches(reg)
+        recorder = _recorder(reg, TrainingBatches)
         orders.append(recorder.targets)
         reg.partial_fit(X, y)  # the next call draws another order
         assert recorder.targets[4:] != recorder.targets[:4]
@@ -208,6 +204,6 @@ def test_fit_trains_on_weights_of_mean_one(early_stopping):
     weight = np.random.default_rng(0).uniform(0.5, 50.0, len(y))
     reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 1}, early_stopping=early_stopping)
     reg.set_params(callbacks=[TrainingBatches()]).fit(X, y, sample_weight=weight)
-    seen = torch.cat(_batches(reg).weights)  # one epoch: every training row once
+    seen = torch.cat(_recorder(reg, TrainingBatches).weights)  # one epoch: every training row once
     assert len(seen) == (360 if early_stopping else 400)
     assert seen.double().mean().item() == pytest.approx(1.0, rel=1e-5)
