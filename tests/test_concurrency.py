@@ -1,13 +1,16 @@
 """Threads of one process sharing estimators: what one thread does never corrupts another's."""
 
+import os
 import pickle
 import threading
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
 from sklearn_resnet import ResNetClassifier, load_model, save_model
+from sklearn_resnet.concurrency import estimator_lock, folder_lock
 
 #: A CNN, whose batch normalisation would learn from prediction batches in train mode.
 CNN = {
@@ -116,3 +119,54 @@ def test_pickling_while_the_same_model_trains_gives_a_whole_model(rows):
         lengths.add(len(pickle.loads(pickle.dumps(estimator)).history_))
     training.join()
     assert lengths <= {2, 6}  # before or after the fit, never part-way through it
+
+
+def _blocks(lock_in_thread, timeout=0.3):
+    """Whether taking a lock in another thread waits (up to ``timeout`` seconds)."""
+    taken = threading.Event()
+
+    def take():
+        with lock_in_thread():
+            taken.set()
+
+    thread = _in_thread(take)
+    blocked = not taken.wait(timeout)
+    return blocked, thread
+
+
+def test_one_folder_named_two_ways_has_one_lock(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with folder_lock("model"):
+        same, waiting = _blocks(lambda: folder_lock(tmp_path / "model"))
+        other, free = _blocks(lambda: folder_lock(tmp_path / "other"))
+        assert same and not other
+    waiting.join(5)
+    free.join(5)
+    assert not waiting.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_can_take_the_locks_that_a_parent_thread_held(tmp_path):
+    estimator = ResNetClassifier()
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with estimator_lock(estimator), folder_lock(tmp_path):
+            held.set()
+            release.wait(30)
+
+    holder = _in_thread(hold)
+    assert held.wait(10)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+            pid = os.fork()
+        if pid == 0:  # the child: the holding thread does not exist here
+            taken = estimator_lock(estimator).acquire(timeout=5)
+            folder_blocked, _ = _blocks(lambda: folder_lock(tmp_path), timeout=5)
+            os._exit(0 if taken and not folder_blocked else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0

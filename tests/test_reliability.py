@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from sklearn_resnet import ResNetClassifier, ResNetRegressor, load_model, save_model
 from sklearn_resnet import sparse_rows as sparse_module
+from sklearn_resnet.backbones.layers import GeneratorDropout
 from sklearn_resnet.search_study import quiet_optuna
 from sklearn_resnet.training import Callback
 from sklearn_resnet.user_warnings import ignoring
@@ -442,6 +443,36 @@ def test_concurrent_fits_in_threads_equal_sequential_fits():
         thread.join()
     for got, expected in zip(results, sequential, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_dropout_masks_come_from_a_generator_seeded_per_training_call(monkeypatch):
+    # Each training call seeds its own dropout generator: from random_state for fit, and
+    # a fresh draw for each partial_fit, so that continued training gets new masks.
+    X, y = make_classification(120, 6, random_state=0)
+    seeds = []
+    forward = GeneratorDropout.forward
+
+    def recording_forward(layer, x):
+        if layer.training:
+            seeds.append(layer.generator.initial_seed())
+        return forward(layer, x)
+
+    monkeypatch.setattr(GeneratorDropout, "forward", recording_forward)
+
+    def seeds_of(call):
+        seeds.clear()
+        call()
+        assert seeds  # dropout ran
+        return set(seeds)
+
+    params = {**FAST_PARAMS, "dropout": 0.2, "early_stopping": False}
+    first = seeds_of(lambda: ResNetClassifier(**params).fit(X, y))
+    again = seeds_of(lambda: ResNetClassifier(**params).fit(X, y))
+    other = seeds_of(lambda: ResNetClassifier(**{**params, "random_state": 1}).fit(X, y))
+    assert len(first) == 1 and first == again and first != other
+    model = ResNetClassifier(**params).fit(X, y)
+    continued = [seeds_of(lambda: model.partial_fit(X, y)) for _ in range(2)]
+    assert len({*continued[0], *continued[1], *first}) == 3
 
 
 def test_a_float64_default_dtype_changes_neither_the_model_nor_loading(tmp_path):
