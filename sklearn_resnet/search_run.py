@@ -32,6 +32,7 @@ from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._split import _CVIterableWrapper, _yields_constant_splits
 from sklearn.utils import check_random_state, indexable
+from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.utils.validation import _check_method_params
 
 from .base import _BaseResNet
@@ -68,6 +69,21 @@ logger = logging.getLogger("sklearn_resnet")
 #: ``pruner=None`` on an estimator that reports every epoch: judge a fold from the 5th
 #: epoch on, once 5 trials have completed.
 DEFAULT_PRUNER = {"n_startup_trials": 5, "n_warmup_steps": 5}
+
+
+class _FoldsDrawnOnce(_CVIterableWrapper):
+    """The folds of a splitter that draws new ones per call, drawn once.
+
+    It asks for the split metadata (``groups``) that its splitter asks for, so that
+    scikit-learn's fit routes them as it would to that splitter.
+    """
+
+    def __init__(self, splitter, folds):
+        super().__init__(folds)
+        self.splitter = splitter
+
+    def get_metadata_routing(self):
+        return get_routing_for_object(self.splitter)
 
 
 class SearchRun:
@@ -201,7 +217,9 @@ class SearchRun:
         final = final_step(self.search.estimator)[1]
         if pruner is None:
             return MedianPruner(**DEFAULT_PRUNER) if self.reports else NopPruner()
-        if not self.reports and not isinstance(pruner, NopPruner):
+        if isinstance(pruner, NopPruner):
+            return copy.deepcopy(pruner)  # turns pruning off, whatever the estimator
+        if not self.reports:
             if self.replaced:
                 raise ValueError(
                     f"pruner={type(pruner).__name__}() cannot prune when {self.owner} "
@@ -216,7 +234,7 @@ class SearchRun:
             )
         searched = f"{self.prefix}early_stopping" in self.space.distributions
         never = isinstance(final.early_stopping, (bool, np.bool_)) and not final.early_stopping
-        if not isinstance(pruner, NopPruner) and never and not searched:
+        if never and not searched:
             raise ValueError(
                 f"pruner={type(pruner).__name__}() cannot prune: "
                 f"{type(final).__name__}(early_stopping=False) holds out no validation set, so "
@@ -251,7 +269,7 @@ class SearchRun:
         split_params = routed.splitter.split
         cv = check_cv(search.cv, y, classifier=is_classifier(search.estimator))
         if not _yields_constant_splits(cv):
-            cv = _CVIterableWrapper(cv.split(X, y, **split_params))
+            cv = _FoldsDrawnOnce(cv, cv.split(X, y, **split_params))
         self.cv, self.n_splits = cv, cv.get_n_splits(X, y, **split_params)
         stored = search.storage is not None  # a study in memory is never seen again
         self.stamp = stamp(

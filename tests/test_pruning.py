@@ -5,6 +5,7 @@ import math
 import optuna
 import pytest
 from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
 
 from sklearn_resnet import OptunaSearchCV, ResNetClassifier
 from sklearn_resnet.pruning import EpochReporter, StudyHandle, claim_fold, live_study, report
@@ -110,3 +111,13 @@ def test_an_explicit_pruner_that_could_never_act_is_refused():
     space = {"lr": [1e-3], "early_stopping": [False, True]}
     OptunaSearchCV(net, space, n_trials=1, cv=2, pruner=pruner, random_state=0).fit(X, y)
     OptunaSearchCV(net, {"lr": [1e-3]}, n_trials=1, cv=2, random_state=0).fit(X, y)
+
+
+def test_the_nop_pruner_turns_pruning_off_for_any_estimator():
+    X, y = make_classification(60, 4, random_state=0)
+    off = optuna.pruners.NopPruner()
+    net = ResNetClassifier(max_epochs=2, early_stopping=False, random_state=0)
+    for estimator, space in ((LogisticRegression(), {"C": [0.1, 1.0]}), (net, {"lr": [1e-3]})):
+        search = OptunaSearchCV(estimator, space, n_trials=2, cv=2, pruner=off, random_state=0)
+        search.fit(X, y)
+        assert isinstance(search.study_.pruner, optuna.pruners.NopPruner)

@@ -16,10 +16,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 from sklearn.base import clone
 from sklearn.datasets import make_classification
-from sklearn.exceptions import FitFailedWarning
+from sklearn.exceptions import FitFailedWarning, UnsetMetadataPassedError
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import (
     GridSearchCV,
+    GroupShuffleSplit,
     KFold,
     LeaveOneGroupOut,
     ShuffleSplit,
@@ -67,6 +68,33 @@ def test_a_cv_that_reshuffles_per_call_gives_every_trial_the_same_folds(data, ma
         scores = search.cv_results_[f"split{split}_test_score"]
         assert np.all(scores == scores[0]), scores
     assert search.n_splits_ == 3
+
+
+def test_groups_are_routed_to_a_group_splitter_that_draws_new_folds_per_call(data):
+    X, y = data
+    groups = np.repeat(np.arange(12), 20)
+    space = {"C": CategoricalDistribution([1.0])}
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = OptunaSearchCV(LogisticRegression(), space, n_trials=3, cv=GroupShuffleSplit(3))
+        search.fit(X, y, groups=groups)
+        with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+            search.fit(X, y, groups=groups, sample_weight=np.ones(len(y)))  # not requested
+    assert search.n_splits_ == 3
+    for split in range(3):
+        scores = search.cv_results_[f"split{split}_test_score"]
+        assert np.all(scores == scores[0]), scores  # one set of folds for every trial
+
+
+def test_requested_sample_weight_is_routed_to_the_estimator_under_metadata_routing(data):
+    X, y = data
+    weights = np.where(np.arange(len(y)) % 3 == 0, 5.0, 1.0)
+    space = {"C": CategoricalDistribution([0.5])}
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = LogisticRegression().set_fit_request(sample_weight=True)
+        model.set_score_request(sample_weight=False)
+        search = OptunaSearchCV(model, space, n_trials=1, cv=3).fit(X, y, sample_weight=weights)
+    expected = LogisticRegression(C=0.5).fit(X, y, sample_weight=weights)
+    np.testing.assert_allclose(search.best_estimator_.coef_, expected.coef_)
 
 
 def test_cv_given_as_a_generator_is_split_once_like_a_list(data):
