@@ -15,10 +15,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils.class_weight import compute_class_weight
 
 from ._json_codec import FormatError, is_int
-from .defaults import resolve_augment, resolve_scaling
+from .backbones.scaling import SCALING_METHODS
+from .data import AUGMENTATIONS
 
 __all__ = [
     "CONFIG_FILE",
@@ -98,11 +98,13 @@ def unparsable(name: str, kind: str, data: bytes, exc: BaseException) -> FormatE
 
 # ---- consistency of the decoded estimator -------------------------------------------------
 def check_fitted(est) -> None:
-    """Check that the decoded fitted attributes agree with each other and the parameters."""
+    """Check that the decoded fitted attributes agree with each other.
+
+    The parameters are not compared with what they resolved to (``scaling_``,
+    ``width_``, ...): ``set_params`` after a fit changes them for the next fit, and such
+    a model saves and loads as it is.
+    """
     problems = _architecture_problems(est)
-    # The parameters are not compared with what they resolved to (precision_, width_,
-    # ...): set_params after a fit changes them for the next fit, and such a model saves
-    # and loads as it is.
     if est.precision_ not in ("32", "bf16", "16"):
         problems.append(f"precision_ is {est.precision_!r:.40}, expected '32', 'bf16' or '16'")
     names = getattr(est, "feature_names_in_", None)
@@ -125,14 +127,12 @@ def check_fitted(est) -> None:
 
 
 def _architecture_problems(est) -> list[str]:
+    """The fitted architecture's attributes must agree with each other. The parameters
+    are not compared with them: ``set_params`` after a fit changes the next fit."""
     backbone, shape = est.backbone_, est.input_shape_
     if backbone not in ("mlp", "cnn"):
         return [f"backbone_ is {backbone!r:.40}, expected 'mlp' or 'cnn'"]
     problems = []
-    if est.backbone not in ("auto", backbone):
-        problems.append(
-            f"backbone_ is {backbone!r} but the 'backbone' parameter is {est.backbone!r}"
-        )
     if backbone == "mlp" and shape != (est.n_features_in_,):
         problems.append(f"input_shape_ {shape} does not match n_features_in_ for the MLP")
     elif backbone == "cnn" and (len(shape) not in (2, 3) or math.prod(shape) != est.n_features_in_):
@@ -145,13 +145,8 @@ def _architecture_problems(est) -> list[str]:
             problems.append(
                 f"_sample_shape {sample_shape} is not an MLP's shape of n_features_in_ values"
             )
-        elif est.input_shape is not None and tuple(est.input_shape) != sample_shape:
-            problems.append(
-                f"_sample_shape {sample_shape} differs from the 'input_shape' parameter"
-            )
-    if est.input_shape is not None:
-        if backbone == "mlp" and est.backbone == "auto":
-            problems.append("backbone_ is 'mlp' although the 'input_shape' parameter is set")
+    elif backbone == "mlp" and est.input_shape is not None:
+        # An MLP of an earlier format takes samples of its 'input_shape' parameter.
         given = tuple(est.input_shape)
         if not given or not all(is_int(s) and s > 0 for s in given):
             problems.append(f"the 'input_shape' parameter {given!r:.80} is not positive ints")
@@ -159,15 +154,14 @@ def _architecture_problems(est) -> list[str]:
             problems.append(
                 f"the 'input_shape' parameter {given} does not hold n_features_in_ values"
             )
-        elif backbone == "cnn" and given != shape:
-            problems.append(f"input_shape_ {shape} differs from the 'input_shape' parameter")
-    for name, resolve in (("scaling", resolve_scaling), ("augment", resolve_augment)):
-        value, expected = getattr(est, name + "_"), resolve(getattr(est, name), backbone)
-        if value != expected or (name == "augment" and backbone == "mlp" and value is not None):
-            problems.append(
-                f"{name}_ is {value!r:.40}, but the {name!r} parameter and backbone_ give "
-                f"{expected!r}"
-            )
+    if est.scaling_ not in (None, *SCALING_METHODS):
+        problems.append(f"scaling_ is {est.scaling_!r:.40}, expected one of {SCALING_METHODS}")
+    augments = (None,) if backbone == "mlp" else (None, *AUGMENTATIONS)
+    if est.augment_ not in augments:
+        problems.append(
+            f"augment_ is {est.augment_!r:.40}, expected one of {augments} for backbone_ "
+            f"{backbone!r}"
+        )
     return problems
 
 
@@ -177,14 +171,6 @@ def _class_problems(est) -> list[str]:
         return ["classes_ must hold n_outputs_ >= 2 labels"]
     if not np.array_equal(np.unique(classes), classes):
         return ["classes_ must be sorted and unique"]
-    if isinstance(est.class_weight, dict):
-        try:
-            weights = compute_class_weight(est.class_weight, classes=classes, y=classes)
-            valid = bool(np.isfinite(weights).all() and (weights >= 0).all())
-        except (ValueError, TypeError, IndexError):
-            valid = False
-        if not valid:
-            return ["the 'class_weight' parameter does not map classes_ to weights >= 0"]
     return []
 
 

@@ -515,13 +515,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"Got {depth} instead."
             ) from None
 
-    def _build_module(self, depth: int | None = None):
+    def _build_module(self, depth=None, block=None, dropout=None):
         """A freshly initialised network for the resolved architecture.
 
         Depends only on the parameters and on fitted attributes set before training
         (``backbone_``, ``input_shape_``, the number of outputs), so a saved model can be
-        rebuilt from them and its weights loaded into the result. ``depth`` overrides
-        the parameter (a saved model records the depth it was built with).
+        rebuilt from them and its weights loaded into the result. ``depth``, ``block``
+        and ``dropout`` override the parameters (a saved model records those its network
+        was built with, as ``set_params`` may have changed the parameters since).
         """
         return build_backbone(
             self.backbone_,
@@ -529,8 +530,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self._n_network_outputs(),
             depth=self.depth if depth is None else depth,
             width=self.width_,
-            block=self.block,
-            dropout=self.dropout,
+            block=self.block if block is None else block,
+            dropout=self.dropout if dropout is None else dropout,
             scaling=self.scaling_,
             **self._module_options(),
         )

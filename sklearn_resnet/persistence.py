@@ -55,7 +55,14 @@ from ._load_checks import (
     read_bytes,
     unparsable,
 )
-from .backbones import BACKBONE_DEFAULTS, blocks_for_depth, depth_step, last_block_prefix
+from .backbones import (
+    BACKBONE_DEFAULTS,
+    blocks_for_depth,
+    built_block,
+    depth_step,
+    last_block_prefix,
+)
+from .backbones.layers import dropout_rate
 from .concurrency import estimator_lock, folder_lock
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
@@ -69,8 +76,9 @@ FORMAT_NAME = "sklearn-resnet"
 #: Version 2 added the resolved ``depth`` to ``training`` (version 1 files take the
 #: default depth, which has not changed since). Version 3 added an MLP's
 #: ``_sample_shape`` to ``fitted`` (an MLP of an earlier file takes any sample shape of
-#: its number of values, as it did then).
-FORMAT_VERSION = 3
+#: its number of values, as it did then). Version 4 added the network's ``block`` and
+#: ``dropout`` to ``training`` (earlier files take the parameters).
+FORMAT_VERSION = 4
 #: Largest config.json read (a saved one takes kilobytes; feature names can take more).
 _MAX_CONFIG_BYTES = 256 * 2**20
 
@@ -201,10 +209,7 @@ def _save(estimator, path: Path) -> Path:
         "params": params,
         "fitted": fitted,
         "history": encode_history(estimator.history_),
-        "training": {
-            "batch_size": int(estimator.net_.batch_size),
-            "depth": _built_depth(estimator),
-        },
+        "training": {"batch_size": int(estimator.net_.batch_size), **_built_network(estimator)},
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     text = json.dumps(config, indent=2, allow_nan=False) + "\n"
@@ -236,11 +241,14 @@ def _resolved_depth(estimator) -> int:
     return BACKBONE_DEFAULTS[estimator.backbone_]["depth"]
 
 
-def _built_depth(estimator) -> int:
-    """The depth of the fitted network itself (``set_params`` may have changed ``depth``)."""
+def _built_network(estimator) -> dict:
+    """The depth, block and dropout the fitted network was built with: ``set_params``
+    may have changed those parameters since, for the next fit."""
     kind, module = estimator.backbone_, estimator.module_
+    block = built_block(kind, module, estimator.block)
     n_blocks = len(module.blocks) if kind == "mlp" else len(module.stages[0])
-    return depth_step(kind, estimator.block) * n_blocks + 2
+    depth = depth_step(kind, block) * n_blocks + 2
+    return {"depth": depth, "block": block, "dropout": dropout_rate(module)}
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -323,22 +331,49 @@ def _load(path: Path):
     _set_params(estimator, config["params"], writer)
     _set_fitted(estimator, config["fitted"], writer)
     history = decode_history(config["history"])
-    training = config["training"]
-    keys = ("batch_size", "depth") if config["format_version"] >= 2 else ("batch_size",)
-    check_keys(training, keys, f"{CONFIG_FILE} 'training'", writer=writer)
-    for key in keys:
-        if not is_int(training[key]) or training[key] < 1:
-            raise FormatError(
-                f"{CONFIG_FILE}: training {key} {training[key]!r:.40} is not a positive int."
-            )
-    # The network's own depth; the parameter, which set_params may have changed since
-    # the fit, is for the next fit.
-    depth = training.get("depth", _resolved_depth(estimator))
+    training = _read_training(config, writer)
+    # The network's own architecture; the parameters, which set_params may have changed
+    # since the fit, are for the next fit. Earlier formats take the parameters.
+    network = {
+        "depth": training.get("depth", _resolved_depth(estimator)),
+        "block": training.get("block", estimator.block),
+        "dropout": training.get("dropout", estimator.dropout),
+    }
     tensors = _read_weights(path / WEIGHTS_FILE, config["weights_sha256"])
     with autograd_enabled():  # trainable weights, even under the caller's inference_mode
-        module = _rebuild_module(estimator, tensors, depth)
+        module = _rebuild_module(estimator, tensors, network)
         _attach_net(estimator, module, history, training["batch_size"])
     return estimator
+
+
+#: The ``training`` entries of each format version, with their checks.
+_TRAINING_KEYS = {
+    1: ("batch_size",),
+    2: ("batch_size", "depth"),
+    4: ("batch_size", "depth", "block", "dropout"),
+}
+_TRAINING_VALUES = {
+    "batch_size": (lambda v: is_int(v) and v >= 1, "a positive int"),
+    "depth": (lambda v: is_int(v) and v >= 1, "a positive int"),
+    "block": (lambda v: v in ("basic", "preact", "bottleneck"), "a block type"),
+    "dropout": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+        "a probability below 1",
+    ),
+}
+
+
+def _read_training(config: dict, writer: str | None) -> dict:
+    """The checked ``training`` entry: batch size and the network's architecture."""
+    training = config["training"]
+    version = max(v for v in _TRAINING_KEYS if v <= config["format_version"])
+    keys = _TRAINING_KEYS[version]
+    check_keys(training, keys, f"{CONFIG_FILE} 'training'", writer=writer)
+    for key in keys:
+        valid, what = _TRAINING_VALUES[key]
+        if not valid(training[key]):
+            raise FormatError(f"{CONFIG_FILE}: training {key} {training[key]!r:.40} is not {what}.")
+    return training
 
 
 def _writer(config: dict) -> str | None:
@@ -443,32 +478,33 @@ def _read_weights(file: Path, digest: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _rebuild_module(estimator, tensors: dict[str, torch.Tensor], depth: int) -> torch.nn.Module:
-    """The network described by the config, holding the saved weights."""
-    _check_block_count(estimator, tensors, depth)
+def _rebuild_module(estimator, tensors: dict[str, torch.Tensor], network: dict) -> torch.nn.Module:
+    """The network described by the config (``network``: its depth, block and dropout),
+    holding the saved weights."""
+    _check_block_count(estimator, tensors, network["depth"], network["block"])
     try:
         # On the meta device first: shapes are compared without allocating memory,
         # however large a tampered config says the network is.
         with torch.device("meta"):
-            expected = estimator._build_module(depth).state_dict()
+            expected = estimator._build_module(**network).state_dict()
     except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
         raise FormatError(
             f"{CONFIG_FILE} describes a network that cannot be built: {exc}"
         ) from None
     check_weights(expected, tensors)
     with seeded(0, "cpu"):  # construction draws from torch's RNG; leave it as found
-        module = estimator._build_module(depth)
+        module = estimator._build_module(**network)
     module.load_state_dict(tensors, strict=True)
     return module
 
 
-def _check_block_count(estimator, tensors: dict, depth: int) -> None:
+def _check_block_count(estimator, tensors: dict, depth: int, block: str) -> None:
     """The weights must hold the blocks that ``depth`` gives, checked from their names
     before anything is built: building a tampered, huge depth would take minutes even on
     the meta device."""
     kind = estimator.backbone_
     try:
-        n_blocks = blocks_for_depth(kind, depth, estimator.block)
+        n_blocks = blocks_for_depth(kind, depth, block)
     except ValueError as exc:
         raise FormatError(
             f"{CONFIG_FILE} describes a network that cannot be built: {exc}"

@@ -231,11 +231,13 @@ def test_mlp_fitted_on_samples_keeps_their_shape(tmp_path):
     _edit_config(path, lambda config: config["fitted"].update(_sample_shape=[4, 2]))
     with pytest.raises(ValueError, match=r"_sample_shape \(4, 2\) is not an MLP's shape"):
         load_model(path)
+    # The 'input_shape' parameter set after the fit is for the next fit.
     shaped = ResNetClassifier(**PARAMS, backbone="mlp", input_shape=(2, 3)).fit(X, y)
-    path = save_model(shaped, tmp_path / "shaped")
-    _edit_config(path, lambda config: config["fitted"].update(_sample_shape=[3, 2]))
-    with pytest.raises(ValueError, match=r"_sample_shape \(3, 2\) differs from the 'input_sha"):
-        load_model(path)
+    loaded = load_model(save_model(shaped.set_params(input_shape=(3, 2)), tmp_path / "shaped"))
+    assert loaded.input_shape == (3, 2)
+    np.testing.assert_array_equal(loaded.predict(samples), shaped.predict(X))
+    with pytest.raises(ValueError, match=r"fitted on samples shaped \(2, 3\)"):
+        loaded.predict(samples.reshape(120, 3, 2))
 
 
 def test_mlp_saved_before_sample_shapes_were_recorded_takes_any_shape_of_its_values(tmp_path):
@@ -243,9 +245,10 @@ def test_mlp_saved_before_sample_shapes_were_recorded_takes_any_shape_of_its_val
     mlp = ResNetClassifier(**PARAMS, backbone="mlp").fit(X.reshape(120, 2, 3), y)
     path = save_model(mlp, tmp_path / "model")
 
-    def version_2(config):  # as version 2 wrote it: no sample shape
+    def version_2(config):  # as version 2 wrote it: no sample shape, block or dropout
         config["format_version"] = 2
         del config["fitted"]["_sample_shape"]
+        del config["training"]["block"], config["training"]["dropout"]
 
     _edit_config(path, version_2)
     loaded = load_model(path)
@@ -563,3 +566,42 @@ def test_labels_too_wide_to_load_are_refused_when_saving():
 
     with pytest.raises(ValueError, match="more than the 64 MiB the safe format reads back"):
         encode_fitted("labels", np.array(["x" * 1000] * 20_000), "classes_")
+
+
+#: Parameters changed after a fit, per backbone: each is for the next fit only.
+CHANGED_AFTER_FIT = [
+    ("mlp", {"scaling": "standard"}),
+    ("mlp", {"scaling": None}),
+    ("mlp", {"backbone": "cnn", "input_shape": (2, 4)}),
+    ("mlp", {"augment": "shift"}),
+    ("mlp", {"block": "bottleneck"}),
+    ("mlp", {"dropout": 0.3}),
+    ("mlp", {"class_weight": {5: 1.0}}),
+    ("cnn", {"block": "preact", "depth": 11}),
+    ("cnn", {"block": "bottleneck"}),
+    ("cnn", {"scaling": "robust", "augment": None, "dropout": 0.2}),
+    ("cnn", {"backbone": "mlp", "input_shape": None}),
+]
+
+
+def _outcome(call):
+    """What a call gives: the type of its error, or None."""
+    try:
+        call()
+    except ValueError as error:
+        return type(error)
+    return None
+
+
+@pytest.mark.parametrize(("backbone", "changes"), CHANGED_AFTER_FIT)
+def test_parameters_changed_after_a_fit_save_and_load_as_they_are(backbone, changes, tmp_path):
+    X, y = make_classification(80, 8, n_informative=4, random_state=0)
+    params = PARAMS if backbone == "mlp" else {**FAST_CNN_PARAMS, "input_shape": (1, 8)}
+    model = ResNetClassifier(**params).fit(X, y).set_params(**changes)
+    loaded = load_model(save_model(model, tmp_path / "model"))
+    assert loaded.get_params() == model.get_params()
+    assert repr(loaded.module_) == repr(model.module_)  # the fitted network, dropout included
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    # Training on works, or fails, as it does for the model in memory.
+    pickled = pickle.loads(pickle.dumps(model))
+    assert _outcome(lambda: loaded.partial_fit(X, y)) is _outcome(lambda: pickled.partial_fit(X, y))

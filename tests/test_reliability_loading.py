@@ -677,11 +677,12 @@ def test_deeply_nested_config_is_refused(levels, folder):
 
 # ---- format versions ----------------------------------------------------------------------
 def test_a_folder_of_format_version_1_still_loads(folder, models, kind):
-    """Version 1 had no training depth: the 'depth' parameter (or its default) gives it."""
+    """Version 1 had no training depth, block or dropout: the parameters give them."""
 
     def version_1(config):
         config["format_version"] = 1
-        del config["training"]["depth"]
+        for key in ("depth", "block", "dropout"):
+            del config["training"][key]
 
     edit_config(folder, version_1)
     with silent():
@@ -742,25 +743,30 @@ TAMPERED = {
         lambda c: c["params"].update(depth={"__reduce__": ["os.system", "id"]}),
         "unknown tagged value",
     ),
-    "backbone_parameter": (
-        "mlp_classifier",
-        lambda c: c["params"].update(backbone="cnn"),
-        "backbone_ is 'mlp' but the 'backbone' parameter is 'cnn'",
-    ),
-    "input_shape_parameter": (
-        "cnn_regressor",
-        lambda c: c["params"].update(input_shape={"__tuple__": [2, 4]}),
-        r"input_shape_ \(1, 8\) differs",
-    ),
-    "input_shape_parameter_of_wrong_size": (
-        "cnn_regressor",
-        lambda c: c["params"].update(input_shape=[1, 9]),
-        "does not hold n_features_in_",
-    ),
     "input_shape_fitted": (
         "cnn_regressor",
         lambda c: c["fitted"].update(input_shape_=[1, 2, 4]),
-        "differs from the 'input_shape' parameter",
+        r"do not fit the network .*'stem.weight' is \(4, 1, 3\) .*, expected \(4, 1, 3, 3\)",
+    ),
+    "block_of_another_network": (
+        "cnn_regressor",
+        lambda c: c["training"].update(block="bottleneck", depth=11),
+        "do not fit the network",
+    ),
+    "unknown_block": (
+        "mlp_classifier",
+        lambda c: c["training"].update(block="dense"),
+        "training block 'dense' is not a block type",
+    ),
+    "dropout_of_one": (
+        "mlp_classifier",
+        lambda c: c["training"].update(dropout=1.0),
+        "training dropout 1.0 is not a probability below 1",
+    ),
+    "dropout_as_a_bool": (
+        "mlp_classifier",
+        lambda c: c["training"].update(dropout=False),
+        "training dropout False is not a probability",
     ),
     "width_fitted": (
         "cnn_regressor",
@@ -776,11 +782,6 @@ TAMPERED = {
         "mlp_classifier",
         lambda c: (c["params"].update(depth=6), c["training"].update(depth=6)),
         "do not fit the network",
-    ),
-    "input_shape_of_bools": (
-        "cnn_regressor",
-        lambda c: c["params"].update(input_shape={"__tuple__": [True, 2, 4]}),
-        "not positive ints",
     ),
     "scaling_fitted": (
         "mlp_classifier",
@@ -831,11 +832,6 @@ TAMPERED = {
         "mlp_classifier",
         lambda c: c["fitted"]["classes_"].update(dtype="<U1", values=["a", "bb", "c"]),
         "'classes_'",
-    ),
-    "class_weight_of_text": (
-        "mlp_classifier",
-        lambda c: c["params"].update(class_weight={"__dict__": [[0, "heavy"]]}),
-        "class_weight",
     ),
     "zero_target_scale": (
         "cnn_regressor",

@@ -9,8 +9,14 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .cnn import ResidualCNN, cnn_blocks_for_depth, cnn_depth_step, cnn_output_positions
-from .mlp import ResidualMLP, mlp_blocks_for_depth
+from .cnn import (
+    ResidualCNN,
+    cnn_block_name,
+    cnn_blocks_for_depth,
+    cnn_depth_step,
+    cnn_output_positions,
+)
+from .mlp import ResidualMLP, mlp_block_name, mlp_blocks_for_depth
 from .scaling import SCALING_METHODS, InputScaler
 
 __all__ = [
@@ -21,6 +27,7 @@ __all__ = [
     "ResidualMLP",
     "blocks_for_depth",
     "build_backbone",
+    "built_block",
     "cnn_output_positions",
     "depth_formula",
     "depth_step",
@@ -41,6 +48,12 @@ def depth_step(kind: str, block: str) -> int:
     Valid depths are ``depth_step * n + 2`` for ``n >= 1`` blocks.
     """
     return 2 if kind == "mlp" else cnn_depth_step(block)
+
+
+def built_block(kind: str, network: nn.Module, block: str) -> str:
+    """A ``block`` that builds ``network`` of backbone ``kind``: ``block`` itself when
+    it does (``set_params`` may have changed the parameter since the network was built)."""
+    return cnn_block_name(network) if kind == "cnn" else mlp_block_name(network, block)
 
 
 def depth_formula(kind: str, block: str) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "Bottleneck",
     "PreActBlock",
     "ResidualCNN",
+    "cnn_block_name",
     "cnn_blocks_for_depth",
     "cnn_depth_step",
     "cnn_output_positions",
@@ -53,6 +54,12 @@ def cnn_blocks_for_depth(depth: int, block: str) -> int:
 def cnn_depth_step(block: str) -> int:
     """Weight layers one more block per stage adds: valid depths are ``step * n + 2``."""
     return _N_STAGES * _LAYERS_PER_BLOCK[block]
+
+
+def cnn_block_name(network: nn.Module) -> str:
+    """The ``block`` that built ``network``, a :class:`ResidualCNN`."""
+    first = network.stages[0][0]
+    return next(name for name, cls in _BLOCKS.items() if type(first) is cls)
 
 
 def cnn_output_positions(in_shape: tuple[int, ...]) -> int:

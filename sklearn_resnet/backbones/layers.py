@@ -6,7 +6,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["FLOAT32", "GeneratorDropout", "dropout_layer", "set_dropout_generator"]
+__all__ = [
+    "FLOAT32",
+    "GeneratorDropout",
+    "dropout_layer",
+    "dropout_rate",
+    "set_dropout_generator",
+]
 
 #: Factory keyword arguments of every layer and buffer: networks are float32 whatever
 #: ``torch.set_default_dtype`` says, and their initial weights do not depend on it.
@@ -52,6 +58,11 @@ def dropout_layer(p: float) -> nn.Module:
     GeneratorDropout(p=0.1, inplace=False)
     """
     return GeneratorDropout(p) if p > 0 else nn.Identity()
+
+
+def dropout_rate(module: nn.Module) -> float:
+    """The dropout probability inside ``module`` (0 when it holds no dropout layer)."""
+    return next((layer.p for layer in module.modules() if isinstance(layer, nn.Dropout)), 0.0)
 
 
 def set_dropout_generator(module: nn.Module, generator: torch.Generator | None) -> None:

@@ -19,7 +19,7 @@ from torch import nn
 from .layers import FLOAT32, dropout_layer
 from .scaling import InputScaler
 
-__all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_blocks_for_depth"]
+__all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_block_name", "mlp_blocks_for_depth"]
 
 _NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
@@ -41,6 +41,20 @@ def mlp_blocks_for_depth(depth: int) -> int:
     if depth < 4 or depth % 2:
         raise ValueError(f"depth={depth} fits no residual MLP (2n+2, n >= 1).")
     return (depth - 2) // 2
+
+
+def _branch_width(width: int, block: str) -> int:
+    """Width of a residual branch's hidden layer: narrowed by ``"bottleneck"``."""
+    return max(1, width // _BOTTLENECK_FACTOR) if block == "bottleneck" else width
+
+
+def mlp_block_name(network: nn.Module, block: str) -> str:
+    """A ``block`` that builds ``network``, a :class:`ResidualMLP`: ``block`` itself
+    when it does (``"basic"`` and ``"preact"`` build the same network)."""
+    first = network.blocks[0].linear1
+    if first.out_features == _branch_width(first.in_features, block):
+        return block
+    return "basic" if block == "bottleneck" else "bottleneck"
 
 
 class ResidualMLPBlock(nn.Module):
@@ -131,7 +145,7 @@ class ResidualMLP(nn.Module):
             raise ValueError(
                 f"Unknown block {block!r}; expected 'basic', 'preact' or 'bottleneck'."
             )
-        hidden = max(1, width // _BOTTLENECK_FACTOR) if block == "bottleneck" else width
+        hidden = _branch_width(width, block)
         self.input_scaler = InputScaler((n_inputs,), scaling)
         self.stem = nn.Linear(n_inputs, width, **FLOAT32)
         self.blocks = nn.Sequential(
