@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -78,6 +79,26 @@ def _check_exporter() -> None:
             missing.append(name)
     if missing:
         raise ImportError(f"to_onnx needs the packages {missing}; {_EXTRA_HINT}.") from None
+
+
+def _checked_opset(opset_version) -> int | None:
+    """``opset_version`` as an int within the opsets the installed onnx knows, or None."""
+    if opset_version is None:
+        return None
+    if not isinstance(opset_version, Integral) or isinstance(opset_version, bool):
+        raise ValueError(
+            f"to_onnx: opset_version must be an int or None; got {opset_version!r:.40} "
+            f"({type(opset_version).__name__})."
+        )
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= opset_version <= newest:
+        raise ValueError(
+            f"to_onnx: opset_version={opset_version} is not an ONNX opset: the installed "
+            f"onnx {onnx.__version__} knows opsets 1 to {newest}."
+        )
+    return int(opset_version)
 
 
 def _quiet_exporter():
@@ -148,8 +169,9 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         The ``.onnx`` file to write; its folder must exist and be writable (checked
         before the export).
     opset_version : int, optional
-        ONNX opset; ``None`` uses the exporter's default. A version the network cannot
-        be converted to raises a ``ValueError`` and writes nothing.
+        ONNX opset, from 1 to the newest the installed onnx knows; ``None`` uses the
+        exporter's default. Another value, or a version the network cannot be converted
+        to, raises a ``ValueError`` and writes nothing.
 
     Returns
     -------
@@ -166,7 +188,8 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
         If it is not fitted, or was fitted with ``scaling="quantile"``, which ONNX
         cannot express, or with class labels that JSON cannot hold (dates, durations),
         or if ``path`` is a folder or its folder is missing or not writable, or if the
-        network cannot be converted to the ``opset_version`` asked for.
+        ``opset_version`` is not an opset of the installed onnx, or the network cannot
+        be converted to it.
 
     Examples
     --------
@@ -200,17 +223,19 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     if problem is not None:
         raise ValueError(f"to_onnx cannot write {str(path)!r}: {problem}.")
     _check_exporter()
+    opset_version = _checked_opset(opset_version)
     # Never while this estimator trains in another thread. (The exporter changes PyTorch's
     # process-wide state while it runs: see the docs on threads.)
     with estimator_lock(estimator):
         program, output = _export(estimator, opset_version)
     written = program.model.opset_imports.get("")
     if opset_version is not None and written != opset_version:
+        reason = f" ({_LOWEST_OPSET[estimator.backbone_]})" if opset_version < written else ""
         raise ValueError(
             f"to_onnx cannot write opset_version={opset_version}: the exporter could not "
-            f"convert the network to it and would have written opset {written} instead "
-            f"({_LOWEST_OPSET[estimator.backbone_]}). Nothing was written; use "
-            "opset_version=None or a version the exporter supports."
+            f"convert the network to it and would have written opset {written} instead"
+            f"{reason}. Nothing was written; use opset_version=None or a version the "
+            "exporter supports."
         )
     from . import __version__  # imported here: the package imports this module
 

@@ -10,7 +10,7 @@ from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_resnet import ResNetClassifier, ResNetRegressor, to_onnx
+from sklearn_resnet import ResNetClassifier, ResNetRegressor, onnx_export, to_onnx
 from sklearn_resnet.onnx_export import _InferenceGraph
 
 onnx = pytest.importorskip("onnx")
@@ -110,6 +110,32 @@ def test_an_opset_the_network_cannot_have_is_refused_quietly(small_classifier, t
     assert not (tmp_path / "old.onnx").exists()
     assert "Traceback" not in capfd.readouterr().err  # the converter's log stays quiet
     path = to_onnx(small_classifier, tmp_path / "new.onnx", opset_version=18)
+    assert {o.domain: o.version for o in onnx.load(str(path)).opset_import}[""] == 18
+
+
+@pytest.mark.parametrize(
+    ("opset", "message"),
+    [
+        ("18", r"opset_version must be an int or None; got '18' \(str\)"),
+        (18.0, r"must be an int or None; got 18.0 \(float\)"),
+        (True, r"must be an int or None; got True \(bool\)"),
+        (0, r"opset_version=0 is not an ONNX opset: the installed onnx .* knows opsets 1 to"),
+        ("newest + 1", r"is not an ONNX opset"),
+    ],
+)
+def test_an_opset_version_that_is_no_opset_is_refused_before_export(
+    small_classifier, tmp_path, monkeypatch, opset, message
+):
+    if opset == "newest + 1":
+        opset = onnx.defs.onnx_opset_version() + 1
+    monkeypatch.setattr(onnx_export, "_export", None)  # never reached
+    with pytest.raises(ValueError, match=message):
+        to_onnx(small_classifier, tmp_path / "model.onnx", opset_version=opset)
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_an_opset_version_of_a_numpy_int_is_taken(small_classifier, tmp_path):
+    path = to_onnx(small_classifier, tmp_path / "model.onnx", opset_version=np.int64(18))
     assert {o.domain: o.version for o in onnx.load(str(path)).opset_import}[""] == 18
 
 
