@@ -34,7 +34,8 @@ scoring : str, callable, list, tuple or dict, default=None
 refit : bool, str or callable, default=True
     Refit the best trial's parameters on the whole data (``best_estimator_``).
 n_jobs : int, default=None
-    Trials evaluated at a time, their folds in parallel joblib workers.
+    Trials evaluated at a time, their folds in parallel joblib workers. ``-1`` uses
+    one per CPU (``-k``: all CPUs but ``k - 1``, as in joblib); ``0`` is refused.
 sampler : optuna sampler, default=None
     ``None``: ``TPESampler(seed=random_state)``. A sampler is copied at every fit, so
     a fit never changes it and repeated fits start from the same state.

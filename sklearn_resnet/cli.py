@@ -70,19 +70,34 @@ def _verbosity(args: argparse.Namespace) -> int:
     return 0 if args.quiet else int(sys.stderr.isatty())
 
 
+def _integer(text: str) -> int:
+    """An argparse type: an integer."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
 def _int_at_least(low: int):
     """An argparse type: an integer of at least ``low``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        value = _integer(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         return value
 
     return parse
+
+
+def _n_jobs(text: str) -> int:
+    """An argparse type: joblib's number of jobs (k, or -k for all CPUs but k - 1)."""
+    value = _integer(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "0 runs no trial; give the trials to run at a time, or -1 for one per CPU"
+        )
+    return value
 
 
 def _estimator(task: str, args: argparse.Namespace, *, verbose: int):
@@ -543,7 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--scoring", help="scikit-learn scoring name (default: model's score)")
     tune.add_argument(
-        "--n-jobs", type=int, default=None, help="trials evaluated at a time, in parallel processes"
+        "--n-jobs",
+        type=_n_jobs,
+        default=None,
+        help="trials evaluated at a time, in parallel processes (-1: one per CPU)",
     )
     tune.add_argument("--storage", help="Optuna storage URL, e.g. sqlite:///study.db")
     tune.add_argument("--study-name", help="study to create or continue in the storage")

@@ -55,6 +55,12 @@ class OptunaSearchCV(BaseSearchCV):
         "load_if_exists": ["boolean"],
         "heartbeat_interval": [Interval(Real, 0, None, closed="neither"), None],
         "random_state": ["random_state"],
+        # joblib's counts: k workers, or -k for all CPUs but k - 1; 0 means nothing.
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
     }
 
     def __init__(

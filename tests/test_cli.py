@@ -707,6 +707,14 @@ def _interrupted(*args, **kwargs):
         (["demo", "--max-epochs", "0"], "--max-epochs: must be at least 1, got 0"),
         (["demo", "--n-trials", "-1"], "--n-trials: must be at least 0, got -1"),
         (["demo", "--cv", "three"], "'three' is not an integer"),
+        (
+            ["tune", "x.csv", "--target", "y", "--n-trials", "2", "--n-jobs", "0"],
+            "--n-jobs: 0 runs",
+        ),
+        (
+            ["tune", "x.csv", "--target", "y", "--n-trials", "2", "--n-jobs", "2.5"],
+            "not an integer",
+        ),
     ],
 )
 def test_counts_out_of_range_are_refused_by_the_parser(args, message, capsys):

@@ -424,6 +424,7 @@ def test_regressor_and_plain_estimators(data):
         ({"sampler": optuna.samplers.RandomSampler(), "random_state": 0}, ValueError, "seed"),
         ({"pruner": optuna.pruners.MedianPruner()}, ValueError, "reports a validation score"),
         ({"storage": "search.db"}, ValueError, "'storage' parameter"),
+        ({"n_jobs": 0}, ValueError, r"'n_jobs' parameter of OptunaSearchCV .* Got 0"),
     ],
 )
 def test_invalid_settings_are_rejected_before_any_work(data, kwargs, error, match):
