@@ -65,8 +65,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     batch_size : int or "auto", default="auto"
         Samples per training step. ``"auto"``: ``n/8`` rounded down to a power of two,
         between 16 and 256, where ``n`` is the number of training rows left after the
-        validation split (of the first call, for ``partial_fit``). Any batch size is
-        capped at ``n``: one step per epoch on fewer rows than a batch.
+        validation split (of the first call, for ``partial_fit``). A batch holds at most
+        the rows a call trains on: one step per epoch on fewer rows than a batch, and
+        full batches again in a later ``partial_fit`` call on more rows.
     max_epochs : int, default=None
         Upper bound on training epochs; ``None`` is 100 for the MLP and 60 for the CNN.
     early_stopping : bool or "auto", default="auto"

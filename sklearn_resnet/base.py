@@ -546,8 +546,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         return bool(self.early_stopping)
 
     def _batch_size_for(self, n_train: int) -> int:
+        """The batch size of training on ``n_train`` rows, kept by later ``partial_fit``
+        calls. It is not capped at ``n_train``: each call's batches are (a call on fewer
+        rows takes one step per epoch), so a later call on more rows gets full batches."""
         batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
-        return min(int(batch_size), n_train)
+        return int(batch_size)
 
     def _plan(self, n_train: int, shuffle_seed: int) -> TrainingPlan:
         defaults = OPTIMIZERS[self.optimizer][1]

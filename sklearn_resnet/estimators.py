@@ -130,8 +130,8 @@ def _class_weights(
         return _balanced_class_weights(len(classes), encoded, sample_weight)
     try:
         per_class = compute_class_weight(class_weight, classes=classes, y=y)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"Invalid class_weight {class_weight!r}: {error}") from None
+    except (TypeError, ValueError, OverflowError) as error:  # overflow: a huge int weight
+        raise ValueError(f"Invalid class_weight {class_weight!r:.200}: {error}") from None
     if not np.all(np.isfinite(per_class)) or np.any(per_class < 0):
         weights = dict(zip(classes.tolist(), per_class.tolist(), strict=True))
         raise ValueError(
@@ -142,6 +142,14 @@ def _class_weights(
             f"class_weight gives every class present in y a weight of zero: {class_weight!r}."
         )
     return per_class
+
+
+def _refuse_sparse_targets(estimator, y) -> None:
+    if is_sparse(y):
+        raise ValueError(
+            f"{type(estimator).__name__} takes y as a dense array; got a scipy.sparse y. "
+            "Convert it with y.toarray()."
+        )
 
 
 def _shape_of(y) -> tuple:
@@ -291,6 +299,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         return self._partial_fit(X, y, sample_weight, classes=classes)
 
     def _validate_targets(self, X, y, *, reset: bool, classes=None, sample_weight=None):
+        _refuse_sparse_targets(self, y)
         shape = _shape_of(y)
         if len(shape) == 2 and shape[1] > 1 and shape[0] == _n_rows(X):
             raise ValueError(
@@ -406,11 +415,7 @@ class ResNetRegressor(RegressorMixin, _BaseResNet):
         return self._partial_fit(X, y, sample_weight)
 
     def _validate_targets(self, X, y, *, reset: bool, classes=None, sample_weight=None):
-        if is_sparse(y):
-            raise ValueError(
-                f"{type(self).__name__} takes y as a dense array; got a scipy.sparse y. "
-                "Convert it with y.toarray()."
-            )
+        _refuse_sparse_targets(self, y)
         X, y = validate_X(
             self, X, y, reset=reset, y_kwargs={"y_numeric": True, "multi_output": True}
         )

@@ -217,6 +217,18 @@ def test_partial_fit_continues_training(Estimator):
     assert est.n_iter_ == FAST_PARAMS["max_epochs"] + 1
 
 
+def test_a_first_chunk_smaller_than_batch_size_does_not_shrink_later_batches():
+    X, y = make_classification(400, 6, random_state=0)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "batch_size": 64})
+    clf.partial_fit(X[:10], y[:10], classes=[0, 1])
+    clf.partial_fit(X, y)
+    steps = [len(clf.net_.history[epoch, "batches"]) for epoch in range(2)]
+    assert steps == [1, 7]  # 10 rows in one batch, then 400 rows in batches of 64
+    fitted = ResNetClassifier(**{**FAST_PARAMS, "batch_size": 64, "max_epochs": 1})
+    fitted.fit(X[:10], y[:10]).partial_fit(X, y)
+    assert len(fitted.net_.history[-1, "batches"]) == 7
+
+
 def test_partial_fit_errors():
     X, y = data_for(ResNetClassifier)
     with pytest.raises(ValueError, match="classes must be passed on the first call"):

@@ -400,6 +400,10 @@ CLASSIFIER_TARGETS = {
         lambda n: np.array([1, "a"] * n, dtype=object)[:n],
         r"Unknown label type|cannot be used as classes",
     ),
+    "sparse": (
+        lambda n: sp.csr_matrix((np.arange(n) % 2).reshape(n, 1)),
+        r"takes y as a dense array; got a scipy.sparse y",
+    ),
     "None": (lambda n: None, r"requires y to be passed"),
 }
 REGRESSOR_TARGETS = {
@@ -585,8 +589,9 @@ def test_partial_fit_refuses_targets_far_beyond_the_first_fits_scale():
         ({"a": np.inf, "b": 1.0}, "finite, non-negative weight"),
         ({"a": 0.0, "b": 0.0, "c": 0.0}, "weight of zero"),
         ({"a": "heavy", "b": 1.0}, "Invalid class_weight .*could not convert string to float"),
+        ({"a": 10**400, "b": 1.0}, r"Invalid class_weight \{'a': 1000.*too large to convert"),
     ],
-    ids=["negative", "nan", "inf", "all-zero", "text"],
+    ids=["negative", "nan", "inf", "all-zero", "text", "beyond-float"],
 )
 def test_hostile_class_weights_are_refused_by_name(class_weight, message):
     X, y = data(ResNetClassifier)
