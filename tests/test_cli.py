@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from optuna.distributions import CategoricalDistribution
 from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -23,6 +24,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.cli import main
 from sklearn_resnet.cli_data import (
+    ESTIMATOR_STEP,
     MAX_CLASSIFICATION_LEVELS,
     CommandLineError,
     build_pipeline,
@@ -793,6 +795,16 @@ def test_a_column_name_is_never_suggested_as_itself():
         split_target(frame, "0")
 
 
+def test_tune_searches_the_cnn_space_when_input_shape_is_set():
+    from sklearn_resnet.cli import _search_space
+
+    space = _search_space(ResNetClassifier(input_shape=(1, 4, 4)), {})
+    assert space[f"{ESTIMATOR_STEP}__width"] == CategoricalDistribution([8, 16, 32])
+    assert f"{ESTIMATOR_STEP}__augment" in space and f"{ESTIMATOR_STEP}__scaling" not in space
+    fixed = _search_space(ResNetClassifier(), {"dropout": 0.1})
+    assert f"{ESTIMATOR_STEP}__scaling" in fixed and f"{ESTIMATOR_STEP}__dropout" not in fixed
+
+
 def test_tune_checks_its_fixed_settings_on_a_few_rows_for_either_task(monkeypatch):
     from sklearn_resnet.cli import _check_fixed_settings
 
@@ -811,6 +823,15 @@ def test_tune_checks_its_fixed_settings_on_a_few_rows_for_either_task(monkeypatc
         pipeline = build_pipeline(X, Estimator(**FAST_PARAMS))
         _check_fixed_settings(pipeline, X, table[target], task)
     assert seen == [256, 256]
+    # A class the few rows miss would fail settings that name every class: all rows then.
+    probed = set(np.random.default_rng(0).permutation(len(table))[:256])
+    rare = next(i for i in range(len(table)) if i not in probed)
+    labels = table["label"].astype(object).copy()
+    labels.iloc[rare] = "rare"
+    weights = {label: 1.0 for label in labels.unique()}
+    pipeline = build_pipeline(X, ResNetClassifier(**FAST_PARAMS, class_weight=weights))
+    _check_fixed_settings(pipeline, X, labels, "classification")
+    assert seen[2:] == [400]
 
 
 def test_entry_point_runs_as_a_module(data_dir, fitted, tmp_path):

@@ -233,6 +233,41 @@ def test_default_spaces_hold_valid_values():
         default_search_space(ResNetRegressor, backbone="rnn")
 
 
+def test_default_spaces_are_the_ranges_the_search_guide_lists():
+    mlp = ResNetClassifier.default_search_space("mlp")
+    cnn = ResNetClassifier.default_search_space("cnn")
+    adamw = {
+        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "weight_decay": FloatDistribution(1e-5, 1e-1, log=True),
+    }
+    shared = {
+        "batch_size": CategoricalDistribution([32, 64, 128, 256]),
+        "label_smoothing": FloatDistribution(0.0, 0.2),
+    }
+    assert mlp == pytest.approx(
+        {
+            "depth": IntDistribution(4, 10, step=2),
+            "width": IntDistribution(32, 512, log=True),
+            "dropout": FloatDistribution(0.0, 0.5),
+            "scaling": CategoricalDistribution(["robust", "quantile", "standard"]),
+            **adamw,
+            **shared,
+        }
+    )
+    assert cnn == pytest.approx(
+        {
+            "depth": IntDistribution(8, 32, step=6),
+            "width": CategoricalDistribution([8, 16, 32]),
+            "dropout": FloatDistribution(0.0, 0.3),
+            "augment": CategoricalDistribution(["shift", None]),
+            **adamw,
+            **shared,
+        }
+    )
+    bottleneck = ResNetClassifier.default_search_space("cnn", "bottleneck")["depth"]
+    assert bottleneck == IntDistribution(11, 29, step=9)
+
+
 def _assert_in_space(params, space, prefix=""):
     assert set(params) == {prefix + name for name in space}
     for name, dist in space.items():

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -30,7 +30,9 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from test_reliability_search import INTERVAL, Worker, kill_and_resume
 
 from sklearn_resnet import OptunaSearchCV
+from sklearn_resnet.search_space import fingerprint
 from sklearn_resnet.search_study import (
+    CHOICES_ATTR,
     RECORD_ATTR,
     interrupted_record,
     objective_key,
@@ -79,9 +81,11 @@ def test_a_storage_that_cannot_be_opened_is_refused_before_any_trial(tmp_path, d
     assert not hasattr(search, "cv_results_")
 
 
-def test_sqlite_workers_that_lose_the_table_creation_race_retry(tmp_path, monkeypatch):
+@pytest.mark.parametrize("race", ["table studies already exists", "database is locked"])
+def test_sqlite_workers_that_lose_the_table_creation_race_retry(tmp_path, monkeypatch, race):
     # Two workers starting on one new SQLite file both create Optuna's tables; SQLite
-    # tells the loser "table ... already exists", which is a race, not a bad storage.
+    # tells the loser "table ... already exists" (or, while the other writes, "database
+    # is locked"), which is a race, not a bad storage.
     from sqlalchemy.exc import OperationalError
 
     real, calls = optuna.storages.RDBStorage, []
@@ -89,9 +93,7 @@ def test_sqlite_workers_that_lose_the_table_creation_race_retry(tmp_path, monkey
     def loses_the_race_once(url, **kwargs):
         calls.append(url)
         if len(calls) == 1:
-            raise OperationalError(
-                "CREATE TABLE studies", {}, Exception("table studies already exists")
-            )
+            raise OperationalError("CREATE TABLE studies", {}, Exception(race))
         return real(url, **kwargs)
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", loses_the_race_once)
@@ -532,6 +534,23 @@ def test_of_two_workers_starting_together_with_other_scorings_one_is_refused(
     assert list(resumed.cv_results_["trial_number"]) == [0, 1, 3, 4]
 
 
+def _two_metrics(estimator, X, y):
+    """A callable scorer of two metrics."""
+    return {"a": estimator.score(X, y), "b": 1.0 - estimator.score(X, y)}
+
+
+def test_a_resume_that_would_optimise_another_metric_of_a_callable_scorer_is_refused(
+    tmp_path, data
+):
+    X, y = data
+    kwargs = {"storage": tmp_path / "search.jsonl", "study_name": "s", "load_if_exists": True}
+    _search(scoring=_two_metrics, refit="a", n_trials=1, **kwargs).fit(X, y)
+    with pytest.raises(ValueError, match=r"would optimise .*metric b"):
+        _search(scoring=_two_metrics, refit="b", n_trials=1, **kwargs).fit(X, y)
+    resumed = _search(scoring=_two_metrics, refit="a", n_trials=1, **kwargs).fit(X, y)
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1]
+
+
 def test_a_resume_with_other_fixed_settings_is_refused_naming_them(tmp_path, data):
     """The best trial is refitted with the estimator's settings of now, so trials scored
     with other settings (or by another estimator) cannot join the study."""
@@ -561,6 +580,20 @@ def test_a_resume_with_other_fixed_settings_is_refused_naming_them(tmp_path, dat
             _logreg(),
             {"logisticregression__tol": [1e-4, 1e-3]},
             r"logisticregression__C was searched, it is fixed at 1.0 now",
+        ),
+        (  # three differences are all named; a fourth would be counted
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=50, tol=0.1, dual=True)),
+            C_SPACE,
+            r"dual was False, it is True now; .*max_iter was 100, it is 50 now; "
+            r".*tol was 0.0001, it is 0.1 now\.",
+        ),
+        (
+            make_pipeline(
+                StandardScaler(),
+                LogisticRegression(max_iter=50, tol=0.1, dual=True, intercept_scaling=2),
+            ),
+            C_SPACE,
+            r"dual was False.*intercept_scaling was 1.*max_iter was 100, it is 50 now; 1 more\.",
         ),
     ]
     for estimator, space, wording in refusals:
@@ -694,6 +727,13 @@ def test_settings_texts_do_not_depend_on_order_and_show_objects_parameters():
         return estimator_settings(clf)["callbacks"]
 
     assert callbacks(5) == callbacks(5) != callbacks(50)
+    # Sets are sorted (their order of iteration depends on the process); long texts are
+    # kept as a digest.
+    assert estimator_settings(FunctionTransformer(kw_args={"s": {8, 1}}))["kw_args"] == (
+        "{'s': [1, 8]}"
+    )
+    long = estimator_settings(FunctionTransformer(kw_args={"x": "a" * 5000}))["kw_args"]
+    assert long.startswith("sha1:") and len(long) < 100
     # A callback named like a parameter ("lr") is no step whose parameters are listed.
     scheduled = [
         estimator_settings(ResNetClassifier(callbacks=[("lr", LRScheduler(step_size=size))]))
@@ -776,3 +816,105 @@ def test_a_resume_on_other_folds_of_the_same_data_is_refused(tmp_path, data):
     unseeded = _search(n_trials=1, **kwargs).set_params(cv=KFold(2, shuffle=True))
     with pytest.raises(ValueError, match=r"other cross-validation folds .* a fixed random_state"):
         unseeded.fit(X, y)
+
+
+# ---- studies holding trials of earlier releases or of other tools -------------------------
+def _copied_study(study, edit=lambda trial: trial):
+    """A copy of ``study`` in memory (attributes and trials), each trial passed through
+    ``edit`` first: trials as an earlier release or another tool left them."""
+    storage = optuna.storages.InMemoryStorage()
+    copy = optuna.create_study(storage=storage, study_name="s", direction=study.direction)
+    for key, value in study.user_attrs.items():
+        copy.set_user_attr(key, value)
+    for trial in study.get_trials():
+        copy.add_trial(edit(trial))
+    return storage
+
+
+def test_a_record_without_scoring_from_an_earlier_release_matches_any_scoring(data):
+    X, y = data
+    first = _search(n_trials=2, storage=optuna.storages.InMemoryStorage(), study_name="s")
+    first.fit(X, y)
+
+    def without_scoring(trial):
+        record = dict(trial.user_attrs[RECORD_ATTR])
+        del record["scoring"]
+        trial.set_user_attr(RECORD_ATTR, record)
+        return trial
+
+    storage = _copied_study(first.study_, without_scoring)
+    resumed = _search(n_trials=1, storage=storage, study_name="s", load_if_exists=True)
+    resumed.fit(X, y)
+    assert list(resumed.cv_results_["trial_number"]) == [0, 1, 2]
+    _assert_same_rows(resumed, first, 2)
+
+
+def test_a_failed_trial_of_another_tool_over_other_parameters_gets_no_row(data):
+    X, y = data
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL,
+            params={"other": 1},
+            distributions={"other": optuna.distributions.IntDistribution(0, 2)},
+        )
+    )
+    search = _search(n_trials=2, storage=storage, study_name="s", load_if_exists=True)
+    search.fit(X, y)
+    assert list(search.cv_results_["trial_number"]) == [1, 2]
+
+
+def test_a_failed_trial_whose_cv_results_attribute_is_another_tools_dict_gets_a_nan_row(data):
+    # A dict without "n_splits" is not a record of this search: the failed trial over the
+    # search space is shown as failed, like one without the attribute.
+    X, y = data
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL,
+            params={"logisticregression__C": 1.0},
+            distributions=C_SPACE,
+            user_attrs={RECORD_ATTR: {"folds": [0.9, 0.8]}},
+        )
+    )
+    search = _search(n_trials=1, storage=storage, study_name="s", load_if_exists=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the failed trial's NaN scores
+        search.fit(X, y)
+    assert list(search.cv_results_["trial_number"]) == [0, 1]
+    assert np.isnan(search.cv_results_["mean_test_score"][0])
+
+
+def test_a_study_of_an_earlier_release_is_not_resumed_with_its_choices_reordered(data):
+    # Earlier releases recorded the choices stored by position once, in the study.
+    X, y = data
+    scalers = [StandardScaler(), MinMaxScaler()]
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.set_user_attr(CHOICES_ATTR, {"standardscaler": [fingerprint(s) for s in scalers]})
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"standardscaler": 0},
+            distributions={"standardscaler": CategoricalDistribution([0, 1])},
+            value=0.9,
+        )
+    )
+    space = {"standardscaler": scalers[::-1]}
+    search = OptunaSearchCV(
+        _logreg(), space, n_trials=1, cv=2, storage=storage, study_name="s", load_if_exists=True
+    )
+    with pytest.raises(ValueError, match=r"lists other values, or the same in another order"):
+        search.fit(X, y)
+    assert len(study.trials) == 1
+    OptunaSearchCV(
+        _logreg(),
+        {"standardscaler": scalers},
+        n_trials=1,
+        cv=2,
+        storage=storage,
+        study_name="s",
+        load_if_exists=True,
+    ).fit(X, y)  # the same list in the same order resumes
+    assert len(study.trials) == 2
