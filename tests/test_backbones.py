@@ -13,8 +13,10 @@ from sklearn_resnet.backbones import (
     ResidualMLP,
     blocks_for_depth,
     build_backbone,
+    cnn_output_positions,
     nearest_depths,
 )
+from sklearn_resnet.backbones.layers import GeneratorDropout, dropout_rate
 
 
 def n_params(module):
@@ -309,3 +311,86 @@ def test_signal_cnn_unpickled_from_before_the_layout_flags_runs_in_its_recorded_
         torch.testing.assert_close(older(x), expected, rtol=1e-5, atol=1e-5)
         older.to(memory_format=torch.channels_last)  # no dimensions recorded: stays as is
         torch.testing.assert_close(older(x), expected, rtol=1e-5, atol=1e-5)
+
+
+# ---- the architecture the docstrings describe ---------------------------------------------
+@pytest.mark.parametrize(("kind", "shape"), [("mlp", (3,)), ("cnn", (1, 8))])
+def test_a_depth_without_a_residual_block_is_refused(kind, shape):
+    with pytest.raises(ValueError, match=r"n\+2"):
+        build_backbone(kind, shape, 2, depth=2)
+
+
+def test_the_mlp_flattens_samples_of_its_input_shape():
+    net = build_backbone("mlp", (2, 3), 1, depth=4, width=8)
+    assert net.stem.in_features == 6
+    assert net(torch.zeros(4, 2, 3)).shape == (4, 1)
+
+
+def test_each_stage_after_the_first_halves_the_feature_map_and_doubles_the_channels():
+    net = ResidualCNN((3, 32, 32), 10, 1)
+    assert net.forward_features(torch.zeros(1, 3, 32, 32)).shape == (1, 64, 8, 8)
+
+
+@pytest.mark.parametrize("length", range(1, 10))
+def test_output_positions_count_the_last_stage_of_odd_and_even_lengths(length):
+    net = ResidualCNN((1, length), 2, 1)
+    positions = net.forward_features(torch.zeros(2, 1, length)).shape[-1]
+    assert cnn_output_positions((1, length)) == positions
+
+
+def test_a_basic_block_applies_relu_after_the_addition():
+    torch.manual_seed(0)
+    net = ResidualCNN((16, 8, 8), 2, 1, zero_init_last=False)
+    block = net.stages[0][0]
+    assert (block(torch.randn(4, 16, 8, 8)) >= 0).all()
+
+
+def test_a_preact_projection_shortcut_takes_the_pre_activated_input():
+    torch.manual_seed(0)
+    net = ResidualCNN((3, 8, 8), 2, 1, block="preact", zero_init_last=False)
+    block = net.stages[1][0]  # stride 2, 16 -> 32 channels: a projection
+    x = torch.randn(4, 16, 8, 8)
+    pre = block.relu(block.bn1(x))
+    branch = block.conv2(block.relu(block.bn2(block.conv1(pre))))
+    torch.testing.assert_close(block(x), branch + block.shortcut(pre))
+
+
+def test_zero_init_zeroes_the_last_layer_of_each_preact_branch_only():
+    net = ResidualCNN((3, 8, 8), 2, 1, block="preact")
+    for stage in net.stages:
+        for block in stage:
+            assert not block.conv2.weight.any() and block.conv1.weight.any()
+
+
+def test_the_linear_path_starts_at_the_weighted_ridge_solution_with_its_intercept():
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(50, 2, generator=generator, dtype=torch.float64).float() + 5
+    y = X.double() @ torch.tensor([1.0, 2.0], dtype=torch.float64) + 3
+    net = ResidualMLP(2, 1, 1, 8, linear_path=True)
+    net.fit_linear_path(X, y, None, 1e-6)
+    torch.testing.assert_close(net(X).squeeze(1).double(), y, atol=1e-3, rtol=0)
+    # A weight of 2 on a row is that row twice.
+    noisy = y + torch.randn(50, generator=generator, dtype=torch.float64)
+    weights = torch.ones(50)
+    weights[0] = 2.0
+    weighted, repeated = (ResidualMLP(2, 1, 1, 8, linear_path=True) for _ in range(2))
+    weighted.fit_linear_path(X, noisy, weights, 1.0)
+    repeated.fit_linear_path(torch.cat([X[:1], X]), torch.cat([noisy[:1], noisy]), None, 1.0)
+    for name in ("weight", "bias"):
+        torch.testing.assert_close(
+            getattr(weighted.linear, name), getattr(repeated.linear, name), atol=1e-5, rtol=0
+        )
+
+
+def test_seeded_dropout_keeps_the_expected_value_in_training_and_is_off_in_evaluation():
+    layer = GeneratorDropout(0.5).train()
+    layer.generator = torch.Generator().manual_seed(0)
+    out = layer(torch.ones(1000))
+    assert set(out.unique().tolist()) == {0.0, 2.0}
+    layer.eval()
+    assert torch.equal(layer(torch.ones(1000)), torch.ones(1000))
+
+
+def test_the_dropout_rate_of_a_network_is_read_from_its_layers():
+    assert dropout_rate(ResidualMLP(4, 2, 1, 8, dropout=0.3)) == 0.3
+    assert dropout_rate(ResidualMLP(4, 2, 1, 8)) == 0.0

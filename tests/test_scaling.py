@@ -132,3 +132,40 @@ def test_a_denormal_column_does_not_divide_by_zero():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="Unknown scaling 'minmax'"):
         InputScaler((3,), "minmax")
+
+
+def test_standardised_values_are_clamped_at_ten_thousand():
+    scaler = InputScaler((1,), "standard").fit(np.array([[0.0], [2.0]], dtype=np.float32))
+    np.testing.assert_array_equal(_apply(scaler, [[1e30], [-1e30]]), [[1e4], [-1e4]])
+
+
+@pytest.mark.parametrize("method", ["standard", "robust"])
+def test_a_constant_column_is_scaled_by_its_own_size(method):
+    # Without a spread to divide by, a column near 1e5 keeps values of its order near 1
+    # (dividing by 1 would clamp them at 1e4).
+    scaler = InputScaler((1,), method).fit(np.full((2, 1), 1e5, dtype=np.float32))
+    with torch.no_grad():
+        z = scaler(torch.tensor([[2e5]]), clip=False)
+    np.testing.assert_allclose(z.numpy(), [[1.0]], rtol=1e-6)
+
+
+def test_the_quantile_transform_maps_tied_values_to_the_middle_of_their_range():
+    X = np.repeat([[0.0], [1.0]], 5, axis=0).astype(np.float32)
+    z = _apply(InputScaler((1,), "quantile").fit(X), [[0.0], [1.0]])[:, 0]
+    assert z[0] == pytest.approx(-z[1], abs=1e-3) and 0 < z[1] < 1
+
+
+@pytest.mark.parametrize("method", ["robust", "quantile"])
+def test_per_column_statistics_computed_in_blocks_of_columns_cover_every_column(
+    monkeypatch, method
+):
+    from sklearn_resnet.backbones import scaling
+
+    X = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32) * [1, 2, 3, 4, 5]
+    whole = InputScaler((5,), method).fit(X)
+    monkeypatch.setattr(scaling, "_BLOCK_VALUES", 8)  # two columns of four rows at a time
+    blocked = InputScaler((5,), method).fit(X)
+    for name, buffer in whole.state_dict().items():
+        torch.testing.assert_close(blocked.state_dict()[name], buffer)
+    if method == "robust":
+        np.testing.assert_allclose(blocked.shift.numpy().ravel(), np.median(X, axis=0))
