@@ -10,9 +10,10 @@ Methods
     ``(x - mean) / std``, clamped to ±10,000 so far outliers cannot overflow.
 ``"robust"``
     Centre on the median, divide by the interquartile range (half the range, then the
-    median's size but at least 1, when that is zero), then clip smoothly: ``x / sqrt(1 + (x / 3)^2)``. This is
-    RealMLP's robust scaling with smooth clipping (Holzmüller et al., 2024): outliers
-    land near ±3 instead of far out, while the bulk of the data stays linear.
+    median's size but at least 1, when that is zero), then clip smoothly:
+    ``x / sqrt(1 + (x / 3)^2)``. This is RealMLP's robust scaling with smooth clipping
+    (Holzmüller et al., 2024): outliers land near ±3 instead of far out, while the bulk
+    of the data stays linear.
 ``"quantile"``
     Map each value through the empirical distribution of its feature onto a standard
     normal, as scikit-learn's ``QuantileTransformer(output_distribution="normal")``
