@@ -849,16 +849,18 @@ def test_a_record_without_scoring_from_an_earlier_release_matches_any_scoring(da
     _assert_same_rows(resumed, first, 2)
 
 
-def test_a_failed_trial_of_another_tool_over_other_parameters_gets_no_row(data):
-    X, y = data
+def _study_with_a_failed_trial(**trial):
+    """An in-memory study "s" holding one failed trial of another tool."""
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=optuna.trial.TrialState.FAIL,
-            params={"other": 1},
-            distributions={"other": optuna.distributions.IntDistribution(0, 2)},
-        )
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, **trial))
+    return storage
+
+
+def test_a_failed_trial_of_another_tool_over_other_parameters_gets_no_row(data):
+    X, y = data
+    storage = _study_with_a_failed_trial(
+        params={"other": 1}, distributions={"other": optuna.distributions.IntDistribution(0, 2)}
     )
     search = _search(n_trials=2, storage=storage, study_name="s", load_if_exists=True)
     search.fit(X, y)
@@ -869,15 +871,10 @@ def test_a_failed_trial_whose_cv_results_attribute_is_another_tools_dict_gets_a_
     # A dict without "n_splits" is not a record of this search: the failed trial over the
     # search space is shown as failed, like one without the attribute.
     X, y = data
-    storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=optuna.trial.TrialState.FAIL,
-            params={"logisticregression__C": 1.0},
-            distributions=C_SPACE,
-            user_attrs={RECORD_ATTR: {"folds": [0.9, 0.8]}},
-        )
+    storage = _study_with_a_failed_trial(
+        params={"logisticregression__C": 1.0},
+        distributions=C_SPACE,
+        user_attrs={RECORD_ATTR: {"folds": [0.9, 0.8]}},
     )
     search = _search(n_trials=1, storage=storage, study_name="s", load_if_exists=True)
     with warnings.catch_warnings():
