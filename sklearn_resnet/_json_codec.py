@@ -27,6 +27,7 @@ __all__ = [
     "encode_fitted",
     "encode_history",
     "is_int",
+    "is_number",
     "parse_float",
     "parse_int",
     "reject_constant",
@@ -158,13 +159,14 @@ def decode_fitted(kind: str, value, name: str):
             raise bad
         return np.asarray(value, dtype=object)
     if kind == "floats":
-        if not isinstance(value, list) or not all(_is_number(v) for v in value):
+        if not isinstance(value, list) or not all(is_number(v) for v in value):
             raise bad
         return np.asarray(value, dtype=np.float64)
     return _decode_labels(value, bad)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -3,8 +3,8 @@
 :func:`read_bytes` reads one file of a model directory, refusing what is not a
 non-empty regular file; :func:`unparsable` names a file its parser refused,
 recognising pickles (which are never unpickled);
-:func:`check_fitted` checks that the decoded fitted attributes agree with each other
-and with the parameters, as a real fit leaves them, and :func:`check_weights` that
+:func:`check_fitted` checks that the decoded fitted attributes agree with each other,
+as a real fit leaves them, and :func:`check_weights` that
 the tensors read are those of the network the config describes. Problems raise
 :class:`~sklearn_resnet._json_codec.FormatError`.
 """

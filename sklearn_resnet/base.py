@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted
 
 from .backbones import (
+    BLOCK_TYPES,
     SCALING_METHODS,
     blocks_for_depth,
     build_backbone,
@@ -101,7 +102,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         "backbone": [StrOptions({"auto", "mlp", "cnn"})],
         "depth": [Interval(Integral, 1, None, closed="left"), None],
         "width": [Interval(Integral, 1, None, closed="left"), None],
-        "block": [StrOptions({"basic", "bottleneck", "preact"})],
+        "block": [StrOptions(set(BLOCK_TYPES))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "input_shape": [tuple, list, None],
         "scaling": [StrOptions({"auto", *SCALING_METHODS}), None],
@@ -349,6 +350,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if not warm and self.early_stopping_:
                 n_train -= math.ceil(self.validation_fraction * n_train)
             batch_size = self.net_.batch_size if warm else self._batch_size_for(n_train)
+            batch_size = min(batch_size, n_train)  # the rows a batch held
             precision = "precision='bf16', " if self.precision_ == "32" else ""
             remedies = (
                 f"a smaller batch_size, a smaller width or depth, {precision}or another device"

@@ -42,6 +42,7 @@ from ._json_codec import (
     encode_fitted,
     encode_history,
     is_int,
+    is_number,
     parse_float,
     parse_int,
     reject_constant,
@@ -57,6 +58,7 @@ from ._load_checks import (
 )
 from .backbones import (
     BACKBONE_DEFAULTS,
+    BLOCK_TYPES,
     blocks_for_depth,
     built_block,
     depth_step,
@@ -355,11 +357,8 @@ _TRAINING_KEYS = {
 _TRAINING_VALUES = {
     "batch_size": (lambda v: is_int(v) and v >= 1, "a positive int"),
     "depth": (lambda v: is_int(v) and v >= 1, "a positive int"),
-    "block": (lambda v: v in ("basic", "preact", "bottleneck"), "a block type"),
-    "dropout": (
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
-        "a probability below 1",
-    ),
+    "block": (lambda v: v in BLOCK_TYPES, "a block type"),
+    "dropout": (lambda v: is_number(v) and 0 <= v < 1, "a probability below 1"),
 }
 
 

@@ -162,9 +162,13 @@ def test_a_forked_child_can_take_the_locks_that_a_parent_thread_held(tmp_path):
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
             pid = os.fork()
         if pid == 0:  # the child: the holding thread does not exist here
-            taken = estimator_lock(estimator).acquire(timeout=5)
-            folder_blocked, _ = _blocks(lambda: folder_lock(tmp_path), timeout=5)
-            os._exit(0 if taken and not folder_blocked else 1)
+            code = 1
+            try:
+                taken = estimator_lock(estimator).acquire(timeout=5)
+                folder_blocked, _ = _blocks(lambda: folder_lock(tmp_path), timeout=5)
+                code = 0 if taken and not folder_blocked else 1
+            finally:
+                os._exit(code)  # never back into the parent's test run
         _, status = os.waitpid(pid, 0)
     finally:
         release.set()

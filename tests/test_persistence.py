@@ -585,11 +585,11 @@ CHANGED_AFTER_FIT = [
 
 
 def _outcome(call):
-    """What a call gives: the type of its error, or None."""
+    """What a call gives: its error's type and message, or None."""
     try:
         call()
     except ValueError as error:
-        return type(error)
+        return type(error), str(error)
     return None
 
 
@@ -604,4 +604,12 @@ def test_parameters_changed_after_a_fit_save_and_load_as_they_are(backbone, chan
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     # Training on works, or fails, as it does for the model in memory.
     pickled = pickle.loads(pickle.dumps(model))
-    assert _outcome(lambda: loaded.partial_fit(X, y)) is _outcome(lambda: pickled.partial_fit(X, y))
+    assert _outcome(lambda: loaded.partial_fit(X, y)) == _outcome(lambda: pickled.partial_fit(X, y))
+
+
+def test_a_network_built_with_a_numpy_dropout_rate_saves_it_as_a_number(tmp_path):
+    X, y = make_classification(80, 8, random_state=0)
+    model = ResNetClassifier(**PARAMS, dropout=np.float32(0.25)).fit(X, y)
+    path = save_model(model, tmp_path / "model")
+    assert json.loads((path / CONFIG_FILE).read_text())["training"]["dropout"] == 0.25
+    assert repr(load_model(path).module_) == repr(model.module_)

@@ -288,6 +288,10 @@ def test_out_of_memory_in_fit_names_the_batch_size_and_device(monkeypatch):
     ):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
+    # A batch size beyond the rows names what the batches held.
+    with pytest.raises(torch.OutOfMemoryError, match=r"batch_size=100\)"):
+        clf.set_params(batch_size=512).fit(X, y)
+    clf.set_params(batch_size=64)
     # bf16 is advised only to a model that does not train in reduced precision already.
     with pytest.raises(torch.OutOfMemoryError) as caught:
         clf.fit(X, y)

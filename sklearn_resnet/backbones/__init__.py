@@ -21,6 +21,7 @@ from .scaling import SCALING_METHODS, InputScaler
 
 __all__ = [
     "BACKBONE_DEFAULTS",
+    "BLOCK_TYPES",
     "SCALING_METHODS",
     "InputScaler",
     "ResidualCNN",
@@ -35,6 +36,8 @@ __all__ = [
     "nearest_depths",
 ]
 
+#: Values of the estimators' ``block`` parameter.
+BLOCK_TYPES = ("basic", "bottleneck", "preact")
 #: Architecture defaults for ``depth=None`` and ``width=None``.
 BACKBONE_DEFAULTS = {
     "mlp": {"depth": 8, "width": 256},

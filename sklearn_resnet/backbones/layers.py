@@ -62,7 +62,8 @@ def dropout_layer(p: float) -> nn.Module:
 
 def dropout_rate(module: nn.Module) -> float:
     """The dropout probability inside ``module`` (0 when it holds no dropout layer)."""
-    return next((layer.p for layer in module.modules() if isinstance(layer, nn.Dropout)), 0.0)
+    rates = (layer.p for layer in module.modules() if isinstance(layer, nn.Dropout))
+    return float(next(rates, 0.0))
 
 
 def set_dropout_generator(module: nn.Module, generator: torch.Generator | None) -> None:
