@@ -4,7 +4,10 @@ import torch
 from sklearn_resnet.device import (
     autocast_dtype,
     available_devices,
+    first_line,
     is_out_of_memory,
+    memory_format,
+    release_memory,
     resolve_device,
     resolve_precision,
 )
@@ -61,3 +64,47 @@ def test_failed_allocations_of_every_allocator_count_as_out_of_memory():
         assert is_out_of_memory(exc)
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_out_of_memory(ValueError("can't allocate memory"))  # not a torch error
+
+
+def _machine(monkeypatch, gpus: int, mps: bool) -> None:
+    """Pretend this machine has ``gpus`` CUDA devices and MPS or not."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "mps", "chosen"),
+    [(2, True, "cuda"), (1, False, "cuda"), (0, True, "mps"), (0, False, "cpu")],
+)
+def test_auto_picks_cuda_then_mps_then_cpu_on_any_machine(monkeypatch, gpus, mps, chosen):
+    _machine(monkeypatch, gpus, mps)
+    assert resolve_device("auto") == chosen
+
+
+def test_every_gpu_and_mps_are_listed_and_can_be_chosen(monkeypatch):
+    _machine(monkeypatch, 2, True)
+    assert available_devices() == ["cpu", "cuda", "cuda:0", "cuda:1", "mps"]
+    assert [resolve_device(d) for d in ("cuda:1", "mps")] == ["cuda:1", "mps"]
+
+
+def test_channels_last_on_cuda_is_for_images_only():
+    assert memory_format("cuda:0", (3, 8, 8)) == torch.channels_last
+    assert memory_format("cuda:0", (3, 64)) == torch.contiguous_format
+    assert memory_format("cuda:0", (64,)) == torch.contiguous_format
+
+
+def test_a_failure_releases_the_cache_of_the_device_it_happened_on(monkeypatch):
+    released = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: released.append("cuda"))
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: released.append("mps"))
+    for device in ("cuda:1", "mps", "cpu"):
+        release_memory(device)
+    assert released == ["cuda", "mps"]
+
+
+def test_messages_quote_the_first_line_of_their_cause():
+    assert (
+        first_line(RuntimeError("CUDA out of memory.\nTried to allocate")) == "CUDA out of memory."
+    )
+    assert first_line(RuntimeError("")) == "RuntimeError"

@@ -6,6 +6,7 @@ test_properties.py, safe loading in test_reliability_loading.py and killed searc
 in test_reliability_search.py.
 """
 
+import logging
 import os
 import pickle
 import threading
@@ -656,3 +657,16 @@ def test_one_infinite_output_among_finite_ones_is_enough_to_refuse_the_weights(m
     with pytest.raises(ValueError, match="diverged: the weights training kept"):
         reg.fit(X, y)
     assert not hasattr(reg, "net_")
+
+
+def test_ignoring_silences_warnings_and_loggers_inside_and_restores_them_after():
+    logger = logging.getLogger("sklearn_resnet.test.ignoring")
+    logger.setLevel(logging.INFO)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with ignoring({"category": UserWarning}, loggers=[logger.name]):
+            assert logger.level == logging.CRITICAL
+            warnings.warn("library noise", UserWarning, stacklevel=1)
+        warnings.warn("the user's own", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in shown] == ["the user's own"]
+    assert logger.level == logging.INFO
