@@ -84,6 +84,7 @@ def test_history_after_partial_fit_marks_the_final_epoch_the_model_keeps(early_s
     ax = plot_history(clf)
     assert clf.best_epoch_ == clf.n_iter_  # epochs without validation: the last weights
     assert f"final epoch ({clf.n_iter_})" in _lines(ax)
+    assert "validation loss" in _lines(ax)  # of the epochs that had one
     markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
     assert not markers  # no best-epoch marker at a validation loss that does not exist
 
@@ -224,6 +225,8 @@ def test_param_importances_rank_the_parameters(study):
     assert sum(widths) == pytest.approx(1.0)
     assert ax.get_xlabel() == "importance (Fanova)"
     assert ax.get_title() == "Hyperparameter importances (1 failed not shown)"
+    again = [bar.get_width() for bar in plot_param_importances(study).patches]
+    assert again == widths  # fANOVA's forest is seeded
 
 
 def test_param_importances_log_nothing_at_optunas_default_verbosity(study):

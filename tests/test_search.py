@@ -351,7 +351,8 @@ def test_a_search_whose_every_trial_is_pruned_refits_nothing(data):
     settings = dict(n_trials=2, cv=2, pruner=pruner, random_state=0)
     search = OptunaSearchCV(pipe, {"net__lr": [1e-2]}, **settings)
     with pytest.raises(
-        ValueError, match=r"None of the 2 trials .* \(2 pruned, 0 failed\).* no best one to refit"
+        ValueError,
+        match=r"None of the 2 trials .* \(2 pruned, 0 failed\).* no best one to refit\. Loosen",
     ):
         search.fit(X, y)
     assert not hasattr(search, "best_estimator_") and not hasattr(search, "study_")
@@ -424,8 +425,63 @@ def test_verbose_zero_is_silent_and_restores_optuna_logging(data, capfd):
         OptunaSearchCV(_logreg(), C_SPACE, n_trials=2, cv=2, verbose=1).fit(X, y)
         out, err = capfd.readouterr()
         assert out == "" and "OptunaSearchCV: 100%" in err and "2/2" in err
+        search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=1, cv=2, verbose=2).fit(X, y)
+        assert search.verbose == 2  # lowered for scikit-learn's loop while fitting only
+        capfd.readouterr()
     finally:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.mark.parametrize("cv", [3, ShuffleSplit(3, random_state=None)])
+def test_fit_leaves_the_cv_parameter_as_it_was_given(data, cv):
+    X, y = data
+    search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=1, cv=cv).fit(X, y)
+    assert search.cv is cv
+
+
+def test_parallel_trials_run_exactly_n_trials(data):
+    X, y = data
+    search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=3, cv=2, n_jobs=2).fit(X, y)
+    assert search.n_trials_ == 3 and len(search.study_.trials) == 3
+
+
+def test_the_default_pruner_waits_five_trials_and_five_epochs(data):
+    X, y = data
+    search = OptunaSearchCV(ResNetClassifier(**NET), {"lr": [1e-2]}, n_trials=1, cv=2)
+    pruner = search.fit(X, y).study_.pruner
+    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert (pruner._n_startup_trials, pruner._n_warmup_steps) == (5, 5)
+
+
+def test_trials_dataframe_takes_multi_index(data):
+    pytest.importorskip("pandas")
+    import pandas as pd
+
+    X, y = data
+    search = OptunaSearchCV(_logreg(), C_SPACE, n_trials=2, cv=2).fit(X, y)
+    assert isinstance(search.trials_dataframe(multi_index=True).columns, pd.MultiIndex)
+    assert not isinstance(search.trials_dataframe().columns, pd.MultiIndex)
+
+
+def test_a_failure_report_quotes_the_last_traceback():
+    from sklearn_resnet.search_run import _error_line
+
+    report = "\n".join(
+        [
+            "1 fits failed with the following error:",
+            "Traceback (most recent call last):",
+            '  File "a.py", line 1, in fit',
+            "ValueError: the first",
+            "",
+            "--------------------------------------------------------------------------------",
+            "1 fits failed with the following error:",
+            "Traceback (most recent call last):",
+            '  File "b.py", line 2, in fit',
+            "TypeError: the last",
+            "  of two lines",
+        ]
+    )
+    assert _error_line(report) == "TypeError: the last of two lines"
 
 
 def test_timeout_without_n_trials(data):
@@ -460,6 +516,7 @@ def test_regressor_and_plain_estimators(data):
         ({"pruner": optuna.pruners.MedianPruner()}, ValueError, "reports a validation score"),
         ({"storage": "search.db"}, ValueError, "'storage' parameter"),
         ({"n_jobs": 0}, ValueError, r"'n_jobs' parameter of OptunaSearchCV .* Got 0"),
+        ({"timeout": 0}, ValueError, r"'timeout' parameter of OptunaSearchCV .* Got 0"),
     ],
 )
 def test_invalid_settings_are_rejected_before_any_work(data, kwargs, error, match):

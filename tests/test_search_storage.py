@@ -497,6 +497,7 @@ def test_continuing_a_study_with_the_same_seed_draws_new_trials_repeatably(data,
     continued = run(tmp_path / "a.log")
     assert continued[:3] == first and len(set(continued)) == 6
     assert run(tmp_path / "b.log") == continued  # a continued search is repeatable
+    assert len(set(run(tmp_path / "a.log"))) == 9  # and a third run draws new points again
 
 
 def test_of_two_workers_starting_together_with_other_scorings_one_is_refused(
