@@ -273,6 +273,32 @@ def test_a_trial_failed_by_another_worker_is_logged_not_raised(tmp_path, caplog)
     assert np.isnan(search.cv_results_["mean_test_score"][0])
 
 
+class LeavesADeadTrialWhileFitting(RidgeClassifier):
+    """Fits while a worker of the same study dies: its trial is left RUNNING with a
+    heartbeat long stale (once, in the search's only trial)."""
+
+    def __init__(self, alpha=1.0, path=None):
+        super().__init__(alpha=alpha)
+        self.path = path
+
+    def fit(self, X, y, sample_weight=None):
+        study = open_study(self.path, "s")
+        if len(study.trials) == 1:
+            dead = ask(study, SPACE)
+            study._storage.set_trial_system_attr(dead._trial_id, HEARTBEAT_ATTR, time.time() - 1000)
+        return super().fit(X, y, sample_weight)
+
+
+def test_a_worker_that_dies_during_the_last_batch_is_failed_before_the_results(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    X, y = dataset()
+    search = _search(path, n_trials=1, study_name="s", random_state=0)
+    search.set_params(estimator=LeavesADeadTrialWhileFitting(path=path))
+    search.fit(X, y)
+    assert [t.state for t in search.study_.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert list(search.cv_results_["status"]) == ["COMPLETE", "FAIL"]
+
+
 def test_heartbeat_thread_beats_until_the_batch_ends(tmp_path):
     storage = HeartbeatJournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log")),
