@@ -689,6 +689,32 @@ def test_a_folder_of_format_version_1_still_loads(folder, models, kind):
         assert_same_predictions(load_model(folder), models[kind])
 
 
+def test_a_folder_of_format_version_3_still_loads(folder, models, kind):
+    """Version 3 had no training block or dropout: the parameters give them."""
+
+    def version_3(config):
+        config["format_version"] = 3
+        del config["training"]["block"], config["training"]["dropout"]
+
+    edit_config(folder, version_3)
+    with silent():
+        assert_same_predictions(load_model(folder), models[kind])
+
+
+def test_an_input_shape_that_an_earlier_mlp_would_predict_with_must_fit_its_features(copy_of):
+    # Before version 3 an MLP recorded no sample shape and took its 'input_shape'.
+    folder = copy_of("mlp_classifier")
+
+    def version_2_with_a_wrong_shape(config):
+        config["format_version"] = 2
+        del config["fitted"]["_sample_shape"]
+        del config["training"]["block"], config["training"]["dropout"]
+        config["params"]["input_shape"] = {"__tuple__": [4, 2]}
+
+    edit_config(folder, version_2_with_a_wrong_shape)
+    refused(folder, r"the 'input_shape' parameter \(4, 2\) does not hold n_features_in_")
+
+
 def test_a_default_depth_is_stored_so_a_changed_default_does_not_matter(
     folder, models, kind, monkeypatch
 ):
@@ -752,6 +778,11 @@ TAMPERED = {
         "cnn_regressor",
         lambda c: c["training"].update(block="bottleneck", depth=11),
         "do not fit the network",
+    ),
+    "sample_shape_on_a_cnn": (
+        "cnn_regressor",
+        lambda c: c["fitted"].update(_sample_shape=list(c["fitted"]["input_shape_"])),
+        r"_sample_shape \(1, 8\) is not an MLP's shape",
     ),
     "unknown_block": (
         "mlp_classifier",
