@@ -154,7 +154,9 @@ def save_model(estimator, path) -> Path:
     Raises
     ------
     TypeError
-        If ``estimator`` is not a ResNetClassifier or ResNetRegressor.
+        If ``estimator`` is not a ResNetClassifier or ResNetRegressor. A subclass is
+        refused too: :func:`load_model` could only rebuild the base class, without the
+        subclass's code (save it with joblib).
     ValueError
         If it is not fitted, if a parameter cannot be stored, if ``path`` is a file, or
         if the files cannot be written (a failure while writing them leaves the previous

@@ -352,6 +352,12 @@ def test_save_refuses_other_objects_and_paths(fitted, tmp_path):
     pipeline = make_pipeline(StandardScaler(), clf)
     with pytest.raises(TypeError, match="ResNetClassifier or ResNetRegressor; got Pipeline"):
         save_model(pipeline, tmp_path / "p")
+    # A subclass would load as its base class, without its own code: joblib keeps it.
+    subclass = type("MyClassifier", (ResNetClassifier,), {})
+    mine = subclass(**{**PARAMS, "max_epochs": 1}).fit(*make_classification(40, 4, random_state=0))
+    with pytest.raises(TypeError, match="got MyClassifier"):
+        save_model(mine, tmp_path / "mine")
+    assert not (tmp_path / "mine").exists()
     with pytest.raises(NotFittedError):
         save_model(ResNetClassifier(), tmp_path / "unfitted")
     (tmp_path / "file").write_text("x")
