@@ -155,7 +155,7 @@ def save_model(estimator, path) -> Path:
     ------
     TypeError
         If ``estimator`` is not a ResNetClassifier or ResNetRegressor. A subclass is
-        refused too: :func:`load_model` could only rebuild the base class, without the
+        refused too: ``load_model`` could only rebuild the base class, without the
         subclass's code (save it with joblib).
     ValueError
         If it is not fitted, if a parameter cannot be stored, if ``path`` is a file, or
