@@ -9,6 +9,7 @@ import torch
 import sklearn_resnet
 from sklearn_resnet import ResNetClassifier
 from sklearn_resnet.backbones import (
+    BLOCK_TYPES,
     ResidualCNN,
     ResidualMLP,
     blocks_for_depth,
@@ -63,6 +64,18 @@ def test_mlp_depth_is_two_per_block_plus_two():
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 10
     assert len(net.blocks) == 4
+
+
+@pytest.mark.parametrize("kind, shape", [("mlp", (7,)), ("cnn", (1, 8, 8))])
+def test_every_block_type_builds_and_an_unknown_one_is_refused_by_name(kind, shape):
+    for block in BLOCK_TYPES:
+        assert build_backbone(kind, shape, 2, depth=8 if kind == "mlp" else 20, block=block)
+    network = ResidualMLP if kind == "mlp" else ResidualCNN
+    refused = r"Unknown block 'wide'; expected one of \['basic', 'bottleneck', 'preact'\]"
+    with pytest.raises(ValueError, match=refused):
+        build_backbone(kind, shape, 2, block="wide")
+    with pytest.raises(ValueError, match=refused):
+        network(shape[0] if kind == "mlp" else shape, 2, 1, 8, "wide")
 
 
 def test_mlp_block_is_pre_norm_residual():

@@ -16,6 +16,7 @@ from .cnn import (
     cnn_depth_step,
     cnn_output_positions,
 )
+from .layers import BLOCK_TYPES
 from .mlp import ResidualMLP, mlp_block_name, mlp_blocks_for_depth
 from .scaling import SCALING_METHODS, InputScaler
 
@@ -36,8 +37,6 @@ __all__ = [
     "nearest_depths",
 ]
 
-#: Values of the estimators' ``block`` parameter.
-BLOCK_TYPES = ("basic", "bottleneck", "preact")
 #: Architecture defaults for ``depth=None`` and ``width=None``.
 BACKBONE_DEFAULTS = {
     "mlp": {"depth": 8, "width": 256},
@@ -133,8 +132,8 @@ def build_backbone(
     Raises
     ------
     ValueError
-        For an unknown ``kind`` or a ``depth`` that fits no formula; the message
-        lists the valid depths nearest to it.
+        For an unknown ``kind`` or ``block``, or a ``depth`` that fits no formula;
+        the message lists the valid depths nearest to it.
 
     Examples
     --------
@@ -143,6 +142,8 @@ def build_backbone(
     """
     if kind not in BACKBONE_DEFAULTS:
         raise ValueError(f"Unknown backbone {kind!r}; expected one of {sorted(BACKBONE_DEFAULTS)}.")
+    if block not in BLOCK_TYPES:
+        raise ValueError(f"Unknown block {block!r}; expected one of {list(BLOCK_TYPES)}.")
     defaults = BACKBONE_DEFAULTS[kind]
     depth = defaults["depth"] if depth is None else depth
     width = defaults["width"] if width is None else width

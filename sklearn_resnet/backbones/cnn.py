@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import FLOAT32, dropout_layer
+from .layers import BLOCK_TYPES, FLOAT32, dropout_layer
 from .scaling import InputScaler
 
 __all__ = [
@@ -302,7 +302,7 @@ class ResidualCNN(nn.Module):
         super().__init__()
         in_shape = tuple(int(s) for s in in_shape)
         if block not in _BLOCKS:
-            raise ValueError(f"Unknown block {block!r}; expected one of {sorted(_BLOCKS)}.")
+            raise ValueError(f"Unknown block {block!r}; expected one of {list(BLOCK_TYPES)}.")
         self.input_scaler = InputScaler(in_shape, scaling)
         self.n_dims = len(in_shape) - 1
         self.signal_channels_last = False

@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = [
+    "BLOCK_TYPES",
     "FLOAT32",
     "GeneratorDropout",
     "dropout_layer",
@@ -14,6 +15,8 @@ __all__ = [
     "set_dropout_generator",
 ]
 
+#: Values of the estimators' ``block`` parameter, for both backbones.
+BLOCK_TYPES = ("basic", "bottleneck", "preact")
 #: Factory keyword arguments of every layer and buffer: networks are float32 whatever
 #: ``torch.set_default_dtype`` says, and their initial weights do not depend on it.
 FLOAT32 = {"dtype": torch.float32}
