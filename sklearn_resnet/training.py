@@ -620,7 +620,7 @@ def check_validation_callbacks(callbacks, validation: bool, owner: str) -> None:
             raise ValueError(
                 f"callbacks[{index}] of {owner} monitors {monitor!r}, which needs a "
                 "validation set, but this fit holds none out: set early_stopping=True (or "
-                "'auto' with at least 20 validation rows) or monitor a training value."
+                "'auto' with validation_fraction * n_samples >= 20) or monitor a training value."
             )
 
 
