@@ -1,3 +1,4 @@
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -366,6 +367,37 @@ def test_a_preact_projection_shortcut_takes_the_pre_activated_input():
     pre = block.relu(block.bn1(x))
     branch = block.conv2(block.relu(block.bn2(block.conv1(pre))))
     torch.testing.assert_close(block(x), branch + block.shortcut(pre))
+
+
+def _down_sampling_strides(net):
+    """The strides of the first block of each stage after the first (main path, shortcut)."""
+    strides = [(stage[0].conv1.stride, stage[0].shortcut[0].stride) for stage in net.stages[1:]]
+    assert all(main == shortcut for main, shortcut in strides)
+    return [main for main, _ in strides]
+
+
+@pytest.mark.parametrize(
+    "in_shape, strides",
+    [
+        ((1, 8, 8), [(2, 2), (2, 2)]),
+        ((1, 2), [(2,), (1,)]),  # length 2 -> 1 -> 1
+        ((1, 1), [(1,), (1,)]),
+        ((1, 4, 1), [(2, 1), (2, 1)]),  # 4 x 1 -> 2 x 1 -> 1 x 1
+        ((1, 3, 2), [(2, 2), (2, 1)]),  # 3 x 2 -> 2 x 1 -> 1 x 1
+    ],
+)
+@pytest.mark.parametrize("block", ["basic", "preact"])
+def test_an_axis_of_size_one_is_not_strided_and_gives_the_same_outputs(in_shape, strides, block):
+    torch.manual_seed(0)
+    net = ResidualCNN(in_shape, 3, 1, width=4, block=block, zero_init_last=False).eval()
+    assert _down_sampling_strides(net) == strides
+    strided = copy.deepcopy(net)  # what a stride of 2 along every axis computes
+    for stage in strided.stages[1:]:
+        stage[0].conv1.stride = stage[0].shortcut[0].stride = (2,) * (len(in_shape) - 1)
+    x = torch.randn(5, *in_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), strided(x))
+    assert cnn_output_positions(in_shape) == net.forward_features(x)[0, 0].numel()
 
 
 def test_zero_init_zeroes_the_last_layer_of_each_preact_branch_only():

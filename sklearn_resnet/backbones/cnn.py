@@ -75,6 +75,24 @@ def cnn_output_positions(in_shape: tuple[int, ...]) -> int:
     return positions
 
 
+#: A convolution's stride: one for every axis, or one per axis.
+_Stride = int | tuple[int, ...]
+
+
+def _down_sample(sizes: tuple[int, ...]) -> tuple[_Stride, tuple[int, ...]]:
+    """The stride of a stage that halves every spatial size in ``sizes`` (rounding up),
+    and the sizes after it.
+
+    An axis of size 1 gets stride 1 instead of 2: the output is the same (one
+    position, the kernel centred on the input's only one), and PyTorch's bfloat16
+    convolution on the CPU can return NaN gradients, from run to run, for a stride of 2
+    along an axis of size 1. The stride is an int when it is the same along every axis.
+    """
+    strides = tuple(1 if size == 1 else 2 for size in sizes)
+    after = tuple((size - 1) // 2 + 1 for size in sizes)
+    return (strides[0] if len(set(strides)) == 1 else strides), after
+
+
 class SignalConv1d(nn.Conv1d):
     """A 1-D convolution that also takes signals laid out as height-one images.
 
@@ -132,18 +150,18 @@ class _Ops:
         self.norm_cls = SignalBatchNorm1d if n_dims == 1 else nn.BatchNorm2d
         self.pool_cls = nn.AdaptiveAvgPool1d if n_dims == 1 else nn.AdaptiveAvgPool2d
 
-    def conv3x3(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
+    def conv3x3(self, in_channels: int, out_channels: int, stride: _Stride = 1) -> nn.Module:
         return self.conv_cls(
             in_channels, out_channels, 3, stride=stride, padding=1, bias=False, **FLOAT32
         )
 
-    def conv1x1(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
+    def conv1x1(self, in_channels: int, out_channels: int, stride: _Stride = 1) -> nn.Module:
         return self.conv_cls(in_channels, out_channels, 1, stride=stride, bias=False, **FLOAT32)
 
     def norm(self, channels: int) -> nn.Module:
         return self.norm_cls(channels, **FLOAT32)
 
-    def shortcut(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    def shortcut(self, in_channels: int, out_channels: int, stride: _Stride) -> nn.Module:
         """Identity where the shape stays, else 1x1 convolution + batch norm (option B)."""
         if stride == 1 and in_channels == out_channels:
             return nn.Identity()
@@ -157,7 +175,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: int, dropout: float):
+    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: _Stride, dropout: float):
         super().__init__()
         out_channels = planes * self.expansion
         self.conv1 = ops.conv3x3(in_channels, planes, stride)
@@ -182,7 +200,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: int, dropout: float):
+    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: _Stride, dropout: float):
         super().__init__()
         out_channels = planes * self.expansion
         self.conv1 = ops.conv1x1(in_channels, planes)
@@ -213,7 +231,7 @@ class PreActBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: int, dropout: float):
+    def __init__(self, ops: _Ops, in_channels: int, planes: int, stride: _Stride, dropout: float):
         super().__init__()
         out_channels = planes * self.expansion
         self.bn1 = ops.norm(in_channels)
@@ -313,10 +331,10 @@ class ResidualCNN(nn.Module):
         # The pre-activation design normalises inside each block, so its stem is a bare conv.
         self.stem_norm = nn.Identity() if self.preact else ops.norm(width)
         self.stem_act = nn.Identity() if self.preact else nn.ReLU(inplace=True)
-        stages, in_channels = [], width
+        stages, in_channels, sizes = [], width, in_shape[1:]
         for index in range(_N_STAGES):
             planes = width * 2**index
-            stride = 1 if index == 0 else 2
+            stride, sizes = (1, sizes) if index == 0 else _down_sample(sizes)
             layers = []
             for block_index in range(n_blocks):
                 layers.append(
