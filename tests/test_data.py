@@ -2,10 +2,22 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
+from conftest import FAST_PARAMS
+from sklearn.datasets import make_classification
 
+from sklearn_resnet import ResNetClassifier
 from sklearn_resnet.backbones import build_backbone
-from sklearn_resnet.data import SliceBatches, TensorData, as_tensor, batched_inference
+from sklearn_resnet.data import (
+    SliceBatches,
+    TensorData,
+    as_tensor,
+    augment_batch,
+    batched_inference,
+    tensor_data,
+)
+from sklearn_resnet.sparse_rows import SparseRows
 
 
 def make_data(n=103, weights=False):
@@ -142,3 +154,61 @@ def test_outputs_that_turn_infinite_in_their_reduction_are_refused():
         finite_outputs(estimator, reduce=lambda v: v * np.inf)(np.array([10.0]))
     with pytest.raises(ValueError, match="produced NaN or infinite outputs"):
         finite_outputs(estimator)(np.array([np.nan]))
+
+
+def test_shuffled_batches_keep_each_samples_weight_and_target_with_it():
+    n = 103
+    data = TensorData(
+        torch.arange(n, dtype=torch.float32).reshape(n, 1), torch.arange(n), torch.arange(n) + 1.0
+    )
+    batches = SliceBatches(data, 10, shuffle=True, generator=torch.Generator().manual_seed(0))
+    for xb, (yb, wb) in batches:
+        assert torch.equal(xb.ravel().long(), yb)
+        assert torch.equal(wb, yb + 1.0)
+
+
+def test_sparse_training_batches_are_shuffled_like_dense_ones():
+    n = 50
+    data = TensorData(
+        SparseRows(sp.csr_matrix(np.arange(n, dtype=np.float32).reshape(n, 1))), torch.arange(n)
+    )
+    batches = SliceBatches(data, 10, shuffle=True, generator=torch.Generator().manual_seed(0))
+    order = torch.cat([yb for _, (yb, _) in batches])
+    assert sorted(order.tolist()) == list(range(n))
+    assert not torch.equal(order, torch.arange(n))
+    for xb, (yb, _) in batches:
+        assert torch.equal(xb.ravel().long(), yb)
+
+
+def test_flip_mirrors_half_of_the_samples():
+    x = torch.arange(8, dtype=torch.float32).view(1, 1, 8).repeat(4000, 1, 1)
+    flipped = augment_batch(x, "flip", torch.Generator().manual_seed(0))
+    share = torch.all(flipped == x.flip(-1), dim=(1, 2)).float().mean().item()
+    assert 0.45 < share < 0.55
+
+
+def test_sample_weights_become_float32_tensors():
+    data = tensor_data(
+        np.ones((4, 2)),
+        np.arange(4),
+        np.array([1.0, 2.0, 3.0, 4.0]),
+        classification=True,
+        device="cpu",
+    )
+    assert data.X.dtype == data.weight.dtype == torch.float32 and data.y.dtype == torch.int64
+
+
+def test_predict_gives_up_when_one_row_runs_out_of_memory(monkeypatch):
+    X, y = make_classification(300, 5, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS).fit(X, y)
+    calls = []
+
+    def forward_without_memory(x):
+        calls.append(len(x))
+        if len(calls) > 100:
+            raise RuntimeError("still retrying")
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(clf.net_.module_, "forward", forward_without_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        clf.predict(X)

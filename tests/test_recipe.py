@@ -1,11 +1,15 @@
 """Each piece of the training recipe does what its documentation says."""
 
+import pickle
+import re
+
 import numpy as np
 import pytest
 import torch
 from conftest import FAST_CNN_PARAMS, FAST_PARAMS
-from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.datasets import load_digits, make_blobs, make_classification, make_regression
 from sklearn.linear_model import Ridge
+from skorch.callbacks import Checkpoint
 
 import sklearn_resnet.base as base_module
 import sklearn_resnet.data as data_module
@@ -13,6 +17,7 @@ import sklearn_resnet.training as training_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.data import augment_batch
 from sklearn_resnet.defaults import auto_batch_size, resolve_width
+from sklearn_resnet.training import Callback, schedule_factor
 
 
 # ---- input scaling --------------------------------------------------------------------------
@@ -442,3 +447,88 @@ def test_width_and_batch_size_follow_the_rows_left_after_the_validation_split():
     X, y = make_classification(1112, 4, random_state=0)  # 1,000 training rows
     clf = ResNetClassifier(max_epochs=1, early_stopping=True, random_state=0).fit(X, y)
     assert (clf.width_, clf.net_.batch_size) == (256, 64)
+
+
+def test_schedule_counts_a_merged_last_batch_once():
+    class LRs(Callback):
+        def initialize(self):
+            self.lrs = []
+            return self
+
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                self.lrs.append(net.optimizer_.param_groups[0]["lr"])
+
+    X, y = make_classification(33, 4, random_state=0)  # 16 + 17 rows: two batches an epoch
+    clf = ResNetClassifier(
+        **{**FAST_PARAMS, "max_epochs": 5},
+        batch_size=16,
+        lr=1e-3,
+        early_stopping=False,
+        callbacks=[LRs()],
+    ).fit(X, y)
+    (rec,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, LRs)]
+    assert len(rec.lrs) == 10
+    assert rec.lrs == pytest.approx([1e-3 * schedule_factor("cosine", s, 10) for s in range(10)])
+
+
+def test_valid_score_best_marks_only_strict_improvements():
+    X, y = make_blobs(400, 4, centers=2, cluster_std=0.5, random_state=0)  # separable
+    clf = ResNetClassifier(
+        **{**FAST_PARAMS, "max_epochs": 8}, early_stopping=True, n_iter_no_change=20
+    ).fit(X, y)
+    scores = clf.history_[:, "valid_score"]
+    best = clf.history_[:, "valid_score_best"]
+    assert len(set(scores)) < len(scores)  # ties happen (accuracy 1.0 again and again)
+    for i, (score, flag) in enumerate(zip(scores, best, strict=True)):
+        assert flag == (i == 0 or score > max(scores[:i]))
+
+
+def test_verbose_table_prints_the_epoch_that_early_stopping_ends_on(capsys):
+    X, y = make_classification(400, 6, flip_y=0.3, random_state=0)
+    clf = ResNetClassifier(
+        **{**FAST_PARAMS, "max_epochs": 60, "verbose": 2},
+        lr=3e-3,
+        early_stopping=True,
+        n_iter_no_change=2,
+    )
+    clf.fit(X, y)
+    assert clf.n_iter_ < 60  # stopped early
+    rows = [line for line in capsys.readouterr().out.splitlines() if re.match(r"^\s*\d+\s", line)]
+    assert len(rows) == clf.n_iter_
+
+
+def test_early_stopping_needs_a_relative_improvement_of_a_hundredth_of_a_percent():
+    X, y = make_classification(300, 4, random_state=0)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}, early_stopping=True).fit(X, y)
+    stopper = dict(clf.net_.callbacks_)["early_stopping"]
+    assert stopper.threshold == 1e-4 and stopper.threshold_mode == "rel"
+
+
+def test_without_a_validation_set_the_model_keeps_the_last_epoch_not_the_lowest_loss():
+    X, y = make_classification(200, 6, flip_y=0.3, random_state=0)
+    clf = ResNetClassifier(
+        **{**FAST_PARAMS, "max_epochs": 8}, lr=0.03, lr_schedule="constant", early_stopping=False
+    ).fit(X, y)
+    losses = clf.history_[:, "train_loss"]
+    assert int(np.argmin(losses)) + 1 != clf.n_iter_  # the setting this test needs
+    assert clf.best_epoch_ == clf.n_iter_ == clf.history_[-1]["weights_epoch"]
+
+
+def test_a_fitted_model_holds_no_reference_to_its_validation_rows():
+    X, y = make_classification(4000, 50, random_state=0)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}, early_stopping=True).fit(X, y)
+    assert clf.net_.train_split is None
+    assert len(pickle.dumps(clf)) < 400 * 50 * 4  # smaller than the validation rows alone
+
+
+def test_a_checkpoint_that_loads_the_best_epoch_is_refused(tmp_path):
+    X, y = make_classification(300, 4, random_state=0)
+    clf = ResNetClassifier(
+        **FAST_PARAMS,
+        early_stopping=True,
+        callbacks=[Checkpoint(dirname=str(tmp_path), load_best=True)],
+    )
+    with pytest.raises(ValueError, match="load_best=True"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")

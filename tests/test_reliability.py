@@ -25,7 +25,8 @@ from sklearn_resnet import ResNetClassifier, ResNetRegressor, load_model, save_m
 from sklearn_resnet import sparse_rows as sparse_module
 from sklearn_resnet.backbones.layers import GeneratorDropout
 from sklearn_resnet.search_study import quiet_optuna
-from sklearn_resnet.training import Callback
+from sklearn_resnet.stopping import interrupts_propagate
+from sklearn_resnet.training import Callback, ResNetNet
 from sklearn_resnet.user_warnings import ignoring
 
 SPARSE_X, SPARSE_Y = make_classification(300, 40, n_informative=8, random_state=0)
@@ -670,3 +671,39 @@ def test_ignoring_silences_warnings_and_loggers_inside_and_restores_them_after()
         warnings.warn("the user's own", UserWarning, stacklevel=1)
     assert [str(w.message) for w in shown] == ["the user's own"]
     assert logger.level == logging.INFO
+
+
+def test_a_non_finite_validation_loss_counts_as_a_divergence(monkeypatch):
+    real = ResNetNet.get_loss
+
+    def nan_when_validating(self, y_pred, y_true, X=None, training=False):
+        loss = real(self, y_pred, y_true, X=X, training=training)
+        return loss if training else loss * float("nan")
+
+    monkeypatch.setattr(ResNetNet, "get_loss", nan_when_validating)
+    X, y = make_classification(300, 4, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS, early_stopping=True)
+    with pytest.raises(ValueError, match="diverged"):
+        clf.fit(X, y)
+
+
+def test_an_interrupt_inside_interrupts_propagate_raises_even_after_finished_epochs():
+    X, y = make_classification(200, 4, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS, callbacks=[InterruptAt(2)])
+    with interrupts_propagate(), pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+
+
+def test_a_failed_fp16_partial_fit_puts_the_gradient_scaler_back():
+    class FailsAtTrainEnd(Callback):
+        def on_train_end(self, net, **kwargs):
+            raise OSError("disk full")
+
+    X, y = make_regression(200, 8, random_state=0)
+    reg = ResNetRegressor(**FAST_PARAMS, precision="16", early_stopping=False).fit(X, y)
+    before = reg.net_.grad_scaler_.state_dict()
+    reg.net_.callbacks_.append(("fails", FailsAtTrainEnd()))
+    with pytest.raises(OSError):
+        reg.partial_fit(X, y)
+    assert reg.net_.grad_scaler_.state_dict() == before

@@ -22,6 +22,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
+from sklearn_resnet.inputs import split_indices
 
 ESTIMATORS = [ResNetClassifier, ResNetRegressor]
 MLP = {**FAST_PARAMS, "max_epochs": 2}
@@ -839,3 +840,25 @@ def test_refused_predictions_change_nothing(Estimator):
     for got, want in zip(outputs(est, X), outputs(snapshot, X), strict=True):
         np.testing.assert_array_equal(got, want)
     assert vars(est).keys() == vars(snapshot).keys()
+
+
+def test_a_validation_part_too_small_for_every_class_is_drawn_unstratified():
+    y = np.repeat([0, 1, 2], 10)  # every class splittable, but 2 validation rows < 3 classes
+    train, valid = split_indices(30, 0.05, 0, y)
+    assert len(valid) == 2 and len(train) == 28
+    y = np.repeat([0, 1, 2], [2, 2, 26])
+    train, valid = split_indices(30, 0.95, 0, y)  # 1 training row < 3 classes
+    assert len(train) == 1 and len(valid) == 29
+
+
+def test_a_validation_fraction_that_leaves_no_training_rows_is_named():
+    with pytest.raises(ValueError, match=r"validation_fraction=0\.95 of 10 samples leaves one"):
+        split_indices(10, 0.95, 0)
+
+
+def test_small_arrays_for_a_model_fitted_with_feature_names_warn_as_in_sklearn():
+    X, y = make_classification(100, 4, random_state=0)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}).fit(frame, y)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        clf.predict(X[:5])

@@ -35,3 +35,16 @@ def test_seeded_is_reproducible_and_restores_the_global_rng():
     assert torch.equal(first, second)
     assert torch.equal(torch.get_rng_state(), before)
     assert np.array_equal(np.random.get_state()[1], numpy_before)
+
+
+def test_cosine_schedule_never_exceeds_the_base_rate_and_peaks_right_after_warmup():
+    total = 200  # warm-up of 10 steps
+    factors = [schedule_factor("cosine", step, total) for step in range(total + 1)]
+    assert max(factors) <= 1.0
+    assert factors[10] == pytest.approx(1.0)  # first step of the decay: cos(0)
+
+
+@pytest.mark.parametrize(("total", "first"), [(29, 1.0), (30, 0.5), (39, 0.5)])
+def test_warmup_is_five_percent_of_the_steps_rounded(total, first):
+    # docs/training-recipe.md: "a fit of fewer than 30 steps starts at the full rate"
+    assert schedule_factor("cosine", 0, total) == pytest.approx(first)
