@@ -80,6 +80,25 @@ def test_cnn_1d_multi_output_regressor(tmp_path, width):
     _check_batches(session, reg, X, "predict")
 
 
+@pytest.mark.parametrize(
+    "backbone, precision, bound",
+    [("mlp", "16", 1e-4), ("mlp", "bf16", 1e-4), ("cnn", "16", 1e-3), ("cnn", "bf16", 1e-2)],
+)
+def test_a_reduced_precision_regressor_exports_within_the_documented_gap(
+    tmp_path, backbone, precision, bound
+):
+    """persistence.md: the float32 graph and ``predict`` under autocast differ by about
+    1e-5 / 3e-5 of the spread (MLP, float16 / bfloat16) and a few 1e-4 / 1e-3 (CNN)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((37, 3)), rng.standard_normal(37) * 10 + 100
+    params = {"depth": 4 if backbone == "mlp" else 8, "width": 6, "max_epochs": 2}
+    reg = ResNetRegressor(
+        backbone=backbone, precision=precision, device="cpu", random_state=0, **params
+    ).fit(X, y)
+    gap = np.abs(_run(_session(to_onnx(reg, tmp_path / "reg.onnx")), X) - reg.predict(X)).max()
+    assert gap / y.std() < bound
+
+
 def test_single_output_regressor_graph_returns_one_dimension():
     # The graph that to_onnx exports, run in torch: exporting takes seconds, and the
     # multi-output test above already checks the exported de-standardisation.
