@@ -16,7 +16,7 @@ from .cnn import (
     cnn_depth_step,
     cnn_output_positions,
 )
-from .layers import BLOCK_TYPES
+from .layers import BLOCK_TYPES, check_block
 from .mlp import ResidualMLP, mlp_block_name, mlp_blocks_for_depth
 from .scaling import SCALING_METHODS, InputScaler
 
@@ -142,8 +142,7 @@ def build_backbone(
     """
     if kind not in BACKBONE_DEFAULTS:
         raise ValueError(f"Unknown backbone {kind!r}; expected one of {sorted(BACKBONE_DEFAULTS)}.")
-    if block not in BLOCK_TYPES:
-        raise ValueError(f"Unknown block {block!r}; expected one of {list(BLOCK_TYPES)}.")
+    check_block(block)  # before the depth formula, which looks the block up
     defaults = BACKBONE_DEFAULTS[kind]
     depth = defaults["depth"] if depth is None else depth
     width = defaults["width"] if width is None else width

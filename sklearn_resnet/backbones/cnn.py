@@ -9,13 +9,14 @@ ResNet-20 on 3x32x32 inputs with 10 classes its 272,474 parameters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import BLOCK_TYPES, FLOAT32, dropout_layer
+from .layers import FLOAT32, check_block, dropout_layer
 from .scaling import InputScaler
 
 __all__ = [
@@ -67,12 +68,10 @@ def cnn_output_positions(in_shape: tuple[int, ...]) -> int:
 
     Each stage after the first halves every spatial size (rounding up).
     """
-    positions = 1
-    for size in in_shape[1:]:
-        for _ in range(_N_STAGES - 1):
-            size = (size - 1) // 2 + 1
-        positions *= size
-    return positions
+    sizes = tuple(in_shape[1:])
+    for _ in range(_N_STAGES - 1):
+        _, sizes = _down_sample(sizes)
+    return math.prod(sizes)
 
 
 #: A convolution's stride: one for every axis, or one per axis.
@@ -319,8 +318,7 @@ class ResidualCNN(nn.Module):
     ):
         super().__init__()
         in_shape = tuple(int(s) for s in in_shape)
-        if block not in _BLOCKS:
-            raise ValueError(f"Unknown block {block!r}; expected one of {list(BLOCK_TYPES)}.")
+        check_block(block)
         self.input_scaler = InputScaler(in_shape, scaling)
         self.n_dims = len(in_shape) - 1
         self.signal_channels_last = False

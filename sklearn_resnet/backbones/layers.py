@@ -10,6 +10,7 @@ __all__ = [
     "BLOCK_TYPES",
     "FLOAT32",
     "GeneratorDropout",
+    "check_block",
     "dropout_layer",
     "dropout_rate",
     "set_dropout_generator",
@@ -61,6 +62,12 @@ def dropout_layer(p: float) -> nn.Module:
     GeneratorDropout(p=0.1, inplace=False)
     """
     return GeneratorDropout(p) if p > 0 else nn.Identity()
+
+
+def check_block(block: str) -> None:
+    """Refuse a ``block`` that is not one of ``BLOCK_TYPES``, naming them."""
+    if block not in BLOCK_TYPES:
+        raise ValueError(f"Unknown block {block!r}; expected one of {list(BLOCK_TYPES)}.")
 
 
 def dropout_rate(module: nn.Module) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import BLOCK_TYPES, FLOAT32, dropout_layer
+from .layers import FLOAT32, check_block, dropout_layer
 from .scaling import InputScaler
 
 __all__ = ["ResidualMLP", "ResidualMLPBlock", "mlp_block_name", "mlp_blocks_for_depth"]
@@ -141,8 +141,7 @@ class ResidualMLP(nn.Module):
         linear_path: bool = False,
     ):
         super().__init__()
-        if block not in BLOCK_TYPES:
-            raise ValueError(f"Unknown block {block!r}; expected one of {list(BLOCK_TYPES)}.")
+        check_block(block)
         hidden = _branch_width(width, block)
         self.input_scaler = InputScaler((n_inputs,), scaling)
         self.stem = nn.Linear(n_inputs, width, **FLOAT32)
