@@ -659,16 +659,9 @@ def test_balanced_class_weights_with_a_class_weighted_zero_throughout():
 # ---- targets, outputs and validation scores ---------------------------------------------
 
 
-def _regression_rows(n=60, n_features=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_features)).astype(np.float32)
-    y = X @ rng.normal(size=n_features) + 0.1 * rng.normal(size=n)
-    return X, y
-
-
 def test_partial_fit_refuses_another_number_of_outputs_and_leaves_the_model_unchanged():
     # estimators.py: "y has k outputs, but ... was fitted with m" (continued training).
-    X, y = _regression_rows()
+    X, y = data_for(ResNetRegressor)
     reg = ResNetRegressor(**FAST_PARAMS).fit(X, np.column_stack([y, -y]))
     before = reg.predict(X)
     with pytest.raises(ValueError, match="y has 1 outputs, but ResNetRegressor was fitted with 2"):
@@ -678,7 +671,7 @@ def test_partial_fit_refuses_another_number_of_outputs_and_leaves_the_model_unch
 
 def test_all_zero_targets_fit_and_predict_zero():
     # Constant targets are "divided by their own size"; a zero target has none.
-    X, _ = _regression_rows()
+    X, _ = data_for(ResNetRegressor)
     reg = ResNetRegressor(**FAST_PARAMS).fit(X, np.zeros(len(X)))
     pred = reg.predict(X)
     assert np.all(np.isfinite(pred)) and np.abs(pred).max() < 1e-3
@@ -686,7 +679,7 @@ def test_all_zero_targets_fit_and_predict_zero():
 
 def test_target_standardisation_uses_the_weighted_mean_and_deviation():
     # training-recipe: targets standardised with the (weighted) mean and standard deviation.
-    X, y = _regression_rows()
+    X, y = data_for(ResNetRegressor)
     w = np.linspace(0.1, 10.0, len(y))
     reg = ResNetRegressor(**FAST_PARAMS).fit(X, y, sample_weight=w)
     mean = np.average(y, weights=w)
@@ -697,7 +690,7 @@ def test_target_standardisation_uses_the_weighted_mean_and_deviation():
 
 def test_best_validation_score_is_that_of_the_best_epoch_not_the_last():
     # base: best_validation_score_ is the validation score at best_epoch_.
-    X, y = _regression_rows(n=300)
+    X, y = data_for(ResNetRegressor, n=300)
     params = {**FAST_PARAMS, "max_epochs": 40}
     reg = ResNetRegressor(**params, lr=3e-2, n_iter_no_change=2).fit(X, y)
     assert reg.best_epoch_ < reg.n_iter_  # early stopping ended it past the best epoch
