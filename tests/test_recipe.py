@@ -17,7 +17,6 @@ import sklearn_resnet.training as training_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.data import augment_batch
 from sklearn_resnet.defaults import auto_batch_size, resolve_width
-from sklearn_resnet.training import Callback, schedule_factor
 
 
 # ---- input scaling --------------------------------------------------------------------------
@@ -447,29 +446,6 @@ def test_width_and_batch_size_follow_the_rows_left_after_the_validation_split():
     X, y = make_classification(1112, 4, random_state=0)  # 1,000 training rows
     clf = ResNetClassifier(max_epochs=1, early_stopping=True, random_state=0).fit(X, y)
     assert (clf.width_, clf.net_.batch_size) == (256, 64)
-
-
-def test_schedule_counts_a_merged_last_batch_once():
-    class LRs(Callback):
-        def initialize(self):
-            self.lrs = []
-            return self
-
-        def on_batch_end(self, net, training=False, **kwargs):
-            if training:
-                self.lrs.append(net.optimizer_.param_groups[0]["lr"])
-
-    X, y = make_classification(33, 4, random_state=0)  # 16 + 17 rows: two batches an epoch
-    clf = ResNetClassifier(
-        **{**FAST_PARAMS, "max_epochs": 5},
-        batch_size=16,
-        lr=1e-3,
-        early_stopping=False,
-        callbacks=[LRs()],
-    ).fit(X, y)
-    (rec,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, LRs)]
-    assert len(rec.lrs) == 10
-    assert rec.lrs == pytest.approx([1e-3 * schedule_factor("cosine", s, 10) for s in range(10)])
 
 
 def test_valid_score_best_marks_only_strict_improvements():

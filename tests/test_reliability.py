@@ -696,14 +696,10 @@ def test_an_interrupt_inside_interrupts_propagate_raises_even_after_finished_epo
 
 
 def test_a_failed_fp16_partial_fit_puts_the_gradient_scaler_back():
-    class FailsAtTrainEnd(Callback):
-        def on_train_end(self, net, **kwargs):
-            raise OSError("disk full")
-
     X, y = make_regression(200, 8, random_state=0)
     reg = ResNetRegressor(**FAST_PARAMS, precision="16", early_stopping=False).fit(X, y)
     before = reg.net_.grad_scaler_.state_dict()
-    reg.net_.callbacks_.append(("fails", FailsAtTrainEnd()))
+    reg.net_.callbacks_.append(("fails", FailsAtTrainEnd(OSError("disk full"))))
     with pytest.raises(OSError):
         reg.partial_fit(X, y)
     assert reg.net_.grad_scaler_.state_dict() == before

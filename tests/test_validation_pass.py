@@ -147,6 +147,17 @@ def test_fit_follows_the_planned_schedule_over_every_training_batch():
     assert lrs == pytest.approx(expected, rel=1e-12, abs=1e-18)
 
 
+def test_the_schedule_counts_a_merged_last_batch_once():
+    from sklearn_resnet.training import schedule_factor
+
+    X, y = make_classification(33, 4, random_state=0)  # 16 + 17 rows: two batches an epoch
+    params = {**FAST_PARAMS, "max_epochs": 5, "lr": 1e-3, "batch_size": 16}
+    clf = ResNetClassifier(**params, early_stopping=False, callbacks=[Recorder()]).fit(X, y)
+    lrs = _recorder(clf).lrs
+    assert len(lrs) == 10
+    assert lrs == pytest.approx([1e-3 * schedule_factor("cosine", s, 10) for s in range(10)])
+
+
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
 @pytest.mark.parametrize("weight_decay", [None, 0.3])
 def test_the_optimizer_gets_its_settings(optimizer, weight_decay):
