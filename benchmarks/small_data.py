@@ -5,6 +5,10 @@ or two, so the accuracy table cannot tell small changes to the defaults apart. T
 script counts the misclassified samples of 5-fold cross-validations (stratified, fold
 shuffle seed ``s`` for each ``s`` of ``--shuffles``), summed over the shuffles, for
 variants of the defaults and for scikit-learn's ``MLPClassifier`` as the reference.
+``--datasets`` adds four more small sets (two generated 2-D problems, the first 500
+digits and a 600-row ``make_classification``) to check that a finding holds beyond
+the two, and three larger ones (all digits, ``make_classification`` with 3,000 and
+10,000 rows) to see where it stops.
 The models of fold ``f`` of shuffle ``s`` are seeded ``f + 10 * s``; an ensemble's
 members ``k = 0, 1, ...`` are seeded ``f + 10 * s + 1000 * k`` and predict the mean of
 their probabilities. Every fit uses one intra-op thread, so the counts do not depend on
@@ -12,6 +16,8 @@ their probabilities. Every fit uses one intra-op thread, so the counts do not de
 
     python benchmarks/small_data.py --output small_data.md               # shuffles 0-4
     python benchmarks/small_data.py --shuffles 10 11 12 13 14 --variants defaults MLP
+    python benchmarks/small_data.py --datasets wine breast_cancer moons circles digits500 \
+        classification600 --variants defaults no_early_stopping MLP MLP_3x64
 
 ``--variants`` picks rows by their key (see ``VARIANTS``); ``--jobs`` runs that many
 processes.
@@ -25,7 +31,14 @@ import warnings
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    load_wine,
+    make_circles,
+    make_classification,
+    make_moons,
+)
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -33,8 +46,35 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_resnet import ResNetClassifier
 
-DATASETS = {"wine": load_wine, "breast_cancer": load_breast_cancer}
-#: key -> (row label, parameters of ResNetClassifier, ensemble size); "MLP" is the reference.
+
+def _classification(n_samples: int):
+    return make_classification(
+        n_samples=n_samples,
+        n_features=20,
+        n_informative=10,
+        n_classes=3,
+        flip_y=0.05,
+        random_state=0,
+    )
+
+
+#: key -> function returning (X, y).
+DATASETS = {
+    "wine": lambda: load_wine(return_X_y=True),
+    "breast_cancer": lambda: load_breast_cancer(return_X_y=True),
+    "moons": lambda: make_moons(300, noise=0.25, random_state=0),
+    "circles": lambda: make_circles(300, noise=0.1, factor=0.5, random_state=0),
+    "digits500": lambda: tuple(a[:500] for a in load_digits(return_X_y=True)),
+    # The accuracy benchmark's make_classification at 600 rows, and larger sets for where
+    # a finding stops holding.
+    "classification600": lambda: _classification(600),
+    "digits": lambda: load_digits(return_X_y=True),
+    "classification3000": lambda: _classification(3000),
+    "classification10000": lambda: _classification(10000),
+}
+#: key -> hidden layer sizes of the scikit-learn MLPClassifier rows.
+MLP_REFERENCES = {"MLP": (100,), "MLP_3x64": (64, 64, 64)}
+#: key -> (row label, parameters of ResNetClassifier or None for the MLP rows, ensemble size).
 VARIANTS = {
     "defaults": ("none", {}, 1),
     "batch64": ("`batch_size=64`", {"batch_size": 64}, 1),
@@ -50,6 +90,11 @@ VARIANTS = {
     "dropout": ("`dropout=0.1`", {"dropout": 0.1}, 1),
     "smoothing": ("`label_smoothing=0.1` (RealMLP's default)", {"label_smoothing": 0.1}, 1),
     "no_early_stopping": ("`early_stopping=False`", {"early_stopping": False}, 1),
+    "no_early_stopping_epochs300": (
+        "`early_stopping=False`, `max_epochs=300`",
+        {"early_stopping": False, "max_epochs": 300},
+        1,
+    ),
     "epochs50": ("`max_epochs=50`", {"max_epochs": 50}, 1),
     "lr3e-4": ("`lr=3e-4`", {"lr": 3e-4}, 1),
     "weight_decay0.1": ("`weight_decay=0.1`", {"weight_decay": 0.1}, 1),
@@ -60,20 +105,24 @@ VARIANTS = {
         5,
     ),
     "MLP": ("scikit-learn's `MLPClassifier` (reference)", None, 1),
+    "MLP_3x64": ("scikit-learn's `MLPClassifier`, three hidden layers of 64", None, 1),
 }
 
 
-def _model(params: dict | None, seed: int):
+def _model(variant: str, seed: int):
+    params = VARIANTS[variant][1]
     if params is None:
-        return make_pipeline(StandardScaler(), MLPClassifier(max_iter=2000, random_state=seed))
+        hidden = MLP_REFERENCES[variant]
+        mlp = MLPClassifier(hidden, max_iter=2000, random_state=seed)
+        return make_pipeline(StandardScaler(), mlp)
     return ResNetClassifier(random_state=seed, **params)
 
 
 def errors(variant: str, dataset: str, shuffle: int) -> int:
     """Misclassified samples of one 5-fold cross-validation."""
     torch.set_num_threads(1)
-    _, params, members = VARIANTS[variant]
-    X, y = DATASETS[dataset](return_X_y=True)
+    members = VARIANTS[variant][2]
+    X, y = DATASETS[dataset]()
     folds = StratifiedKFold(5, shuffle=True, random_state=shuffle)
     wrong = 0
     for fold, (train, test) in enumerate(folds.split(X, y)):
@@ -82,7 +131,7 @@ def errors(variant: str, dataset: str, shuffle: int) -> int:
             seed = fold + 10 * shuffle + 1000 * member
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the MLP's convergence notes, if any
-                model = _model(params, seed).fit(X[train], y[train])
+                model = _model(variant, seed).fit(X[train], y[train])
             probabilities = probabilities + model.predict_proba(X[test])
         predicted = model.classes_[np.argmax(probabilities, axis=1)]
         wrong += int(np.sum(predicted != y[test]))
@@ -93,21 +142,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shuffles", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument(
+        "--datasets", nargs="+", choices=list(DATASETS), default=["wine", "breast_cancer"]
+    )
     parser.add_argument("--jobs", type=int, default=1, help="processes to run in parallel")
     parser.add_argument("--output", help="also write the markdown table to this file")
     args = parser.parse_args()
-    tasks = [(v, d, s) for v in args.variants for d in DATASETS for s in args.shuffles]
+    tasks = [(v, d, s) for v in args.variants for d in args.datasets for s in args.shuffles]
     results = Parallel(n_jobs=args.jobs)(delayed(errors)(*task) for task in tasks)
     counted = dict(zip(tasks, results, strict=True))
     shuffles = ", ".join(map(str, args.shuffles))
-    header = "| change to the defaults | wine errors | breast cancer errors |"
-    lines = [header, "|---|---:|---:|"]
+    lines = [
+        "| change to the defaults | " + " | ".join(f"{d} errors" for d in args.datasets) + " |",
+        "|---|" + "---:|" * len(args.datasets),
+    ]
     for variant in args.variants:
-        cells = [sum(counted[variant, d, s] for s in args.shuffles) for d in DATASETS]
-        lines.append(f"| {VARIANTS[variant][0]} | {cells[0]} | {cells[1]} |")
+        cells = [sum(counted[variant, d, s] for s in args.shuffles) for d in args.datasets]
+        lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(map(str, cells)) + " |")
+    sizes = ", ".join(f"{d} {len(DATASETS[d]()[1])}" for d in args.datasets)
     footer = (
         f"\nErrors summed over {len(args.shuffles)} stratified 5-fold cross-validations "
-        f"(fold shuffle seeds {shuffles}); wine has 178 samples, breast cancer 569. "
+        f"(fold shuffle seeds {shuffles}); samples: {sizes}. "
         f"torch {torch.__version__}, one intra-op thread per fit."
     )
     print("\n".join(lines) + "\n" + footer)
