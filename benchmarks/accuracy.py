@@ -78,6 +78,19 @@ class Dataset:
         self.key = self.key or self.name
 
 
+def make_noisy_classification(n_samples: int = 3000):
+    """``make_classification`` with 20 features (10 informative), 3 classes and 5 % of
+    the labels flipped at random."""
+    return make_classification(
+        n_samples=n_samples,
+        n_features=20,
+        n_informative=10,
+        n_classes=3,
+        flip_y=0.05,
+        random_state=0,
+    )
+
+
 def make_waveforms(n_samples: int = 1500, length: int = 128, seed: int = 0):
     """Noisy 1-D signals of four pulse shapes at random positions (4 classes).
 
@@ -113,18 +126,7 @@ DATASETS = [
     ),
     Dataset("breast_cancer", lambda: load_breast_cancer(return_X_y=True), "classification"),
     Dataset("wine", lambda: load_wine(return_X_y=True), "classification"),
-    Dataset(
-        "make_classification",
-        lambda: make_classification(
-            n_samples=3000,
-            n_features=20,
-            n_informative=10,
-            n_classes=3,
-            flip_y=0.05,
-            random_state=0,
-        ),
-        "classification",
-    ),
+    Dataset("make_classification", make_noisy_classification, "classification"),
     Dataset(
         "waveforms (CNN 1x128)",
         lambda: make_waveforms(),

@@ -30,33 +30,15 @@ import warnings
 
 import numpy as np
 import torch
+from accuracy import make_noisy_classification
 from joblib import Parallel, delayed
-from sklearn.datasets import (
-    load_breast_cancer,
-    load_digits,
-    load_wine,
-    make_circles,
-    make_classification,
-    make_moons,
-)
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_circles, make_moons
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_resnet import ResNetClassifier
-
-
-def _classification(n_samples: int):
-    return make_classification(
-        n_samples=n_samples,
-        n_features=20,
-        n_informative=10,
-        n_classes=3,
-        flip_y=0.05,
-        random_state=0,
-    )
-
 
 #: key -> function returning (X, y).
 DATASETS = {
@@ -67,10 +49,10 @@ DATASETS = {
     "digits500": lambda: tuple(a[:500] for a in load_digits(return_X_y=True)),
     # The accuracy benchmark's make_classification at 600 rows, and larger sets for where
     # a finding stops holding.
-    "classification600": lambda: _classification(600),
+    "classification600": lambda: make_noisy_classification(600),
     "digits": lambda: load_digits(return_X_y=True),
-    "classification3000": lambda: _classification(3000),
-    "classification10000": lambda: _classification(10000),
+    "classification3000": make_noisy_classification,
+    "classification10000": lambda: make_noisy_classification(10000),
 }
 #: key -> hidden layer sizes of the scikit-learn MLPClassifier rows.
 MLP_REFERENCES = {"MLP": (100,), "MLP_3x64": (64, 64, 64)}
