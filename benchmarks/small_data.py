@@ -52,6 +52,8 @@ DATASETS = {
     "classification600": lambda: make_noisy_classification(600),
     "digits": lambda: load_digits(return_X_y=True),
     "classification3000": make_noisy_classification,
+    "classification5000": lambda: make_noisy_classification(5000),
+    "classification7000": lambda: make_noisy_classification(7000),
     "classification10000": lambda: make_noisy_classification(10000),
 }
 #: key -> hidden layer sizes of the scikit-learn MLPClassifier rows.
@@ -71,6 +73,11 @@ VARIANTS = {
     "quantile": ('`scaling="quantile"`', {"scaling": "quantile"}, 1),
     "dropout": ("`dropout=0.1`", {"dropout": 0.1}, 1),
     "smoothing": ("`label_smoothing=0.1` (RealMLP's default)", {"label_smoothing": 0.1}, 1),
+    "early_stopping": (
+        "`early_stopping=True` (the default from 200 rows before)",
+        {"early_stopping": True},
+        1,
+    ),
     "no_early_stopping": ("`early_stopping=False`", {"early_stopping": False}, 1),
     "no_early_stopping_epochs300": (
         "`early_stopping=False`, `max_epochs=300`",

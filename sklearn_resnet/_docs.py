@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+from .defaults import MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES
+
 _SHARED_PARAMETERS = """\
 backbone : {"auto", "mlp", "cnn"}, default="auto"
         ``"mlp"``: residual MLP for tabular rows (samples of several dimensions are
@@ -73,9 +75,7 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training data, stop when the validation
         loss has not improved by 0.01 % for ``n_iter_no_change`` epochs, and restore
-        the weights of the best epoch. ``"auto"`` turns it on when
-        ``validation_fraction * n_samples`` is at least 20 (200 samples at the default
-        fraction).
+        the weights of the best epoch. {auto_early_stopping}
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified for
         classification where every class has two samples and each part has at least
@@ -194,8 +194,25 @@ _TEMPLATE = """{summary}
     """
 
 
-def _render(summary, intro, extra_parameters, classes, outputs, score, see_also, examples):
+_AUTO_EARLY_STOPPING = (
+    '``"auto"`` turns it on when\n'
+    "        ``validation_fraction * n_samples`` is at least 20 (200 samples at the default\n"
+    "        fraction)"
+)
+_CLASSIFIER_AUTO_EARLY_STOPPING = (
+    _AUTO_EARLY_STOPPING + "; with the MLP backbone, only from "
+    f"{MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES:,}\n"
+    "        samples on. On fewer rows the MLP is more accurate trained on every row for\n"
+    "        all ``max_epochs`` (see the benchmarks page), but it then reports no\n"
+    "        per-epoch validation scores, which ``OptunaSearchCV`` prunes on."
+)
+
+
+def _render(
+    summary, intro, extra_parameters, auto_stop, classes, outputs, score, see_also, examples
+):
     parameters = _SHARED_PARAMETERS.replace("{extra_parameters}", extra_parameters)
+    parameters = parameters.replace("{auto_early_stopping}", auto_stop)
     attributes = _SHARED_ATTRIBUTES.format(outputs=outputs, score=score)
     return _TEMPLATE.format(
         summary=summary,
@@ -216,6 +233,7 @@ def classifier_doc() -> str:
         "    take (strings, integers, booleans, integral floats, pandas categories); a\n"
         "    scikit-learn estimator that trains a residual network with skorch and PyTorch.",
         _CLASS_WEIGHT,
+        _CLASSIFIER_AUTO_EARLY_STOPPING,
         "classes_ : ndarray of shape (n_classes,)\n        Sorted class labels.\n    ",
         "one logit per class",
         "Validation accuracy",
@@ -240,6 +258,7 @@ def regressor_doc() -> str:
         "    (``alpha=1``, closed form, up to 1,024 features) and the residual part's\n"
         "    output layer starts at zero, so training begins from the linear model.",
         "",
+        _AUTO_EARLY_STOPPING + ".",
         "",
         "one per target",
         "Validation R²",

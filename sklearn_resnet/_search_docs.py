@@ -45,8 +45,9 @@ pruner : optuna pruner, default=None
     value is the mean over its folds). ``None``:
     ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)`` when the estimator reports
     epochs, else no pruning; ``NopPruner()`` turns pruning off. Reports need a
-    validation set: ``early_stopping=True``, or ``"auto"`` with
-    ``validation_fraction * n_samples >= 20``.
+    validation set: ``early_stopping=True``, or ``"auto"`` where it holds one out
+    (``validation_fraction * n_samples >= 20``, and for an MLP classifier at least
+    6,000 samples); for pruning on less data, set ``early_stopping=True``.
 storage : None, str, path or optuna storage, default=None
     Where the study lives. ``None``: in memory. A database URL
     (``"sqlite:///search.db"``, ``"postgresql://user:password@host/db"``) or a file

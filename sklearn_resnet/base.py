@@ -34,11 +34,11 @@ from .concurrency import estimator_lock
 from .data import AUGMENTATIONS, batched_inference, tensor_data
 from .defaults import (
     DEFAULTS,
-    EARLY_STOPPING_MIN_VALIDATION,
     LINEAR_PATH_ALPHA,
     LINEAR_PATH_MAX_FEATURES,
     PREDICT_BATCH_SIZE,
     auto_batch_size,
+    auto_early_stopping,
     linear_path_rows,
     resolve_augment,
     resolve_scaling,
@@ -544,7 +544,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
 
     def _use_early_stopping(self, n_samples: int) -> bool:
         if self.early_stopping == "auto":
-            return self.validation_fraction * n_samples >= EARLY_STOPPING_MIN_VALIDATION
+            return auto_early_stopping(
+                self._task, self.backbone_, n_samples, self.validation_fraction
+            )
         return bool(self.early_stopping)
 
     def _batch_size_for(self, n_train: int) -> int:

@@ -238,8 +238,8 @@ class SearchRun:
             raise ValueError(
                 f"pruner={type(pruner).__name__}() cannot prune: "
                 f"{type(final).__name__}(early_stopping=False) holds out no validation set, so "
-                "its fits report no score per epoch. Set early_stopping=True (or 'auto', on "
-                "from 200 rows at the default validation_fraction), or leave pruner=None."
+                "its fits report no score per epoch. Set early_stopping=True (or 'auto', which "
+                "holds one out on enough rows), or leave pruner=None."
             )
         wrapped = pruner
         while wrapped is not None and not isinstance(wrapped, WilcoxonPruner):

@@ -619,8 +619,8 @@ def check_validation_callbacks(callbacks, validation: bool, owner: str) -> None:
         if monitor := _validation_monitor(callback):
             raise ValueError(
                 f"callbacks[{index}] of {owner} monitors {monitor!r}, which needs a "
-                "validation set, but this fit holds none out: set early_stopping=True (or "
-                "'auto' with validation_fraction * n_samples >= 20) or monitor a training value."
+                "validation set, but this fit holds none out (early_stopping=False, or 'auto' "
+                "on too few rows for it): set early_stopping=True or monitor a training value."
             )
 
 

@@ -65,16 +65,17 @@ def test_regressor_single_and_multi_output_with_target_standardisation():
 
 def test_fitted_attributes():
     X, y = data_for(ResNetClassifier, n=1200)
-    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}).fit(X, y)
-    assert clf.early_stopping_  # 10 % of 1,200 >= 20 samples
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}, early_stopping=True).fit(X, y)
+    assert clf.early_stopping_
     assert clf.n_features_in_ == 6 and clf.n_outputs_ == 3
     assert clf.n_iter_ == len(clf.history_) == len(clf.loss_curve_) == 4
     assert len(clf.validation_scores_) == 4 and 1 <= clf.best_epoch_ <= 4
     assert clf.best_validation_score_ == clf.validation_scores_[clf.best_epoch_ - 1]
     assert isinstance(clf.module_, torch.nn.Module) and clf.module_ is clf.net_.module_
     assert clf.device_ == "cpu" and clf.backbone_ == "mlp" and clf.precision_ == "32"
-    small = ResNetClassifier(**FAST_PARAMS).fit(X[:190], y[:190])
-    assert not small.early_stopping_ and small.validation_scores_ is None
+    auto = ResNetClassifier(**FAST_PARAMS).fit(X, y)  # an MLP on 1,200 rows: no holdout
+    assert not auto.early_stopping_ and auto.validation_scores_ is None
+    assert auto.best_validation_score_ is None and auto.best_epoch_ == auto.n_iter_ == 5
     assert clf.width_ == 32 and clf.scaling_ == "robust" and clf.augment_ is None
     auto = ResNetClassifier(**{**FAST_PARAMS, "width": None}).fit(X[:200], y[:200])
     assert auto.width_ == 64  # a narrower MLP below 1,000 training rows
@@ -146,7 +147,11 @@ def test_every_callback_sees_the_epoch_that_ends_training():
     X, y = make_classification(600, 10, n_informative=3, flip_y=0.3, random_state=0)
     seen = Seen()
     clf = ResNetClassifier(
-        **{**FAST_PARAMS, "max_epochs": 60}, lr=1e-2, n_iter_no_change=2, callbacks=[seen]
+        **{**FAST_PARAMS, "max_epochs": 60},
+        lr=1e-2,
+        early_stopping=True,
+        n_iter_no_change=2,
+        callbacks=[seen],
     ).fit(X, y)
     assert clf.early_stopping_ and clf.n_iter_ < 60  # stopped early
     assert clf.net_.callbacks_[-1][0] == "stop"
@@ -160,7 +165,8 @@ def test_printed_tables_show_the_epoch_that_ends_training(capsys):
 
     X, y = make_classification(600, 10, n_informative=3, flip_y=0.3, random_state=0)
     rows = []
-    params = {**FAST_PARAMS, "max_epochs": 60, "lr": 1e-2, "n_iter_no_change": 2, "verbose": 2}
+    params = {**FAST_PARAMS, "max_epochs": 60, "lr": 1e-2, "verbose": 2}
+    params.update(early_stopping=True, n_iter_no_change=2)
     clf = ResNetClassifier(**params, callbacks=[PrintLog(sink=rows.append)]).fit(X, y)
     assert clf.n_iter_ < 60 and clf.net_.callbacks_[-1][0] == "stop"
     epochs = [int(row.split()[0]) for row in rows if row.strip()[:1].isdigit()]
@@ -172,7 +178,7 @@ def test_printed_tables_show_the_epoch_that_ends_training(capsys):
 
 def test_best_epoch_follows_training_continued_by_partial_fit():
     X, y = data_for(ResNetClassifier, n=1200)
-    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}).fit(X, y)
+    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 4}, early_stopping=True).fit(X, y)
     assert clf.early_stopping_
     clf.partial_fit(X, y)
     # The module now holds the weights of the epoch partial_fit just trained.
@@ -405,10 +411,11 @@ def test_verbose_0_is_silent_and_writes_no_files(tmp_path, capsys, monkeypatch):
 
 def test_verbose_1_shows_a_progress_bar_and_2_a_table(capsys):
     X, y = data_for(ResNetClassifier, n=1100)
-    ResNetClassifier(**{**FAST_PARAMS, "verbose": 1}).fit(X, y)
+    params = {**FAST_PARAMS, "early_stopping": True}
+    ResNetClassifier(**params, verbose=1).fit(X, y)
     err = capsys.readouterr().err
     assert "epoch" in err and "valid_loss" in err and "5/5" in err
-    ResNetClassifier(**{**FAST_PARAMS, "verbose": 2}).fit(X, y)
+    ResNetClassifier(**params, verbose=2).fit(X, y)
     out = capsys.readouterr().out
     assert "train_loss" in out and "valid_loss" in out
     assert "\x1b[" not in out  # no colour codes: the captured stdout is not a terminal

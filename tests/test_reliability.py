@@ -66,7 +66,10 @@ def test_sparse_regression_and_partial_fit_match_dense():
     np.testing.assert_array_equal(sparse.predict(X), dense.predict(X))
 
 
-def test_sparse_input_is_densified_one_batch_at_a_time(monkeypatch):
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_sparse_input_is_densified_one_batch_at_a_time(monkeypatch, early_stopping):
+    from sklearn_resnet.base import _CHECKED_ROWS
+
     rows_seen = []
     original = sparse_module.dense_rows
 
@@ -75,8 +78,12 @@ def test_sparse_input_is_densified_one_batch_at_a_time(monkeypatch):
         return original(X)
 
     monkeypatch.setattr(sparse_module, "dense_rows", spy)
-    clf = ResNetClassifier(**FAST_PARAMS, batch_size=32).fit(sp.csr_matrix(SPARSE_X), SPARSE_Y)
-    assert rows_seen and max(rows_seen) <= 32 + 1  # a last sample merges into its batch
+    clf = ResNetClassifier(**FAST_PARAMS, batch_size=32, early_stopping=early_stopping)
+    clf.fit(sp.csr_matrix(SPARSE_X), SPARSE_Y)
+    # A last sample merges into its batch. Without a validation set, a fixed number of
+    # training rows is also run through the trained network to check its outputs.
+    limit = 32 + 1 if early_stopping else max(32 + 1, _CHECKED_ROWS)
+    assert rows_seen and max(rows_seen) <= limit and rows_seen.count(32) >= 8
     rows_seen.clear()
     monkeypatch.setattr("sklearn_resnet.base.dense_rows", spy)
     monkeypatch.setattr("sklearn_resnet.base.PREDICT_BATCH_SIZE", 64)
@@ -619,13 +626,18 @@ def test_predict_memory_is_the_output_plus_one_batch(monkeypatch):
         assert peak < output_bytes + 4 * batch_bytes, (predict, peak)
 
 
-def test_out_of_memory_names_the_width_planned_for_the_training_rows(monkeypatch):
+@pytest.mark.parametrize("early_stopping, width", [(True, 64), ("auto", 256)])
+def test_out_of_memory_names_the_width_planned_for_the_training_rows(
+    monkeypatch, early_stopping, width
+):
     """1,050 rows leave 945 for training once early stopping takes its tenth: the
-    small-data width (64), not the width for 1,050 rows (256)."""
+    small-data width (64), not the width for 1,050 rows (256). An MLP classifier's
+    "auto" holds nothing out on 1,050 rows, and trains at 256."""
     X, y = make_classification(1050, 5, random_state=0)
     monkeypatch.setattr("sklearn_resnet.backbones.mlp.ResidualMLP.forward", _raise_out_of_memory)
     clf = ResNetClassifier(depth=4, max_epochs=1, device="cpu", random_state=0)
-    with pytest.raises(torch.OutOfMemoryError, match=r"\(width=64, depth=4, batch_size="):
+    clf.set_params(early_stopping=early_stopping)
+    with pytest.raises(torch.OutOfMemoryError, match=rf"\(width={width}, depth=4, batch_size="):
         clf.fit(X, y)
 
 

@@ -49,9 +49,8 @@ def _validation(recorder, epoch):
 def test_early_stopping_leaves_the_best_epochs_weights_in_the_model():
     X, y = make_classification(1500, 10, n_informative=3, flip_y=0.3, random_state=0)
     params = {**FAST_PARAMS, "width": 128, "max_epochs": 60}
-    clf = ResNetClassifier(
-        **params, lr=3e-3, lr_schedule="constant", n_iter_no_change=3, callbacks=[Recorder()]
-    ).fit(X, y)
+    params.update(lr=3e-3, lr_schedule="constant", early_stopping=True, n_iter_no_change=3)
+    clf = ResNetClassifier(**params, callbacks=[Recorder()]).fit(X, y)
     assert clf.n_iter_ < 60 and clf.best_epoch_ == clf.n_iter_ - 3
     losses = clf.history_[:, "valid_loss"]
     assert min(losses) == losses[clf.best_epoch_ - 1]
@@ -109,11 +108,47 @@ def test_partial_fit_trains_at_the_base_learning_rate():
     assert recorder.lrs and set(recorder.lrs) == {2e-3}
 
 
-@pytest.mark.parametrize("n_rows, early", [(200, True), (199, False)])
-def test_auto_early_stopping_needs_twenty_validation_rows(n_rows, early):
-    X, y = make_classification(n_rows, 6, random_state=0)
-    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1}).fit(X, y)
-    assert clf.early_stopping_ is early
+@pytest.mark.parametrize(
+    "estimator, backbone, n_rows, fraction, early",
+    [
+        (ResNetRegressor, "mlp", 200, 0.1, True),
+        (ResNetRegressor, "mlp", 199, 0.1, False),
+        (ResNetRegressor, "mlp", 100, 0.2, True),
+        (ResNetRegressor, "cnn", 200, 0.1, True),
+        (ResNetClassifier, "cnn", 200, 0.1, True),
+        (ResNetClassifier, "cnn", 199, 0.1, False),
+        # An MLP classifier holds out a validation part only on 6,000 rows or more.
+        (ResNetClassifier, "mlp", 5999, 0.1, False),
+        (ResNetClassifier, "mlp", 6000, 0.1, True),
+        (ResNetClassifier, "mlp", 6000, 0.003, False),  # 18 validation rows
+    ],
+)
+def test_auto_early_stopping_follows_the_task_backbone_and_size(
+    estimator, backbone, n_rows, fraction, early
+):
+    make = make_classification if estimator is ResNetClassifier else make_regression
+    X, y = make(n_rows, 6, random_state=0)
+    params = {**FAST_PARAMS, "max_epochs": 1, "validation_fraction": fraction}
+    if backbone == "cnn":
+        params.update(depth=8, width=4, input_shape=(1, 6))
+    est = estimator(**params).fit(X, y)
+    assert est.backbone_ == backbone and est.early_stopping_ is early
+    assert (est.validation_scores_ is not None) is early
+
+
+def test_every_page_that_states_the_mlp_classifiers_early_stopping_bound_states_this_one():
+    from pathlib import Path
+
+    from sklearn_resnet import OptunaSearchCV
+    from sklearn_resnet.defaults import MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES
+
+    bound = f"{MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES:,}"
+    root = Path(__file__).resolve().parents[1]
+    pages = ["README.md", "docs/training-recipe.md", "docs/user-guide.md", "docs/search.md"]
+    texts = [(root / page).read_text() for page in pages]
+    texts += [ResNetClassifier.__doc__, OptunaSearchCV.__doc__]
+    for text in (" ".join(text.split()) for text in texts):  # lines joined
+        assert f"{bound} samples" in text or f"{bound} rows" in text
 
 
 def test_the_validation_split_follows_its_seed_and_stratifies_where_every_class_can_be_split():
