@@ -107,13 +107,14 @@ def _model(variant: str, seed: int):
     return ResNetClassifier(random_state=seed, **params)
 
 
-def errors(variant: str, dataset: str, shuffle: int) -> int:
-    """Misclassified samples of one 5-fold cross-validation."""
+def errors(variant: str, dataset: str, shuffle: int) -> tuple[int, float]:
+    """Misclassified samples of one 5-fold cross-validation, and the sum of their log
+    losses (minus the log of the probability given to the true class)."""
     torch.set_num_threads(1)
     members = VARIANTS[variant][2]
     X, y = DATASETS[dataset]()
     folds = StratifiedKFold(5, shuffle=True, random_state=shuffle)
-    wrong = 0
+    wrong, log_loss = 0, 0.0
     for fold, (train, test) in enumerate(folds.split(X, y)):
         probabilities = 0.0
         for member in range(members):
@@ -122,9 +123,12 @@ def errors(variant: str, dataset: str, shuffle: int) -> int:
                 warnings.simplefilter("ignore")  # the MLP's convergence notes, if any
                 model = _model(variant, seed).fit(X[train], y[train])
             probabilities = probabilities + model.predict_proba(X[test])
+        probabilities = probabilities / members
         predicted = model.classes_[np.argmax(probabilities, axis=1)]
         wrong += int(np.sum(predicted != y[test]))
-    return wrong
+        true = probabilities[np.arange(len(test)), np.searchsorted(model.classes_, y[test])]
+        log_loss -= float(np.sum(np.log(np.clip(true, 1e-15, None))))
+    return wrong, log_loss
 
 
 def main() -> None:
@@ -135,22 +139,38 @@ def main() -> None:
         "--datasets", nargs="+", choices=list(DATASETS), default=["wine", "breast_cancer"]
     )
     parser.add_argument("--jobs", type=int, default=1, help="processes to run in parallel")
+    parser.add_argument(
+        "--log-loss",
+        action="store_true",
+        help="show the mean log loss per sample instead of the errors",
+    )
     parser.add_argument("--output", help="also write the markdown table to this file")
     args = parser.parse_args()
     tasks = [(v, d, s) for v in args.variants for d in args.datasets for s in args.shuffles]
     results = Parallel(n_jobs=args.jobs)(delayed(errors)(*task) for task in tasks)
-    counted = dict(zip(tasks, results, strict=True))
+    metric = 1 if args.log_loss else 0
+    counted = {task: result[metric] for task, result in zip(tasks, results, strict=True)}
     shuffles = ", ".join(map(str, args.shuffles))
+    heading = "log loss" if args.log_loss else "errors"
     lines = [
-        "| change to the defaults | " + " | ".join(f"{d} errors" for d in args.datasets) + " |",
+        "| change to the defaults | " + " | ".join(f"{d} {heading}" for d in args.datasets) + " |",
         "|---|" + "---:|" * len(args.datasets),
     ]
+    n_samples = {d: len(DATASETS[d]()[1]) for d in args.datasets}
     for variant in args.variants:
         cells = [sum(counted[variant, d, s] for s in args.shuffles) for d in args.datasets]
-        lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(map(str, cells)) + " |")
-    sizes = ", ".join(f"{d} {len(DATASETS[d]()[1])}" for d in args.datasets)
+        if args.log_loss:  # the mean over every prediction
+            shown = [
+                f"{c / (n_samples[d] * len(args.shuffles)):.4f}"
+                for c, d in zip(cells, args.datasets, strict=True)
+            ]
+        else:
+            shown = list(map(str, cells))
+        lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(shown) + " |")
+    sizes = ", ".join(f"{d} {n}" for d, n in n_samples.items())
+    summary = "Mean log loss per prediction" if args.log_loss else "Errors summed"
     footer = (
-        f"\nErrors summed over {len(args.shuffles)} stratified 5-fold cross-validations "
+        f"\n{summary} over {len(args.shuffles)} stratified 5-fold cross-validations "
         f"(fold shuffle seeds {shuffles}); samples: {sizes}. "
         f"torch {torch.__version__}, one intra-op thread per fit."
     )

@@ -440,9 +440,13 @@ def _demo(args: argparse.Namespace) -> int:
 def _demo_search(args, model, X_train, X_test, y_train, y_test) -> None:
     """The demo's last step: tune the learning rate and dropout with pruning."""
     from optuna.distributions import FloatDistribution
+    from sklearn.base import clone
 
     from . import OptunaSearchCV
 
+    # Pruning judges each epoch's validation score. On this few rows an MLP classifier's
+    # early_stopping="auto" holds out no validation set, so the search's model asks for one.
+    model = clone(model).set_params(resnetclassifier__early_stopping=True)
     space = {
         "resnetclassifier__lr": FloatDistribution(1e-4, 1e-2, log=True),
         "resnetclassifier__dropout": FloatDistribution(0.0, 0.3),

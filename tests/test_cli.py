@@ -859,8 +859,18 @@ def test_entry_point_runs_as_a_module(data_dir, fitted, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_demo_cross_validates_saves_reloads_and_searches(tmp_path, capsys):
+def test_demo_cross_validates_saves_reloads_and_searches(tmp_path, capsys, monkeypatch):
     """The demo of ``make demo``, shrunk: every step runs and reports its numbers."""
+    import sklearn_resnet
+
+    searched = []
+
+    class Recording(sklearn_resnet.OptunaSearchCV):
+        def fit(self, X, y=None, **params):
+            searched.append(self.estimator[-1].early_stopping)
+            return super().fit(X, y, **params)
+
+    monkeypatch.setattr(sklearn_resnet, "OptunaSearchCV", Recording)
     model = tmp_path / "demo.joblib"
     args = ["demo", "--cv", "2", "--max-epochs", "2", "--n-trials", "2", "-o", str(model)]
     assert main(args) == 0
@@ -870,7 +880,9 @@ def test_demo_cross_validates_saves_reloads_and_searches(tmp_path, capsys):
     assert "Test accuracy of the reloaded model: 0." in out
     assert "Best of 2 trials (" in out and "test accuracy 0." in out
     reloaded = joblib.load(model)
-    assert reloaded[-1].n_iter_ == 2
+    assert reloaded[-1].n_iter_ == 2 and reloaded[-1].early_stopping == "auto"
+    # The search's model holds out a validation set, so that its fits can be pruned.
+    assert searched == [True]
 
 
 def test_ctrl_c_during_fit_saves_nothing_and_exits_130(data_dir, tmp_path, monkeypatch, capsys):
