@@ -144,7 +144,8 @@ def test_every_page_that_states_the_mlp_classifiers_early_stopping_bound_states_
 
     bound = f"{MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES:,}"
     root = Path(__file__).resolve().parents[1]
-    pages = ["README.md", "docs/training-recipe.md", "docs/user-guide.md", "docs/search.md"]
+    guides = ("training-recipe", "user-guide", "search", "command-line")
+    pages = ["README.md", *(f"docs/{guide}.md" for guide in guides)]
     texts = [(root / page).read_text() for page in pages]
     texts += [ResNetClassifier.__doc__, OptunaSearchCV.__doc__]
     for text in (" ".join(text.split()) for text in texts):  # lines joined
