@@ -34,9 +34,9 @@ EARLY_STOPPING_MIN_VALIDATION = 20
 #: ... and, for an MLP classifier, when the data holds this many samples. Below it,
 #: training on every row for every epoch makes fewer errors than holding out a validation
 #: part to restore the epoch of best validation loss; from about here on, the restore
-#: helps (benchmarks/small_data.py: 5,000 rows favour training on every row, 7,000 and
-#: 10,000 the holdout). CNN classifiers keep the lower bound: on every row they are more
-#: accurate too, but their fits then run past the time the accuracy benchmark allows.
+#: helps (benchmarks/small_data.py: 5,000 rows favour training on every row; 7,000 and
+#: 10,000 the holdout, or neither). CNN classifiers keep the lower bound: on every row they are
+#: more accurate too, but their fits take up to a third longer.
 MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES = 6000
 #: ``width=None`` for the MLP: below this many training rows the narrow width is used.
 SMALL_DATA_ROWS = 1000
