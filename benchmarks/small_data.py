@@ -7,8 +7,9 @@ shuffle seed ``s`` for each ``s`` of ``--shuffles``), summed over the shuffles, 
 variants of the defaults and for scikit-learn's ``MLPClassifier`` as the reference.
 ``--datasets`` adds four more small sets (two generated 2-D problems, the first 500
 digits and a 600-row ``make_classification``) to check that a finding holds beyond
-the two, and three larger ones (all digits, ``make_classification`` with 3,000 and
-10,000 rows) to see where it stops.
+the two, and larger ones (all digits, ``make_classification`` with 3,000 to 10,000
+rows) to see where it stops. ``--log-loss`` shows the mean log loss per prediction (minus
+the log of the probability given to the true class) instead of the errors.
 The models of fold ``f`` of shuffle ``s`` are seeded ``f + 10 * s``; an ensemble's
 members ``k = 0, 1, ...`` are seeded ``f + 10 * s + 1000 * k`` and predict the mean of
 their probabilities. Every fit uses one intra-op thread, so the counts do not depend on
@@ -17,7 +18,8 @@ their probabilities. Every fit uses one intra-op thread, so the counts do not de
     python benchmarks/small_data.py --output small_data.md               # shuffles 0-4
     python benchmarks/small_data.py --shuffles 10 11 12 13 14 --variants defaults MLP
     python benchmarks/small_data.py --datasets wine breast_cancer moons circles digits500 \
-        classification600 --variants defaults no_early_stopping MLP MLP_3x64
+        classification600 --variants defaults early_stopping MLP MLP_3x64
+    python benchmarks/small_data.py --log-loss --variants defaults early_stopping MLP
 
 ``--variants`` picks rows by their key (see ``VARIANTS``); ``--jobs`` runs that many
 processes.
