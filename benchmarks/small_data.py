@@ -110,8 +110,8 @@ def _model(variant: str, seed: int):
 
 
 def errors(variant: str, dataset: str, shuffle: int) -> tuple[int, float]:
-    """Misclassified samples of one 5-fold cross-validation, and the sum of their log
-    losses (minus the log of the probability given to the true class)."""
+    """Misclassified samples of one 5-fold cross-validation, and the log loss summed over
+    every test sample (minus the log of the probability given to its true class)."""
     torch.set_num_threads(1)
     members = VARIANTS[variant][2]
     X, y = DATASETS[dataset]()

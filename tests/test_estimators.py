@@ -73,9 +73,10 @@ def test_fitted_attributes():
     assert clf.best_validation_score_ == clf.validation_scores_[clf.best_epoch_ - 1]
     assert isinstance(clf.module_, torch.nn.Module) and clf.module_ is clf.net_.module_
     assert clf.device_ == "cpu" and clf.backbone_ == "mlp" and clf.precision_ == "32"
-    auto = ResNetClassifier(**FAST_PARAMS).fit(X, y)  # an MLP on 1,200 rows: no holdout
-    assert not auto.early_stopping_ and auto.validation_scores_ is None
-    assert auto.best_validation_score_ is None and auto.best_epoch_ == auto.n_iter_ == 5
+    every_row = ResNetClassifier(**FAST_PARAMS).fit(X, y)  # an MLP on 1,200 rows: no holdout
+    assert not every_row.early_stopping_ and every_row.validation_scores_ is None
+    assert every_row.best_validation_score_ is None
+    assert every_row.best_epoch_ == every_row.n_iter_ == 5
     assert clf.width_ == 32 and clf.scaling_ == "robust" and clf.augment_ is None
     auto = ResNetClassifier(**{**FAST_PARAMS, "width": None}).fit(X[:200], y[:200])
     assert auto.width_ == 64  # a narrower MLP below 1,000 training rows
