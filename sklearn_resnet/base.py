@@ -69,6 +69,7 @@ from .inputs import (
 from .sparse_rows import dense_rows, is_sparse
 from .stopping import report_stop
 from .training import (
+    COMPILE_MODES,
     OPTIMIZERS,
     TrainingPlan,
     autograd_enabled,
@@ -118,7 +119,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "precision": [StrOptions({"auto", "32", "bf16", "16"})],
-        "compile": ["boolean"],
+        "compile": ["boolean", StrOptions(set(COMPILE_MODES))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -336,7 +337,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             cause = compiler_failed(exc) if self.compile else None
             if cause is not None:
                 raise RuntimeError(
-                    f"compile=True: torch.compile could not compile the network of {owner} "
+                    f"compile={self.compile!r}: torch.compile could not compile the network of "
+                    f"{owner} "
                     f"on device {self.device_!r} ({type(cause).__name__}: {first_line(cause)}). "
                     "Use compile=False, or "
                     "install what the compiler needs (a C++ compiler for the CPU, Triton for "

@@ -36,6 +36,7 @@ from .stopping import (
 )
 
 __all__ = [
+    "COMPILE_MODES",
     "OPTIMIZERS",
     "RESERVED_CALLBACK_NAMES",
     "Callback",
@@ -69,6 +70,10 @@ OPTIMIZERS = {
         {"momentum": 0.9, "nesterov": True},
     ),
 }
+
+#: Modes of ``torch.compile`` that the estimators' ``compile`` takes (``True`` is
+#: ``"default"``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 #: Devices on which the optimizers run as one fused kernel (AdamW, Adam and SGD; every
 #: torch release the package supports has these kernels).
@@ -348,6 +353,32 @@ class ResNetNet(NeuralNet):
         with self.autocast():
             return self.module_(x)
 
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """One pass over ``iterator`` without making the host wait for the device per batch.
+
+        skorch reads each batch's loss with ``.item()``, which blocks until the GPU has
+        finished that step, so the host cannot queue the next one while the GPU works.
+        Here a batch records its loss as a detached 0-d tensor (a callback can read it
+        during the epoch: ``float(...)`` or a format spec synchronise just for that
+        read), and the epoch's losses are read together at its end, in one transfer,
+        and stored as floats, as skorch stores them.
+        """
+        if iterator is None:
+            return
+        key = prefix + "_loss"
+        rows = []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(key, step["loss"].detach())
+            self.history.record_batch(prefix + "_batch_size", len(batch[0]))
+            rows.append(self.history[-1]["batches"][-1])
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        # An epoch that ends in an error never gets here; its history row is removed
+        # (TrainingGuard), tensors and all.
+        _losses_to_floats(rows, key)
+        self.history.record(prefix + "_batch_count", len(rows))
+
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = batch
@@ -408,13 +439,31 @@ class TrainingPlan:
     n_iter_no_change: int
     device: str
     precision: str
-    compile: bool
+    compile: bool | str
     shuffle_seed: int
     verbose: int = 0
     augment: str | None = None
     memory_format: torch.memory_format = torch.contiguous_format
     label_smoothing: float = 0.0
     callbacks: list = field(default_factory=list)
+
+
+def _losses_to_floats(rows: list[dict], key: str) -> None:
+    """Replace the loss tensors that batches recorded under ``key`` by floats, read in
+    one transfer (a callback may already have replaced some)."""
+    recorded = [row for row in rows if torch.is_tensor(row.get(key))]
+    if not recorded:
+        return
+    values = torch.stack([row[key].float() for row in recorded]).cpu().tolist()
+    for row, value in zip(recorded, values, strict=True):
+        row[key] = value
+
+
+def _compile_params(compile: bool | str) -> dict:
+    """skorch's ``compile`` arguments for the estimators' ``compile`` (a mode or a bool)."""
+    if isinstance(compile, str) and compile != "default":
+        return {"compile": True, "compile__mode": compile}
+    return {"compile": bool(compile)}
 
 
 def _criterion(plan: TrainingPlan):
@@ -719,7 +768,7 @@ def build_net(plan: TrainingPlan, module: torch.nn.Module) -> ResNetNet:
         callbacks=callbacks,
         device=plan.device,
         precision=plan.precision,
-        compile=plan.compile,
+        **_compile_params(plan.compile),
         verbose=plan.verbose,
     )
     return net.initialize()

@@ -487,6 +487,28 @@ def test_compile_trains_and_saves_the_plain_module():
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
+@pytest.mark.parametrize(
+    ("compile", "mode"),
+    [
+        (True, None),
+        ("default", None),
+        ("reduce-overhead", "reduce-overhead"),
+        ("max-autotune", "max-autotune"),
+    ],
+)
+def test_a_compile_mode_reaches_torch_compile(compile, mode, monkeypatch):
+    calls = []
+
+    def recorded(module, **kwargs):
+        calls.append(kwargs)
+        return module
+
+    monkeypatch.setattr(torch, "compile", recorded)
+    X, y = data_for(ResNetClassifier)
+    ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1, "compile": compile}).fit(X, y)
+    assert calls and all(kwargs.get("mode") == mode for kwargs in calls)
+
+
 class _UncompilableModule(torch.nn.Module):
     """What torch.compile returns on a machine whose compiler is missing: it fails on use."""
 
@@ -511,6 +533,8 @@ def test_a_compiler_failure_names_compile_and_leaves_the_estimator_as_it_was(mon
         with pytest.raises(RuntimeError, match=f"{message}. Use compile=False"):
             est.fit(X, y)
     assert not hasattr(fresh, "net_")
+    with pytest.raises(RuntimeError, match=r"^compile='reduce-overhead': torch.compile could"):
+        clf.set_params(compile="reduce-overhead").fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
 
 
@@ -583,13 +607,14 @@ def test_a_pickled_net_holds_tensors_only_where_they_are_mapped_to_the_cpu(Estim
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
 
 
+@pytest.mark.parametrize("during", ["training", "validation"])
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
-def test_a_net_interrupted_during_validation_pickles_no_validation_sums(Estimator):
-    """Ctrl-C in a validation pass leaves that epoch's sums unread; on a GPU they are
-    device tensors, so the pickle must leave them out too."""
+def test_a_net_interrupted_mid_epoch_pickles_no_tensors(Estimator, during):
+    """Ctrl-C in the middle of an epoch leaves that epoch's batch losses and validation
+    sums unread; on a GPU they are device tensors, so the pickle must hold none."""
     X, y = data_for(Estimator)
     params = {**FAST_PARAMS, "early_stopping": True, "validation_fraction": 0.3}
-    est = Estimator(**params, batch_size=8, callbacks=[InterruptAt(3, during="validation")])
+    est = Estimator(**params, batch_size=8, callbacks=[InterruptAt(3, during=during)])
     with pytest.warns(UserWarning, match="interrupted"):
         est.fit(X, y)
     state = est.net_.__getstate__()

@@ -1,5 +1,6 @@
 """Training on a CUDA GPU: every precision, loading GPU-fitted models on a CPU-only
-machine, the channels_last layout, compilation and the pinned host-memory path.
+machine, the channels_last layout, compilation (with CUDA graphs too), the pinned
+host-memory path, and no host synchronisation per training batch.
 
 Skipped where torch sees no CUDA GPU.
 """
@@ -172,3 +173,43 @@ def test_data_too_large_for_the_gpu_is_batched_from_pinned_host_memory(model, mo
     assert host_data and set(host_data) == {"cpu"}
     assert next(streamed.module_.parameters()).is_cuda
     np.testing.assert_allclose(streamed.predict_proba(X), resident.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_reduce_overhead_compile_trains_with_cuda_graphs_like_eager_and_pickles(model):
+    params, data = MODELS[model]
+    X, y = data()
+    params = {**params, "precision": "bf16", "early_stopping": False, "batch_size": 100}
+    eager = ResNetClassifier(**params).fit(X, y)
+    graphed = ResNetClassifier(**params, compile="reduce-overhead").fit(X, y)
+    assert type(graphed.net_.module_).__name__ == "OptimizedModule"
+    assert graphed.n_iter_ == 2
+    # The same initial weights and batches: only the kernels' rounding differs.
+    np.testing.assert_allclose(graphed.loss_curve_, eager.loss_curve_, rtol=0.02)
+    proba = graphed.predict_proba(X)
+    np.testing.assert_allclose(proba, eager.predict_proba(X), rtol=0, atol=0.05)
+    loaded = pickle.loads(pickle.dumps(graphed))
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_training_does_not_wait_for_the_gpu_at_every_batch(model):
+    """Count the operations that synchronise the host with the GPU (torch's sync debug
+    mode warns at each): as many with 30 batches per epoch as with 3."""
+    params, data = MODELS[model]
+    X, y = data()
+    params = {**params, "precision": "bf16", "early_stopping": False}
+
+    def synchronisations(batch_size):
+        clf = ResNetClassifier(**params, batch_size=batch_size)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                clf.fit(X, y)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+
+    few, many = synchronisations(100), synchronisations(10)
+    assert len(many) == len(few), many

@@ -12,6 +12,7 @@ import sklearn_resnet.base as base_module
 import sklearn_resnet.inputs as inputs_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.device import memory_format
+from sklearn_resnet.training import Callback
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +139,53 @@ def test_signal_cnn_trains_in_channels_last_on_cpu_like_the_default_layout(monke
     plain = ResNetClassifier(**params).fit(X, y)
     assert not plain.module_.signal_channels_last
     np.testing.assert_allclose(nhwc.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+
+
+def test_training_reads_the_batch_losses_once_per_epoch_not_once_per_batch(monkeypatch):
+    """skorch reads every batch's loss with ``.item()``, which on a GPU makes the host
+    wait for each step before it can queue the next; the net reads an epoch's together."""
+    X, y = make_classification(300, 8, random_state=0)
+    calls = []
+    item = torch.Tensor.item
+
+    def counted_item(self):
+        calls.append(self)
+        return item(self)
+
+    monkeypatch.setattr(torch.Tensor, "item", counted_item)
+
+    def item_calls(batch_size):
+        calls.clear()
+        params = {**FAST_PARAMS, "early_stopping": True, "batch_size": batch_size}
+        ResNetClassifier(**params).fit(X, y)
+        return len(calls)
+
+    assert item_calls(8) == item_calls(128)
+
+
+def test_batch_losses_can_be_read_during_the_epoch_and_are_stored_as_floats():
+    X, y = make_classification(300, 8, random_state=0)
+    read = []
+
+    class ReadBatchLoss(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            key = "train_loss" if training else "valid_loss"
+            read.append(float(net.history[-1, "batches", -1, key]))
+
+    params = {**FAST_PARAMS, "early_stopping": True, "batch_size": 32}
+    clf = ResNetClassifier(**params, callbacks=[ReadBatchLoss()]).fit(X, y)
+    stored = [
+        row[key]
+        for epoch in clf.history_
+        for row in epoch["batches"]
+        for key in ("train_loss", "valid_loss")
+        if key in row
+    ]
+    assert all(type(value) is float for value in stored)
+    assert stored == read
+    last = clf.history_[-1]
+    train = [row for row in last["batches"] if "train_loss" in row]
+    mean = np.average(
+        [r["train_loss"] for r in train], weights=[r["train_batch_size"] for r in train]
+    )
+    assert last["train_loss"] == pytest.approx(mean, rel=1e-12)
