@@ -212,7 +212,7 @@ class SliceBatches:
             return
         if self.shuffle:
             order = torch.randperm(len(data), generator=self.generator)
-            order = order.to(data.X.device, non_blocking=True)
+            order = _from_host(order, data.X.device)
             take = data.X.index_select
             X, y = take(0, order), data.y.index_select(0, order)
             weight = None if data.weight is None else data.weight.index_select(0, order)
@@ -258,6 +258,15 @@ def _gather(rows: torch.Tensor | SparseRows, index: torch.Tensor, device: str) -
     return part.to(device, non_blocking=True)
 
 
+def _from_host(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A small host tensor on ``device``, copied to a GPU from page-locked memory so that
+    the host does not wait for the GPU's queued work (a copy from pageable memory does).
+    """
+    if torch.device(device).type != "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def _with_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
     if memory_format is torch.contiguous_format or x.ndim != 4:
         return x
@@ -272,7 +281,8 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None)
     input that He et al. (2015) use on CIFAR (4 pixels of 32). Axes shorter than 8 are
     not shifted. ``"flip"`` mirrors each sample with probability 1/2 along the last axis
     (horizontally for images, in time for signals). Random numbers come from
-    ``generator`` on the CPU, so training stays reproducible on every device.
+    ``generator`` on the CPU, so training stays reproducible on every device; they are
+    copied to a GPU without making the host wait.
     """
     n, spatial = x.shape[0], x.shape[2:]
     if "shift" in kind:
@@ -280,10 +290,10 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None)
             pad = size // 8
             if pad == 0:
                 continue
-            offsets = torch.randint(-pad, pad + 1, (n,), generator=generator).to(x.device)
+            offsets = _from_host(torch.randint(-pad, pad + 1, (n,), generator=generator), x.device)
             x = _shift_along(x, axis, offsets)
     if "flip" in kind:
-        flip = (torch.rand(n, generator=generator, dtype=torch.float32) < 0.5).to(x.device)
+        flip = _from_host(torch.rand(n, generator=generator, dtype=torch.float32) < 0.5, x.device)
         x = torch.where(flip.view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
     return x
 

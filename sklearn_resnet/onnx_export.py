@@ -154,11 +154,14 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
 
     The graph's input ``"input"`` holds float32 rows of shape ``(batch, n_features_in_)``
     (flatten signals and images with ``X.reshape(len(X), -1)``); the batch size is
-    dynamic. A classifier's output ``"probabilities"`` (float32) equals
-    ``predict_proba``; a regressor's output ``"predictions"`` (float64) equals
-    ``predict``. The model's metadata (``metadata_props``) records the estimator, the
-    output kind, ``n_features_in_``, ``input_shape_`` and, for classifiers,
-    ``classes_`` as a JSON list.
+    dynamic. The graph computes in float32: a classifier's output ``"probabilities"``
+    (float32) equals ``predict_proba`` and a regressor's output ``"predictions"``
+    (float64) equals ``predict`` for a model that predicts in float32
+    (``precision_ == "32"``, as on the CPU by default), and differ by the rounding of
+    bf16 or float16 otherwise (``precision="auto"`` on a recent GPU is bf16). The
+    model's metadata (``metadata_props``) records the estimator, the output kind,
+    ``n_features_in_``, ``input_shape_`` and, for classifiers, ``classes_`` as a JSON
+    list.
 
     Parameters
     ----------
@@ -198,7 +201,8 @@ def to_onnx(estimator, path, *, opset_version: int | None = None) -> Path:
     >>> from sklearn.datasets import make_classification
     >>> from sklearn_resnet import ResNetClassifier, to_onnx
     >>> X, y = make_classification(100, 5, random_state=0)
-    >>> clf = ResNetClassifier(depth=4, width=16, max_epochs=2, random_state=0).fit(X, y)
+    >>> clf = ResNetClassifier(depth=4, width=16, max_epochs=2, precision="32", random_state=0)
+    >>> clf = clf.fit(X, y)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     session = onnxruntime.InferenceSession(to_onnx(clf, f"{tmp}/clf.onnx"))
     >>> proba = session.run(None, {"input": X.astype(np.float32)})[0]
