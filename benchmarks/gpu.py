@@ -37,7 +37,7 @@ loop and at least **2.5x** stock skorch. For reference, on an NVIDIA H100 the pl
 trains ResNet-20 at batch 512 at 31.6k img/s in fp32 and 59.1k img/s with bf16 +
 channels_last, and stock skorch at 21.6k img/s.
 
-Run it from the repository root (the full run takes a few minutes on an H100,
+Run it from the repository root (the full run takes about five minutes on an H200,
 ``torch.compile`` included)::
 
     python benchmarks/gpu.py --output gpu.md
