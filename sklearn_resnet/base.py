@@ -338,8 +338,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if cause is not None:
                 raise RuntimeError(
                     f"compile={self.compile!r}: torch.compile could not compile the network of "
-                    f"{owner} "
-                    f"on device {self.device_!r} ({type(cause).__name__}: {first_line(cause)}). "
+                    f"{owner} on device {self.device_!r} "
+                    f"({type(cause).__name__}: {first_line(cause)}). "
                     "Use compile=False, or "
                     "install what the compiler needs (a C++ compiler for the CPU, Triton for "
                     "CUDA)."
