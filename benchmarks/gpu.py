@@ -42,6 +42,7 @@ Run it from the repository root (the full run takes about five minutes on an H20
 
     python benchmarks/gpu.py --output gpu.md
     python benchmarks/gpu.py --batches 256 1024     # other batch sizes for ResNet-20
+    python benchmarks/gpu.py --workloads mlp        # the MLP alone (about a minute)
     python benchmarks/gpu.py --device cpu --quick   # 2,000 images, 5,000 rows, fp32: a smoke run
 """
 
@@ -364,23 +365,31 @@ def machine_facts(device: str) -> list[str]:
 
 
 def render(args, n_images: int, n_rows: int, cnn: list, mlp: list) -> str:
-    n_params = sum(p.numel() for p in new_backbone("cnn").parameters())
-    lines = [
-        f"ResNet-20 ({n_params:,} parameters), {n_images:,} synthetic 3x32x32 float32 images, "
-        f"{N_CLASSES} classes; AdamW (lr {LR}, weight decay {WEIGHT_DECAY}), constant lr, "
-        "no validation; images/s of the second epoch (the first is a warm-up). Ratios are "
-        "to the best plain loop and to stock skorch at the same batch size.",
-        "",
-        *table(cnn, "img/s"),
-        "",
-        verdict(cnn),
-        "",
-        f"Residual MLP (depth {MLP_DEPTH}, width {MLP_WIDTH}), {n_rows:,} synthetic rows of "
-        f"{N_FEATURES} float32 features, {N_CLASSES} classes, batch {MLP_BATCH}; rows/s of "
-        "the second epoch:",
-        "",
-        *table(mlp, "rows/s"),
-        "",
+    lines = []
+    if cnn:
+        n_params = sum(p.numel() for p in new_backbone("cnn").parameters())
+        lines += [
+            f"ResNet-20 ({n_params:,} parameters), {n_images:,} synthetic 3x32x32 float32 "
+            f"images, {N_CLASSES} classes; AdamW (lr {LR}, weight decay {WEIGHT_DECAY}), "
+            "constant lr, no validation; images/s of the second epoch (the first is a "
+            "warm-up). Ratios are to the best plain loop and to stock skorch at the same "
+            "batch size.",
+            "",
+            *table(cnn, "img/s"),
+            "",
+            verdict(cnn),
+            "",
+        ]
+    if mlp:
+        lines += [
+            f"Residual MLP (depth {MLP_DEPTH}, width {MLP_WIDTH}), {n_rows:,} synthetic rows "
+            f"of {N_FEATURES} float32 features, {N_CLASSES} classes, batch {MLP_BATCH}; rows/s "
+            "of the second epoch:",
+            "",
+            *table(mlp, "rows/s"),
+            "",
+        ]
+    lines += [
         "sklearn_resnet trains images in the channels_last layout by itself on CUDA, and on "
         "the CPU at its default width, so its fp32 and bf16 rows there are fp32 + "
         "channels_last and bf16 + channels_last. The "
@@ -410,6 +419,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="N",
         help="ResNet-20 batch sizes (default 128 512)",
     )
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=["cnn", "mlp"],
+        default=["cnn", "mlp"],
+        help="which networks to train (default both: ResNet-20, then the MLP)",
+    )
     parser.add_argument("--output", metavar="FILE.md", help="also write the report here")
     args = parser.parse_args(argv)
     if any(b < 2 for b in args.batches):
@@ -428,11 +444,14 @@ def main(argv=None) -> None:
     n_images, n_rows = SIZES["quick" if args.quick else "full"]
     # A quick run on the CPU skips bf16 and compilation, which take minutes there.
     fp32_only = args.quick and torch.device(args.device).type == "cpu"
-    X, y = make_data(n_images, IMAGE_SHAPE)
-    cnn = measure("cnn", X, y, args.batches, args.device, fp32_only)
-    del X, y
-    X, y = make_data(n_rows, (N_FEATURES,))
-    mlp = measure("mlp", X, y, [MLP_BATCH], args.device, fp32_only)
+    cnn, mlp = [], []
+    if "cnn" in args.workloads:
+        X, y = make_data(n_images, IMAGE_SHAPE)
+        cnn = measure("cnn", X, y, args.batches, args.device, fp32_only)
+        del X, y
+    if "mlp" in args.workloads:
+        X, y = make_data(n_rows, (N_FEATURES,))
+        mlp = measure("mlp", X, y, [MLP_BATCH], args.device, fp32_only)
     report = render(args, n_images, n_rows, cnn, mlp)
     print(report)
     if args.output:
