@@ -93,11 +93,13 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         CUDA and the CPU, and without one on MPS. The forward pass runs under autocast;
         the loss is computed in float32 and the weights stay float32.
     compile : bool or str, default=False
-        Compile the module with ``torch.compile``. A string is the compiler's ``mode``:
+        Compile the network with ``torch.compile``. A string is the compiler's ``mode``:
         ``"default"`` (the same as ``True``), ``"reduce-overhead"`` (on CUDA, replays each
         training step as recorded CUDA graphs, which saves the launch cost of small
-        networks), ``"max-autotune"`` or ``"max-autotune-no-cudagraphs"``. Compiling
-        takes time of its own at the first batch of each new batch size.
+        networks), ``"max-autotune"`` (tunes kernels, and records CUDA graphs too) or
+        ``"max-autotune-no-cudagraphs"``. Compiling takes time of its own at the first
+        batch of each new batch size. In the modes that record CUDA graphs, prediction
+        runs the uncompiled network, as its batches come in many sizes.
     random_state : int, RandomState instance or None, default=None
         Seeds weight init, dropout, shuffling and the validation split; an int gives
         bit-identical refits on CPU with the same torch build and thread count.

@@ -70,6 +70,7 @@ from .sparse_rows import dense_rows, is_sparse
 from .stopping import report_stop
 from .training import (
     COMPILE_MODES,
+    CUDA_GRAPH_COMPILE_MODES,
     OPTIMIZERS,
     TrainingPlan,
     autograd_enabled,
@@ -606,9 +607,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
 
     def _inference(self, X, **options) -> np.ndarray:
         """:func:`~sklearn_resnet.data.batched_inference` of the fitted network on ``X``,
-        on its device, in its precision and memory layout."""
+        on its device, in its precision and memory layout (through the uncompiled network
+        for the compile modes that record CUDA graphs)."""
+        graphs = getattr(self.net_, "compile__mode", None) in CUDA_GRAPH_COMPILE_MODES
         return batched_inference(
-            self.net_.module_,
+            self.module_ if graphs else self.net_.module_,
             X,
             device=self.device_,
             autocast=self.net_.autocast,

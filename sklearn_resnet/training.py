@@ -37,6 +37,7 @@ from .stopping import (
 
 __all__ = [
     "COMPILE_MODES",
+    "CUDA_GRAPH_COMPILE_MODES",
     "OPTIMIZERS",
     "RESERVED_CALLBACK_NAMES",
     "Callback",
@@ -74,6 +75,9 @@ OPTIMIZERS = {
 #: Modes of ``torch.compile`` that the estimators' ``compile`` takes (``True`` is
 #: ``"default"``).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: The modes that record CUDA graphs on CUDA. Prediction runs the uncompiled network in
+#: these: its padded batches come in many sizes, and each size would record a graph.
+CUDA_GRAPH_COMPILE_MODES = frozenset({"reduce-overhead", "max-autotune"})
 
 #: Devices on which the optimizers run as one fused kernel (AdamW, Adam and SGD; every
 #: torch release the package supports has these kernels).
@@ -353,24 +357,35 @@ class ResNetNet(NeuralNet):
         with self.autocast():
             return self.module_(x)
 
+    def torch_compile(self, module, name):
+        # The network only: compiling the loss gains nothing, and under CUDA graphs each
+        # call of a compiled loss in a validation pass would start a new graph generation
+        # that frees the network's outputs before the callbacks have read them.
+        if name != "module":
+            return module
+        return super().torch_compile(module, name)
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """One pass over ``iterator`` without making the host wait for the device per batch.
 
         skorch reads each batch's loss with ``.item()``, which blocks until the GPU has
         finished that step, so the host cannot queue the next one while the GPU works.
-        Here a batch records its loss as a detached 0-d tensor (a callback can read it
-        during the epoch: ``float(...)`` or a format spec synchronise just for that
-        read), and the epoch's losses are read together at its end, in one transfer,
-        and stored as floats, as skorch stores them.
+        Here a batch records its loss as a detached 0-d tensor, and the epoch's losses
+        are read together at its end, in one transfer, and stored as floats, as skorch
+        stores them. When a callback of the user's hooks into every batch (skorch's
+        ``ProgressBar`` shows the batch losses, say), each loss is read as skorch reads
+        it, so that the callback sees floats.
         """
         if iterator is None:
             return
         key = prefix + "_loss"
+        per_batch = _reads_batches(self.callbacks_)
         rows = []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            self.history.record_batch(key, step["loss"].detach())
+            loss = step["loss"].detach()
+            self.history.record_batch(key, loss.item() if per_batch else loss)
             self.history.record_batch(prefix + "_batch_size", len(batch[0]))
             rows.append(self.history[-1]["batches"][-1])
             self.notify("on_batch_end", batch=batch, training=training, **step)
@@ -446,6 +461,21 @@ class TrainingPlan:
     memory_format: torch.memory_format = torch.contiguous_format
     label_smoothing: float = 0.0
     callbacks: list = field(default_factory=list)
+
+
+def _reads_batches(callbacks) -> bool:
+    """Whether a callback other than the net's own acts on every batch, and so may read
+    the batch's entries in the history."""
+    for _, callback in callbacks:
+        if isinstance(callback, ValidationScore | LRSchedule):
+            continue  # the net's own: they never read the history's batch entries
+        kind = type(callback)
+        if (
+            kind.on_batch_begin is not Callback.on_batch_begin
+            or kind.on_batch_end is not Callback.on_batch_end
+        ):
+            return True
+    return False
 
 
 def _losses_to_floats(rows: list[dict], key: str) -> None:

@@ -506,7 +506,39 @@ def test_a_compile_mode_reaches_torch_compile(compile, mode, monkeypatch):
     monkeypatch.setattr(torch, "compile", recorded)
     X, y = data_for(ResNetClassifier)
     ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 1, "compile": compile}).fit(X, y)
-    assert calls and all(kwargs.get("mode") == mode for kwargs in calls)
+    # The network only: the loss is left uncompiled.
+    assert len(calls) == 1 and calls[0].get("mode") == mode
+
+
+class _CountingModule(torch.nn.Module):
+    """Stands in for torch.compile's wrapper: counts the calls in evaluation mode."""
+
+    def __init__(self, module):
+        super().__init__()
+        self._orig_mod = module
+        self.evaluations = 0
+
+    def forward(self, x):
+        self.evaluations += not self.training
+        return self._orig_mod(x)
+
+
+@pytest.mark.parametrize(
+    ("compile", "compiled_predictions"),
+    [(True, True), ("max-autotune-no-cudagraphs", True), ("reduce-overhead", False)],
+)
+def test_prediction_skips_the_compiled_network_where_it_records_cuda_graphs(
+    compile, compiled_predictions, monkeypatch
+):
+    """Predictions come in many padded batch sizes, and each would record a graph."""
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: _CountingModule(module))
+    X, y = data_for(ResNetClassifier)
+    params = {**FAST_PARAMS, "max_epochs": 1, "early_stopping": False, "compile": compile}
+    clf = ResNetClassifier(**params).fit(X, y)
+    wrapper = clf.net_.module_
+    before = wrapper.evaluations
+    clf.predict_proba(X)
+    assert (wrapper.evaluations > before) is compiled_predictions
 
 
 class _UncompilableModule(torch.nn.Module):

@@ -193,12 +193,27 @@ def test_reduce_overhead_compile_trains_with_cuda_graphs_like_eager_and_pickles(
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_training_does_not_wait_for_the_gpu_at_every_batch(model):
-    """Count the operations that synchronise the host with the GPU (torch's sync debug
-    mode warns at each): as many with 30 batches per epoch as with 3."""
+def test_reduce_overhead_compile_validates_and_predicts_through_the_plain_network(model):
+    """A validation pass reads the network's outputs after each batch; prediction runs
+    the uncompiled network, whose batches come in many sizes."""
     params, data = MODELS[model]
     X, y = data()
-    params = {**params, "precision": "bf16", "early_stopping": False}
+    params = {**params, "early_stopping": True, "batch_size": 50}
+    clf = ResNetClassifier(**params, compile="reduce-overhead").fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ == 2
+    assert np.all(np.isfinite(clf.validation_scores_))
+    for rows in (X, X[:7], X[:33]):  # batches of 304, 16 and 48 rows
+        assert np.all(np.isfinite(clf.predict_proba(rows)))
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_training_does_not_wait_for_the_gpu_at_every_batch(model, early_stopping):
+    """Count the operations that synchronise the host with the GPU (torch's sync debug
+    mode warns at each): as many with 30 batches per epoch as with 3, validation too."""
+    params, data = MODELS[model]
+    X, y = data()
+    params = {**params, "precision": "bf16", "early_stopping": early_stopping}
 
     def synchronisations(batch_size):
         clf = ResNetClassifier(**params, batch_size=batch_size)

@@ -7,12 +7,13 @@ import pytest
 import torch
 from conftest import FAST_CNN_PARAMS, FAST_PARAMS
 from sklearn.datasets import load_digits, make_classification
+from skorch.callbacks import ProgressBar
 
 import sklearn_resnet.base as base_module
 import sklearn_resnet.inputs as inputs_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
 from sklearn_resnet.device import memory_format
-from sklearn_resnet.training import Callback
+from sklearn_resnet.training import Callback, _reads_batches
 
 
 @pytest.fixture(scope="module")
@@ -145,47 +146,60 @@ def test_training_reads_the_batch_losses_once_per_epoch_not_once_per_batch(monke
     """skorch reads every batch's loss with ``.item()``, which on a GPU makes the host
     wait for each step before it can queue the next; the net reads an epoch's together."""
     X, y = make_classification(300, 8, random_state=0)
-    calls = []
-    item = torch.Tensor.item
+    reads = []
+    for name in ("item", "__float__", "tolist"):
+        original = getattr(torch.Tensor, name)
 
-    def counted_item(self):
-        calls.append(self)
-        return item(self)
+        def counted(self, *args, _original=original, **kwargs):
+            reads.append(self)
+            return _original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.Tensor, "item", counted_item)
+        monkeypatch.setattr(torch.Tensor, name, counted)
 
-    def item_calls(batch_size):
-        calls.clear()
+    def reads_of_a_fit(batch_size):
+        reads.clear()
         params = {**FAST_PARAMS, "early_stopping": True, "batch_size": batch_size}
         ResNetClassifier(**params).fit(X, y)
-        return len(calls)
+        return len(reads)
 
-    assert item_calls(8) == item_calls(128)
+    assert reads_of_a_fit(8) == reads_of_a_fit(128)
 
 
-def test_batch_losses_can_be_read_during_the_epoch_and_are_stored_as_floats():
-    X, y = make_classification(300, 8, random_state=0)
-    read = []
-
-    class ReadBatchLoss(Callback):
-        def on_batch_end(self, net, training=False, **kwargs):
-            key = "train_loss" if training else "valid_loss"
-            read.append(float(net.history[-1, "batches", -1, key]))
-
-    params = {**FAST_PARAMS, "early_stopping": True, "batch_size": 32}
-    clf = ResNetClassifier(**params, callbacks=[ReadBatchLoss()]).fit(X, y)
-    stored = [
+def _batch_losses(clf) -> list:
+    return [
         row[key]
         for epoch in clf.history_
         for row in epoch["batches"]
         for key in ("train_loss", "valid_loss")
         if key in row
     ]
-    assert all(type(value) is float for value in stored)
-    assert stored == read
+
+
+def test_batch_losses_are_stored_as_floats_that_average_to_the_epoch_loss():
+    X, y = make_classification(300, 8, random_state=0)
+    params = {**FAST_PARAMS, "early_stopping": True, "batch_size": 32}
+    clf = ResNetClassifier(**params).fit(X, y)
+    assert not _reads_batches(clf.net_.callbacks_)  # the losses were read once per epoch
+    assert all(type(value) is float for value in _batch_losses(clf))
     last = clf.history_[-1]
     train = [row for row in last["batches"] if "train_loss" in row]
     mean = np.average(
         [r["train_loss"] for r in train], weights=[r["train_batch_size"] for r in train]
     )
     assert last["train_loss"] == pytest.approx(mean, rel=1e-12)
+
+
+def test_a_callback_acting_on_every_batch_reads_its_loss_as_a_float():
+    """As under skorch's own loop: skorch's ProgressBar shows the batch losses."""
+    X, y = make_classification(300, 8, random_state=0)
+    read = []
+
+    class ReadBatchLoss(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            read.append(net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"])
+
+    params = {**FAST_PARAMS, "early_stopping": True, "batch_size": 32}
+    clf = ResNetClassifier(**params, callbacks=[ReadBatchLoss()]).fit(X, y)
+    assert read and all(type(value) is float for value in read)
+    assert read == _batch_losses(clf)
+    assert _reads_batches([("progress_bar", ProgressBar())])
