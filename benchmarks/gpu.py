@@ -68,7 +68,7 @@ from skorch.callbacks import Callback
 
 from sklearn_resnet import ResNetClassifier
 from sklearn_resnet.backbones import BACKBONE_DEFAULTS, build_backbone
-from sklearn_resnet.device import memory_format
+from sklearn_resnet.device import first_line, memory_format
 
 IMAGE_SHAPE = (3, 32, 32)
 CNN_DEPTH = 20
@@ -301,10 +301,8 @@ def measure(kind: str, X, y, batches, device: str, fp32_only: bool = False) -> l
             try:
                 result = Result(method, batch, precision, run())
             except Exception as exc:  # one failing method must not lose the others' numbers
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                result = Result(
-                    method, batch, precision, math.nan, f"{type(exc).__name__}: {message}"
-                )
+                error = f"{type(exc).__name__}: {first_line(exc)}"
+                result = Result(method, batch, precision, math.nan, error)
             release(device)
             took = f"(run took {time.perf_counter() - start:.1f} s)"
             log(f"    {result.error or f'{result.rate:,.0f} samples/s'} {took}")

@@ -252,19 +252,16 @@ class SliceBatches:
 
 def _gather(rows: torch.Tensor | SparseRows, index: torch.Tensor, device: str) -> torch.Tensor:
     """Rows ``index`` of ``rows`` on ``device``, through pinned memory for a GPU."""
-    part = rows.index_select(0, index.to(rows.device))
-    if part.device.type == "cpu" and torch.device(device).type == "cuda":
-        part = part.pin_memory()
-    return part.to(device, non_blocking=True)
+    return _from_host(rows.index_select(0, index.to(rows.device)), device)
 
 
 def _from_host(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """A small host tensor on ``device``, copied to a GPU from page-locked memory so that
-    the host does not wait for the GPU's queued work (a copy from pageable memory does).
-    """
-    if torch.device(device).type != "cuda":
-        return values.to(device)
-    return values.pin_memory().to(device, non_blocking=True)
+    """``values`` on ``device``. A host tensor bound for a GPU is copied from page-locked
+    memory without blocking, so that the host does not wait for the GPU's queued work (a
+    copy from pageable memory does)."""
+    if values.device.type == "cpu" and torch.device(device).type == "cuda":
+        return values.pin_memory().to(device, non_blocking=True)
+    return values.to(device)
 
 
 def _with_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
