@@ -72,10 +72,20 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         full batches again in a later ``partial_fit`` call on more rows.
     max_epochs : int, default=None
         Upper bound on training epochs; ``None`` is 100 for the MLP and 60 for the CNN.
-    early_stopping : bool or "auto", default="auto"
+    early_stopping : bool, "auto" or "refit", default="auto"
         Hold out ``validation_fraction`` of the training data, stop when the validation
         loss has not improved by 0.01 % for ``n_iter_no_change`` epochs, and restore
-        the weights of the best epoch. {auto_early_stopping}
+        the weights of the best epoch. {auto_early_stopping} ``"refit"`` does that
+        fit, then trains the network it keeps on every row for the best epoch's
+        number of epochs: the fit ``early_stopping=False, max_epochs=best_epoch_``
+        would make, with the schedule planned over those epochs, the same seed and the
+        callbacks that need no validation set (those that monitor a ``valid_*`` value
+        run in the first fit only). It costs a second fit; on small data it keeps
+        most of the holdout's calibration and of training on every row's accuracy.
+        The first fit's history is ``selection_history_``. After a first fit that
+        diverged or was interrupted (or pruned, in a search) there is no second one,
+        and the estimator keeps the first fit's network. ``partial_fit`` holds
+        nothing out, whatever the value.
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified for
         classification where every class has two samples and each part has at least
@@ -153,7 +163,12 @@ n_features_in_ : int
     precision_ : str
         Resolved precision.
     early_stopping_ : bool
-        Whether the last fit used early stopping.
+        Whether the kept network's fit held a validation set out (``False`` after the
+        refit of ``early_stopping="refit"``).
+    selection_history_ : skorch.History
+        After ``early_stopping="refit"``: the history of the first fit, whose best
+        epoch set the refit's number of epochs (``valid_loss`` and ``valid_score``
+        per epoch). Absent after other fits.
     net_ : skorch.NeuralNet
         The skorch net that trained the module.
     module_ : torch.nn.Module

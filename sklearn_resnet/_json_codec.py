@@ -113,6 +113,8 @@ def encode_fitted(kind: str, value, name: str):
         return [str(v) for v in value]
     if kind == "floats":
         return [float(v) for v in np.ravel(value)]
+    if kind == "history":
+        return encode_history(value, name)
     array = np.asarray(value)  # "labels"
     if array.dtype.kind == "U" and array.nbytes > _MAX_LABEL_BYTES:
         raise ValueError(
@@ -162,6 +164,10 @@ def decode_fitted(kind: str, value, name: str):
         if not isinstance(value, list) or not all(is_number(v) for v in value):
             raise bad
         return np.asarray(value, dtype=np.float64)
+    if kind == "history":
+        from skorch.history import History  # imported here, as skorch imports torch
+
+        return History(decode_history(value, name))
     return _decode_labels(value, bad)
 
 
@@ -261,24 +267,24 @@ def check_keys(mapping, expected, where: str, optional=(), writer=None) -> None:
         raise FormatError(f"{where} has {' and '.join(parts)}{hint}.")
 
 
-def encode_history(history) -> list[dict]:
+def encode_history(history, name: str = "history_") -> list[dict]:
     """Per-epoch records of a skorch history as JSON, without the per-batch records."""
     return [
-        {key: encode(value, "history_") for key, value in row.items() if key != "batches"}
+        {key: encode(value, name) for key, value in row.items() if key != "batches"}
         for row in history
     ]
 
 
-def decode_history(rows) -> list[dict]:
+def decode_history(rows, name: str = "history") -> list[dict]:
     """Epoch records from :func:`encode_history`, each with an empty ``batches`` list."""
     if not isinstance(rows, list) or not rows:
-        raise FormatError("config.json: 'history' must be a non-empty list of epoch records.")
+        raise FormatError(f"config.json: '{name}' must be a non-empty list of epoch records.")
     history = []
     for index, row in enumerate(rows, 1):
-        row = decode(row, "history") if isinstance(row, dict) else None
+        row = decode(row, name) if isinstance(row, dict) else None
         if not _is_epoch_record(row, index):
             raise FormatError(
-                f"config.json: history entry {index} is not an epoch record: it needs "
+                f"config.json: {name} entry {index} is not an epoch record: it needs "
                 f"'epoch': {index} and a numeric 'train_loss'; 'valid_loss' and "
                 "'valid_score' must be numbers, the '..._best' entries true or false and "
                 "'weights_epoch' no later than 'epoch'."

@@ -7,6 +7,7 @@ parameters into fitted attributes, building the backbone, training and predictio
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABCMeta, abstractmethod
 from functools import partial
@@ -67,7 +68,7 @@ from .inputs import (
     split_indices,
 )
 from .sparse_rows import dense_rows, is_sparse
-from .stopping import report_stop
+from .stopping import EARLY_STOPPED, report_stop
 from .training import (
     COMPILE_MODES,
     CUDA_GRAPH_COMPILE_MODES,
@@ -85,9 +86,12 @@ from .training import (
     seeded,
     set_verbose,
     training_guard,
+    without_validation_callbacks,
 )
 
 __all__ = ["_BaseResNet"]
+
+logger = logging.getLogger("sklearn_resnet")
 
 #: Parameters a later ``partial_fit`` call reads (the rest are read when the net is built).
 _READ_AT_EVERY_CALL = ("verbose", "class_weight")
@@ -115,7 +119,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         "lr_schedule": [StrOptions({"constant", "cosine", "step"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
-        "early_stopping": ["boolean", StrOptions({"auto"})],
+        "early_stopping": ["boolean", StrOptions({"auto", "refit"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
@@ -333,7 +337,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         seed = resolve_seed(self.random_state) if not warm else next_seed(self.net_)
         try:
             with autograd_enabled():
-                self._train(X, y, weight, incremental, warm, seed)
+                self._train_and_refit(X, y, weight, incremental, warm, seed)
         except Exception as exc:
             cause = compiler_failed(exc) if self.compile else None
             if cause is not None:
@@ -376,10 +380,41 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             ) from exc
         report_stop(self.net_, owner, self.net_.lr)
 
-    def _train(self, X, y, weight, incremental: bool, warm: bool, seed: int) -> None:
-        """Build (unless ``warm``) and train the network: the part that uses the device."""
+    def _train_and_refit(self, X, y, weight, incremental: bool, warm: bool, seed: int) -> None:
+        """:meth:`_train`, and for ``early_stopping="refit"`` a second network on every row.
+
+        The refit is the fit ``early_stopping=False, max_epochs=best_epoch_`` would make
+        (same seed, every row, the schedule planned over those epochs, the callbacks that
+        need no validation set). It follows only a holdout fit that ended normally (all
+        its epochs, or early stopping); after a divergence, an interrupt or a pruned search
+        trial the estimator keeps the holdout fit's network, as ``early_stopping=True``.
+        """
+        if not incremental:
+            self.__dict__.pop("selection_history_", None)
+        self._train(X, y, weight, incremental, warm, seed)
+        if incremental or self.early_stopping != "refit":
+            return
+        if getattr(self.net_, "stop_reason_", None) not in (None, EARLY_STOPPED):
+            return
+        selection, epochs = self.net_.history, self.best_epoch_
+        logger.info("Refitting on all %d rows for %d epochs.", X.shape[0], epochs)
+        self._train(X, y, weight, False, False, seed, refit_epochs=epochs)
+        self.selection_history_ = selection
+
+    def _train(
+        self, X, y, weight, incremental: bool, warm: bool, seed: int, refit_epochs=None
+    ) -> None:
+        """Build (unless ``warm``) and train the network: the part that uses the device.
+
+        ``refit_epochs`` trains on every row for that many epochs, without early
+        stopping or the callbacks that need a validation set.
+        """
         init_seed, shuffle_seed, split_seed, dropout_seed = spawn_seeds(seed, 4)
-        self.early_stopping_ = (not incremental) and self._use_early_stopping(X.shape[0])
+        refit = refit_epochs is not None
+        callbacks = without_validation_callbacks(self.callbacks) if refit else self.callbacks
+        self.early_stopping_ = (
+            not incremental and not refit and self._use_early_stopping(X.shape[0])
+        )
         classify = self._task == "classification"
         valid, train_idx = None, None
         if self.early_stopping_:
@@ -397,7 +432,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             train, valid = train.subset(train_idx), train.subset(valid_idx)
         if not warm:
             owner = type(self).__name__
-            check_validation_callbacks(self.callbacks, self.early_stopping_, owner)
+            check_validation_callbacks(callbacks, self.early_stopping_, owner)
             if self.backbone_ == "cnn":
                 check_batch_norm_batches(
                     len(train),
@@ -407,7 +442,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     self.validation_fraction if self.early_stopping_ else None,
                 )
             self.width_ = resolve_width(self.width, self.backbone_, len(train), self._task)
-            plan = self._plan(len(train), shuffle_seed)
+            plan = self._plan(len(train), shuffle_seed, refit_epochs, callbacks)
             with seeded(init_seed, self.device_):
                 module = self._build_module()
             # Scaling statistics come from the training rows only.
@@ -546,6 +581,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         return {}
 
     def _use_early_stopping(self, n_samples: int) -> bool:
+        """Whether a fit on ``n_samples`` holds a validation set out (``"refit"``'s
+        first fit does)."""
         if self.early_stopping == "auto":
             return auto_early_stopping(
                 self._task, self.backbone_, n_samples, self.validation_fraction
@@ -559,9 +596,13 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
         return int(batch_size)
 
-    def _plan(self, n_train: int, shuffle_seed: int) -> TrainingPlan:
+    def _plan(
+        self, n_train: int, shuffle_seed: int, max_epochs=None, callbacks=None
+    ) -> TrainingPlan:
+        """The training settings; ``max_epochs`` and ``callbacks`` override the parameters."""
         defaults = OPTIMIZERS[self.optimizer][1]
-        max_epochs = self.max_epochs or DEFAULTS[self.backbone_]["max_epochs"]
+        callbacks = self.callbacks if callbacks is None else callbacks
+        max_epochs = max_epochs or self.max_epochs or DEFAULTS[self.backbone_]["max_epochs"]
         return TrainingPlan(
             task=self._task,
             optimizer=self.optimizer,
@@ -582,7 +623,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             memory_format=self._memory_format(),
             label_smoothing=self._label_smoothing(),
             verbose=self.verbose,
-            callbacks=copy_callbacks(self.callbacks),
+            callbacks=copy_callbacks(callbacks),
         )
 
     # ---- prediction -------------------------------------------------------------------

@@ -79,8 +79,9 @@ FORMAT_NAME = "sklearn-resnet"
 #: default depth, which has not changed since). Version 3 added an MLP's
 #: ``_sample_shape`` to ``fitted`` (an MLP of an earlier file takes any sample shape of
 #: its number of values, as it did then). Version 4 added the network's ``block`` and
-#: ``dropout`` to ``training`` (earlier files take the parameters).
-FORMAT_VERSION = 4
+#: ``dropout`` to ``training`` (earlier files take the parameters). Version 5 added the
+#: optional ``selection_history_`` of ``early_stopping="refit"`` to ``fitted``.
+FORMAT_VERSION = 5
 #: Largest config.json read (a saved one takes kilobytes; feature names can take more).
 _MAX_CONFIG_BYTES = 256 * 2**20
 
@@ -102,6 +103,7 @@ FITTED_ATTRIBUTES = (
     ("device_", "str", _BOTH),
     ("precision_", "str", _BOTH),
     ("early_stopping_", "bool", _BOTH),
+    ("selection_history_", "history", ()),
     ("_y_mean", "floats", ("regression",)),
     ("_y_scale", "floats", ("regression",)),
     ("_y_ndim", "positive_int", ("regression",)),

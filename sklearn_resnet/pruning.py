@@ -299,6 +299,10 @@ class EpochReporter(Callback):
     0
     """
 
+    #: Only fits that hold a validation set out run it (``early_stopping="refit"``
+    #: trains its second network without it).
+    reads_validation = True
+
     def __init__(self, handle: StudyHandle | None = None, trial_id: int | None = None):
         self.handle = handle
         self.trial_id = trial_id

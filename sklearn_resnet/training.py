@@ -57,6 +57,7 @@ __all__ = [
     "seeded",
     "set_verbose",
     "training_guard",
+    "without_validation_callbacks",
 ]
 
 logger = logging.getLogger("sklearn_resnet")
@@ -597,13 +598,14 @@ def _shallow_copy(callback):
 def _validation_monitor(callback) -> str | None:
     """The ``valid_*`` value a callback (an instance, or a class with its defaults)
     monitors, if it monitors one."""
-    monitor = getattr(callback, "monitor", None)
+    monitor = getattr(callback, "monitor", None)  # an attribute, of the class too
     if isinstance(callback, type):
         try:
             parameter = inspect.signature(callback).parameters.get("monitor")
         except (TypeError, ValueError):
             parameter = None
-        monitor = None if parameter is None else parameter.default
+        if parameter is not None:
+            monitor = parameter.default
     return monitor if isinstance(monitor, str) and monitor.startswith("valid") else None
 
 
@@ -681,6 +683,21 @@ def check_callbacks(callbacks, owner: str) -> None:
                 "overwrite at every batch; choose the schedule with lr_schedule "
                 "('cosine', 'step' or 'constant')."
             )
+
+
+def without_validation_callbacks(callbacks) -> list:
+    """The ``callbacks`` entries that can train without a validation set.
+
+    Left out: callbacks that monitor a ``valid_*`` value (skorch's ``EarlyStopping`` and
+    ``Checkpoint`` by default) and those whose ``reads_validation`` attribute is true
+    (the search's per-epoch reporter). ``early_stopping="refit"`` trains its second
+    network, on every row, with the rest.
+    """
+    return [
+        callbacks[index]
+        for index, _, callback in _entries(callbacks)
+        if not (_validation_monitor(callback) or getattr(callback, "reads_validation", False))
+    ]
 
 
 def check_validation_callbacks(callbacks, validation: bool, owner: str) -> None:

@@ -577,6 +577,7 @@ WRONG_FITTED_VALUES = {
     "names": [1, 2, 3, 4, 5],
     "floats": ["0.5"],
     "labels": [0, 1, 2],
+    "history": [{"epoch": 2, "train_loss": 0.5}],
 }
 
 
