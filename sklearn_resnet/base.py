@@ -101,6 +101,19 @@ _CHECKED_ROWS = 64
 _AUGMENT_VERBS = {"shift": "shifts", "flip": "flips", "shift+flip": "shifts and flips"}
 
 
+def kept_epoch(history) -> int:
+    """The epoch (1-based) whose weights a fit with this skorch ``history`` kept.
+
+    See :attr:`_BaseResNet.best_epoch_`.
+    """
+    if "weights_epoch" in history[-1]:
+        return int(history[-1]["weights_epoch"])
+    if "valid_loss" not in history[-1]:
+        return len(history)
+    best = [row["epoch"] for row in history if row.get("valid_loss_best")]
+    return int(best[-1]) if best else len(history)
+
+
 class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     """Everything the classifier and the regressor share."""
 
@@ -720,13 +733,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         on from the current weights). After a divergence or an interrupt, the epoch of
         the lowest loss before it.
         """
-        history = self.history_
-        if "weights_epoch" in history[-1]:
-            return int(history[-1]["weights_epoch"])
-        if "valid_loss" not in history[-1]:
-            return self.n_iter_
-        best = [row["epoch"] for row in history if row.get("valid_loss_best")]
-        return int(best[-1]) if best else self.n_iter_
+        return kept_epoch(self.history_)
 
     # ---- persistence and tags -----------------------------------------------------------
     def __setstate__(self, state):

@@ -49,7 +49,9 @@ def plot_history(estimator, ax=None):
     line marks ``best_epoch_``, the epoch whose weights the model keeps: "best epoch",
     the lowest validation loss, under early stopping; else "final epoch", or "restored
     epoch" when a diverged or interrupted fit went back to the epoch of the lowest
-    training loss.
+    training loss. After ``early_stopping="refit"`` the validation loss and score are
+    the holdout fit's (``selection_history_``), the training loss is the refit's on
+    every row, and the line marks the holdout's best epoch, where the refit ends.
 
     Parameters
     ----------
@@ -88,7 +90,7 @@ def plot_history(estimator, ax=None):
     >>> plot_history(clf).get_xlabel()
     'epoch'
     """
-    from .base import _BaseResNet
+    from .base import _BaseResNet, kept_epoch
 
     estimator = getattr(estimator, "best_estimator_", estimator)
     if hasattr(estimator, "steps"):
@@ -103,15 +105,27 @@ def plot_history(estimator, ax=None):
     history = estimator.history_
     epochs = [int(row["epoch"]) for row in history]
     ax.plot(epochs, estimator.loss_curve_, marker=".", color="C0", label="training loss")
-    valid = [row.get("valid_loss", math.nan) for row in history]
+    # The fit that validated: this one, or the holdout fit that chose a refit's epochs.
+    selection = getattr(estimator, "selection_history_", None)
+    validated = history if selection is None else selection
+    valid_epochs = [int(row["epoch"]) for row in validated]
+    valid = [row.get("valid_loss", math.nan) for row in validated]
     best = estimator.best_epoch_
     if any(not math.isnan(v) for v in valid):
-        ax.plot(epochs, valid, marker=".", color="C1", label="validation loss")
+        holdout = "" if selection is None else " (holdout fit)"
+        ax.plot(valid_epochs, valid, marker=".", color="C1", label="validation loss" + holdout)
     # The epoch whose weights the model keeps: the best by validation loss; without a
     # validation loss there (no early stopping, or partial_fit epochs after it) the final
     # epoch, or the one of the lowest training loss after a divergence or an interrupt.
-    best_valid = valid[epochs.index(best)]
-    if not math.isnan(best_valid):
+    # After a refit, the holdout fit's best epoch, where the refit ends (partial_fit may
+    # have trained on since).
+    if selection is not None:
+        best = kept_epoch(selection)
+    best_valid = valid[valid_epochs.index(best)] if best in valid_epochs else math.nan
+    if selection is not None:
+        ax.plot([best], [best_valid], marker="o", markersize=9, color="C1")
+        label = f"best epoch of the holdout fit ({best}), the refit's last"
+    elif not math.isnan(best_valid):
         ax.plot([best], [best_valid], marker="o", markersize=9, color="C1")
         label = f"best epoch ({best})"
     else:
@@ -124,12 +138,14 @@ def plot_history(estimator, ax=None):
     _integer_ticks(ax)
     handles, labels = ax.get_legend_handles_labels()
     scores = estimator.validation_scores_
+    if selection is not None:
+        scores = [row.get("valid_score") for row in selection]
     if scores is not None:
         name = "validation accuracy" if is_classifier(estimator) else "validation R²"
         right = ax.twinx()
         ax.right_ax = right
         values = [math.nan if s is None else s for s in scores]
-        right.plot(epochs, values, marker=".", linestyle="--", color="C2", label=name)
+        right.plot(valid_epochs, values, marker=".", linestyle="--", color="C2", label=name)
         right.set_ylabel(name)
         more_handles, more_labels = right.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels

@@ -78,6 +78,29 @@ def test_history_without_validation_marks_the_final_epoch():
     assert "restored epoch (2)" in _lines(plot_history(reg))
 
 
+def test_history_of_a_refit_draws_the_holdout_fits_validation(early_stopped):
+    _, X, y = early_stopped
+    params = {**FAST_PARAMS, "max_epochs": 30, "n_iter_no_change": 2}
+    clf = ResNetClassifier(**params, early_stopping="refit", validation_fraction=0.3).fit(X, y)
+    selection = clf.selection_history_
+    assert clf.n_iter_ < len(selection)  # the holdout fit stopped after its best epoch
+    ax = plot_history(clf)
+    lines = _lines(ax)
+    np.testing.assert_allclose(lines["training loss"].get_ydata(), clf.loss_curve_)
+    valid = lines["validation loss (holdout fit)"]
+    np.testing.assert_array_equal(valid.get_xdata(), range(1, len(selection) + 1))
+    np.testing.assert_allclose(valid.get_ydata(), selection[:, "valid_loss"])
+    mark = lines[f"best epoch of the holdout fit ({clf.n_iter_}), the refit's last"]
+    assert list(mark.get_xdata()) == [clf.n_iter_] * 2
+    score = _lines(ax.right_ax)["validation accuracy"]
+    np.testing.assert_allclose(score.get_ydata(), selection[:, "valid_score"])
+    # Epochs trained on with partial_fit move the model's epoch, not the holdout's best.
+    clf.partial_fit(X, y)
+    assert f"best epoch of the holdout fit ({clf.n_iter_ - 1}), the refit's last" in _lines(
+        plot_history(clf)
+    )
+
+
 def test_history_after_partial_fit_marks_the_final_epoch_the_model_keeps(early_stopped):
     clf, X, y = early_stopped
     clf = clone(clf).fit(X, y).partial_fit(X, y).partial_fit(X, y)
