@@ -273,7 +273,14 @@ def _describe(model) -> str:
     resnet = model[-1]
     kind = "CNN" if resnet.backbone_ == "cnn" else "MLP"
     plural = "s" if resnet.n_iter_ != 1 else ""
-    epochs = f"{resnet.n_iter_} epoch{plural} (best epoch {resnet.best_epoch_})"
+    selection = getattr(resnet, "selection_history_", None)
+    if selection is not None:  # early_stopping="refit"
+        epochs = (
+            f"{resnet.n_iter_} epoch{plural} on every row (the best epoch of a "
+            f"{len(selection)}-epoch holdout fit)"
+        )
+    else:
+        epochs = f"{resnet.n_iter_} epoch{plural} (best epoch {resnet.best_epoch_})"
     return f"{type(resnet).__name__} (residual {kind}) on {resnet.device_}, {epochs}"
 
 

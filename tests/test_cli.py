@@ -241,6 +241,18 @@ def test_a_model_that_learnt_na_as_missing_reads_it_so(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_fit_describes_a_refit_by_its_holdout_fit(data_dir, tmp_path, capsys):
+    train = str(data_dir / "train.csv")
+    settings = [*SETTINGS, "--set", "early_stopping=refit", "--set", "max_epochs=20"]
+    model = tmp_path / "refit.joblib"
+    assert main(["fit", train, "--target", "label", *settings, "-o", str(model)]) == 0
+    resnet = joblib.load(model)[-1]
+    held = len(resnet.selection_history_)
+    epochs = f"{resnet.n_iter_} epoch{'s' if resnet.n_iter_ != 1 else ''}"
+    expected = f"{epochs} on every row (the best epoch of a {held}-epoch holdout fit)"
+    assert expected in capsys.readouterr().out
+
+
 def test_evaluate_leaves_out_log_loss_for_labels_the_model_never_saw(data_dir, fitted, capsys):
     test = pd.read_csv(data_dir / "test.csv")
     test.loc[0, "label"] = "maybe"
