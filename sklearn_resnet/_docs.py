@@ -77,15 +77,18 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         loss has not improved by 0.01 % for ``n_iter_no_change`` epochs, and restore
         the weights of the best epoch. {auto_early_stopping} ``"refit"`` does that
         fit, then trains the network it keeps on every row for the best epoch's
-        number of epochs: the fit ``early_stopping=False, max_epochs=best_epoch_``
-        would make, with the schedule planned over those epochs, the same seed and the
-        callbacks that need no validation set (those that monitor a ``valid_*`` value
-        run in the first fit only). It costs a second fit; on small data it keeps
-        most of the holdout's calibration and of training on every row's accuracy.
-        The first fit's history is ``selection_history_``. After a first fit that
-        diverged or was interrupted (or pruned, in a search) there is no second one,
-        and the estimator keeps the first fit's network. ``partial_fit`` holds
-        nothing out, whatever the value.
+        number of epochs, with the schedule planned over them, the same seed and the
+        first fit's width and batch size: where the ``"auto"`` choices for all the
+        rows are the same as for the first fit's training rows, the fit
+        ``early_stopping=False, max_epochs=best_epoch_`` would make. Each fit trains
+        with its own copies of ``callbacks``; those that monitor a ``valid_*`` value
+        (or have a true ``reads_validation`` attribute) run in the first fit only. It
+        costs a second fit; on small data it keeps most of the holdout's calibration
+        and of training on every row's accuracy. The first fit's history is
+        ``selection_history_``. After a first fit that diverged or was interrupted
+        (or pruned, in a search) there is no second one, and the estimator keeps the
+        first fit's network; so it does, with a warning, when the second fit diverges
+        or is interrupted. ``partial_fit`` holds nothing out, whatever the value.
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (stratified for
         classification where every class has two samples and each part has at least
@@ -168,7 +171,9 @@ n_features_in_ : int
     selection_history_ : skorch.History
         After ``early_stopping="refit"``: the history of the first fit, whose best
         epoch set the refit's number of epochs (``valid_loss`` and ``valid_score``
-        per epoch). Absent after other fits.
+        per epoch; ``best_validation_score_`` is ``None`` after the refit, and the
+        holdout's best score is in here). ``partial_fit`` keeps it; a ``fit`` that
+        makes no refit removes it.
     net_ : skorch.NeuralNet
         The skorch net that trained the module.
     module_ : torch.nn.Module

@@ -12,6 +12,7 @@ import math
 from abc import ABCMeta, abstractmethod
 from functools import partial
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
@@ -68,12 +69,13 @@ from .inputs import (
     split_indices,
 )
 from .sparse_rows import dense_rows, is_sparse
-from .stopping import EARLY_STOPPED, report_stop
+from .stopping import EARLY_STOPPED, abandoned_refit, report_stop
 from .training import (
     COMPILE_MODES,
     CUDA_GRAPH_COMPILE_MODES,
     OPTIMIZERS,
     TrainingPlan,
+    announce,
     autograd_enabled,
     build_net,
     check_callbacks,
@@ -99,6 +101,14 @@ _READ_AT_EVERY_CALL = ("verbose", "class_weight")
 _CHECKED_ROWS = 64
 #: What each augmentation does, for the error that refuses it on tabular rows.
 _AUGMENT_VERBS = {"shift": "shifts", "flip": "flips", "shift+flip": "shifts and flips"}
+
+
+class RefitPlan(NamedTuple):
+    """What ``early_stopping="refit"``'s second fit takes from the first."""
+
+    epochs: int  #: the first fit's best epoch
+    batch_size: int
+    width: int
 
 
 def kept_epoch(history) -> int:
@@ -369,7 +379,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             n_train = X.shape[0]
             if not warm and self.early_stopping_:
                 n_train -= math.ceil(self.validation_fraction * n_train)
-            batch_size = self.net_.batch_size if warm else self._batch_size_for(n_train)
+            refit = self.__dict__.get("_refit_plan")
+            if warm:
+                batch_size = self.net_.batch_size
+            else:
+                batch_size = refit.batch_size if refit else self._batch_size_for(n_train)
             batch_size = min(batch_size, n_train)  # the rows a batch held
             precision = "precision='bf16', " if self.precision_ == "32" else ""
             remedies = (
@@ -381,9 +395,16 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 if warm
                 else f"Use {remedies}."
             )
+            if refit:
+                advice = (
+                    "The holdout fit of early_stopping='refit' had finished; this was its "
+                    f"second fit, on every row ({refit.epochs} epochs). {advice} "
+                    "early_stopping=True trains the first fit only."
+                )
             depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
             # Not width_: the error may come before this call sets it (a refit's is old).
             width = resolve_width(self.width, self.backbone_, n_train, self._task)
+            width = refit.width if refit else width
             size = f"width={width}, depth={depth}, " if not warm else ""
             raise out_of_memory_error(
                 exc,
@@ -396,34 +417,45 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def _train_and_refit(self, X, y, weight, incremental: bool, warm: bool, seed: int) -> None:
         """:meth:`_train`, and for ``early_stopping="refit"`` a second network on every row.
 
-        The refit is the fit ``early_stopping=False, max_epochs=best_epoch_`` would make
-        (same seed, every row, the schedule planned over those epochs, the callbacks that
-        need no validation set). It follows only a holdout fit that ended normally (all
-        its epochs, or early stopping); after a divergence, an interrupt or a pruned search
-        trial the estimator keeps the holdout fit's network, as ``early_stopping=True``.
+        The second network has the first's width and batch size and seed; it trains on
+        every row for the first fit's ``best_epoch_`` epochs, the schedule planned over
+        them, with the callbacks that need no validation set. It follows only a holdout
+        fit that ended normally (all its epochs, or early stopping): after a divergence,
+        an interrupt or a pruned search trial the estimator keeps the holdout fit's
+        network, as ``early_stopping=True``; so it does, with a warning, when the second
+        fit diverges or is interrupted.
         """
         if not incremental:
             self.__dict__.pop("selection_history_", None)
         self._train(X, y, weight, incremental, warm, seed)
         if incremental or self.early_stopping != "refit":
             return
-        if getattr(self.net_, "stop_reason_", None) not in (None, EARLY_STOPPED):
+        holdout = self.net_
+        if getattr(holdout, "stop_reason_", None) not in (None, EARLY_STOPPED):
             return
-        selection, epochs = self.net_.history, self.best_epoch_
-        logger.info("Refitting on all %d rows for %d epochs.", X.shape[0], epochs)
-        self._train(X, y, weight, False, False, seed, refit_epochs=epochs)
-        self.selection_history_ = selection
+        training_guard(holdout).release()  # a fresh network: nothing to roll back to
+        epochs = self.best_epoch_
+        self._refit_plan = RefitPlan(epochs, holdout.batch_size, self.width_)
+        announce(
+            self.verbose,
+            f"Refit on all {X.shape[0]} rows for {epochs} epochs (the holdout fit's best).",
+        )
+        self._train(X, y, weight, False, False, seed)
+        del self._refit_plan
+        if abandoned_refit(self.net_, type(self).__name__, epochs):
+            self.net_, self.early_stopping_ = holdout, True
+        else:
+            self.selection_history_ = holdout.history
 
-    def _train(
-        self, X, y, weight, incremental: bool, warm: bool, seed: int, refit_epochs=None
-    ) -> None:
+    def _train(self, X, y, weight, incremental: bool, warm: bool, seed: int) -> None:
         """Build (unless ``warm``) and train the network: the part that uses the device.
 
-        ``refit_epochs`` trains on every row for that many epochs, without early
+        With ``_refit_plan`` set (``early_stopping="refit"``'s second fit), it trains on
+        every row for the plan's epochs, with its width and batch size, without early
         stopping or the callbacks that need a validation set.
         """
         init_seed, shuffle_seed, split_seed, dropout_seed = spawn_seeds(seed, 4)
-        refit = refit_epochs is not None
+        refit = self.__dict__.get("_refit_plan")
         callbacks = without_validation_callbacks(self.callbacks) if refit else self.callbacks
         self.early_stopping_ = (
             not incremental and not refit and self._use_early_stopping(X.shape[0])
@@ -449,13 +481,18 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if self.backbone_ == "cnn":
                 check_batch_norm_batches(
                     len(train),
-                    self._batch_size_for(len(train)),
+                    refit.batch_size if refit else self._batch_size_for(len(train)),
                     cnn_output_positions(self.input_shape_),
                     owner,
                     self.validation_fraction if self.early_stopping_ else None,
                 )
-            self.width_ = resolve_width(self.width, self.backbone_, len(train), self._task)
-            plan = self._plan(len(train), shuffle_seed, refit_epochs, callbacks)
+            if refit:
+                self.width_ = refit.width
+                plan = self._plan(len(train), shuffle_seed, refit.epochs, callbacks)
+                plan.batch_size = refit.batch_size
+            else:
+                self.width_ = resolve_width(self.width, self.backbone_, len(train), self._task)
+                plan = self._plan(len(train), shuffle_seed)
             with seeded(init_seed, self.device_):
                 module = self._build_module()
             # Scaling statistics come from the training rows only.
@@ -468,7 +505,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs
         run_epochs(self.net_, train, valid, epochs, schedule=not incremental, seed=dropout_seed)
-        if valid is None:
+        # A refit that diverged or was interrupted gives way to the holdout fit's network.
+        if valid is None and not (refit and self.net_.stop_reason_ is not None):
             self._refuse_unusable_weights(train)
 
     def _refuse_unusable_weights(self, train) -> None:

@@ -80,8 +80,11 @@ FORMAT_NAME = "sklearn-resnet"
 #: ``_sample_shape`` to ``fitted`` (an MLP of an earlier file takes any sample shape of
 #: its number of values, as it did then). Version 4 added the network's ``block`` and
 #: ``dropout`` to ``training`` (earlier files take the parameters). Version 5 added the
-#: optional ``selection_history_`` of ``early_stopping="refit"`` to ``fitted``.
+#: optional ``selection_history_`` of ``early_stopping="refit"`` to ``fitted``; a model
+#: without one is saved as version 4, which earlier releases read.
 FORMAT_VERSION = 5
+#: The version a model without ``selection_history_`` is saved in.
+_PLAIN_FORMAT_VERSION = 4
 #: Largest config.json read (a saved one takes kilobytes; feature names can take more).
 _MAX_CONFIG_BYTES = 256 * 2**20
 
@@ -209,7 +212,9 @@ def _save(estimator, path: Path) -> Path:
     weights = save_tensors(state, metadata={"format": "pt"})
     config = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": (
+            FORMAT_VERSION if hasattr(estimator, "selection_history_") else _PLAIN_FORMAT_VERSION
+        ),
         "library_version": _library_version(),
         "estimator": type(estimator).__name__,
         "params": params,

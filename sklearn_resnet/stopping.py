@@ -39,6 +39,7 @@ __all__ = [
     "StopAtEpochEnd",
     "StopTraining",
     "TrainingGuard",
+    "abandoned_refit",
     "interrupts_propagate",
     "report_stop",
     "request_stop",
@@ -217,6 +218,32 @@ class TrainingGuard(Callback):
         # The weights from before the call stay until release(): a later error can
         # still roll the call back.
         self.best_weights_ = self.live_ = None
+
+
+def abandoned_refit(net, owner: str, kept: int) -> bool:
+    """Whether ``early_stopping="refit"``'s second fit (``net``) diverged or was interrupted.
+
+    Then the estimator keeps the holdout fit's network (the weights of its epoch
+    ``kept``): this warns so, or raises ``KeyboardInterrupt`` for an interrupt inside
+    :func:`interrupts_propagate`.
+    """
+    reason = getattr(net, "stop_reason_", None)
+    if reason == INTERRUPTED and _PROPAGATE.get():
+        raise KeyboardInterrupt
+    if reason not in (DIVERGED, INTERRUPTED):
+        return False
+    if reason == DIVERGED:
+        what, category = f"diverged at epoch {net.diverged_epoch_}", ConvergenceWarning
+    else:
+        finished = getattr(net, "finished_epochs_", 0)
+        what, category = f"was interrupted after {finished} finished epoch(s)", UserWarning
+    warn(
+        f"{owner}: the refit on every row of early_stopping='refit' {what}, so the estimator "
+        f"keeps the network of the holdout fit (the weights of its epoch {kept}), as "
+        "early_stopping=True would.",
+        category,
+    )
+    return True
 
 
 def report_stop(net, owner: str, lr: float) -> None:

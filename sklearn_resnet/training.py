@@ -45,6 +45,7 @@ __all__ = [
     "ResNetNet",
     "TrainingPlan",
     "ValidationScore",
+    "announce",
     "autograd_enabled",
     "build_net",
     "check_callbacks",
@@ -521,6 +522,12 @@ def _verbosity_callbacks(verbose: int) -> list[tuple[str, Callback]]:
 
 #: skorch's colour codes in the per-epoch table.
 _ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def announce(verbose: int, text: str) -> None:
+    """Print a line between the progress bars and tables of ``verbose >= 1``."""
+    if verbose >= 1:
+        _write_table_row(text)
 
 
 def _write_table_row(text: str) -> None:

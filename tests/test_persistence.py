@@ -269,7 +269,8 @@ def test_directory_holds_plain_json_and_safetensors(saved):
     assert sorted(p.name for p in saved.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     config = json.loads((saved / CONFIG_FILE).read_text())
     assert config["format"] == "sklearn-resnet"
-    assert config["format_version"] == FORMAT_VERSION
+    assert config["format_version"] == 4  # version 5 only adds a refit's selection_history_
+    assert FORMAT_VERSION == 5
     assert config["estimator"] == "ResNetClassifier"
     assert config["fitted"]["classes_"] == {"dtype": "<U3", "values": ["no", "yes"]}
 

@@ -1,19 +1,22 @@
 """``early_stopping="refit"``: a holdout fit picks the epoch count, a second fit uses every row."""
 
+import re
 import warnings
 
 import numpy as np
 import optuna
 import pytest
 import torch
-from conftest import FAST_CNN_PARAMS, FAST_PARAMS
+from conftest import FAST_CNN_PARAMS, FAST_PARAMS, InterruptAt
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
 from sklearn_resnet import OptunaSearchCV, ResNetClassifier, ResNetRegressor, load_model, save_model
+from sklearn_resnet.persistence import CONFIG_FILE
 from sklearn_resnet.pruning import FOLD_ATTR
+from sklearn_resnet.stopping import interrupts_propagate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -55,14 +58,29 @@ class ReadsValidLoss(Callback):
         assert np.isfinite(net.history[-1]["valid_loss"])
 
 
-class PoisonWeightsAt(Callback):
-    """Set every weight to NaN at the start of epoch ``epoch``."""
+def _in_the_refit(net) -> bool:
+    """Whether ``net`` trains the refit (it validates nothing), from epoch 2 on."""
+    return "valid_loss" not in net.history[0]
 
-    def __init__(self, epoch):
+
+class InterruptRefitAt(InterruptAt):
+    """Ctrl-C in epoch ``epoch`` (at least 2) of the refit."""
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if _in_the_refit(net):
+            super().on_batch_end(net, training=training, **kwargs)
+
+
+class PoisonWeightsAt(Callback):
+    """Set every weight to NaN at the start of epoch ``epoch`` (at least 2, with
+    ``refit_only``: of the refit)."""
+
+    def __init__(self, epoch, refit_only=False):
         self.epoch = epoch
+        self.refit_only = refit_only
 
     def on_epoch_begin(self, net, **kwargs):
-        if len(net.history) == self.epoch:
+        if len(net.history) == self.epoch and (_in_the_refit(net) or not self.refit_only):
             with torch.no_grad():
                 for parameter in net.module_.parameters():
                     parameter.fill_(float("nan"))
@@ -91,6 +109,32 @@ def test_refit_is_a_fit_on_every_row_for_the_holdouts_best_epoch(case):
     assert "valid_loss" not in model.history_[-1]
 
 
+def test_the_refit_keeps_the_width_and_batch_size_the_epoch_count_was_chosen_for():
+    # 1,050 rows: the holdout fit trains on 945, under the 1,000 rows of the narrow
+    # default width, and with another "auto" batch size than all the rows would get.
+    X, y = make_classification(1050, 8, flip_y=0.3, random_state=0)
+    params = {**PARAMS, "width": None, "max_epochs": 8}
+    model = ResNetClassifier(**params, early_stopping="refit").fit(X, y)
+    holdout = ResNetClassifier(**params, early_stopping=True).fit(X, y)
+    assert model.width_ == holdout.width_ == 64
+    assert model.net_.batch_size == holdout.net_.batch_size == 64
+    assert ResNetClassifier(**params, early_stopping=False).fit(X, y).width_ == 256
+    same = {"width": 64, "batch_size": 64, "max_epochs": holdout.best_epoch_}
+    plain = ResNetClassifier(**{**params, **same}, early_stopping=False).fit(X, y)
+    np.testing.assert_array_equal(model.predict_proba(X), plain.predict_proba(X))
+
+
+def test_the_refit_takes_sample_and_class_weights_as_a_plain_fit_does():
+    X, y = _data(ResNetClassifier)
+    weight = np.random.default_rng(0).uniform(0.0, 3.0, len(y))
+    weight[:10] = 0.0
+    params = {**PARAMS, "class_weight": "balanced"}
+    model = ResNetClassifier(**params, early_stopping="refit").fit(X, y, sample_weight=weight)
+    plain = ResNetClassifier(**{**params, "max_epochs": model.n_iter_}, early_stopping=False)
+    plain.fit(X, y, sample_weight=weight)
+    np.testing.assert_array_equal(model.predict_proba(X), plain.predict_proba(X))
+
+
 def test_fits_without_refit_drop_the_selection_history_and_partial_fit_keeps_it():
     X, y = _data(ResNetClassifier)
     model = ResNetClassifier(**PARAMS, early_stopping="refit").fit(X, y)
@@ -107,12 +151,13 @@ def test_validation_callbacks_run_in_the_holdout_fit_only():
         callbacks = [RecordsFits, ReadsValidLoss]  # classes: skorch makes the instances
         ResNetClassifier(**PARAMS, early_stopping=False, callbacks=callbacks).fit(X, y)
     recorder = RecordsFits()
-    model = ResNetClassifier(**PARAMS, early_stopping="refit", callbacks=[recorder, ReadsValidLoss])
+    callbacks = [recorder, ReadsValidLoss, ("reader", ReadsValidLoss())]
+    model = ResNetClassifier(**PARAMS, early_stopping="refit", callbacks=callbacks)
     model.fit(X, y)
     assert recorder.fits == 0  # the estimator trains with copies
     kept = dict(model.net_.callbacks_)
     assert kept["RecordsFits"].fits == 1  # the refit's own copy
-    assert "ReadsValidLoss" not in kept
+    assert "ReadsValidLoss" not in kept and "reader" not in kept
     model.partial_fit(X, y)  # nothing left that needs a validation set
 
 
@@ -127,10 +172,48 @@ def test_a_diverged_holdout_fit_is_kept_without_a_refit():
     assert np.isfinite(model.predict(X)).all()
 
 
+def test_an_interrupted_holdout_fit_is_kept_without_a_refit():
+    X, y = _data(ResNetClassifier)
+    model = ResNetClassifier(**PARAMS, early_stopping="refit", callbacks=[InterruptAt(4)])
+    with pytest.warns(UserWarning, match="interrupted after 3 finished epoch"):
+        model.fit(X, y)
+    assert model.early_stopping_ is True and not hasattr(model, "selection_history_")
+    assert "valid_loss" in model.history_[-1]
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "divergence"])
+def test_a_refit_that_ends_early_gives_way_to_the_holdout_fit(stop):
+    X, y = _data(ResNetClassifier)
+    holdout = ResNetClassifier(**PARAMS, early_stopping=True).fit(X, y)
+    assert holdout.best_epoch_ >= 3
+    if stop == "interrupt":
+        ends, message = InterruptRefitAt(3), "interrupted after 2 finished epoch"
+    else:
+        ends, message = PoisonWeightsAt(3, refit_only=True), "diverged at epoch 3"
+    model = ResNetClassifier(**PARAMS, early_stopping="refit", callbacks=[ends])
+    category = UserWarning if stop == "interrupt" else ConvergenceWarning
+    with pytest.warns(category, match=f"refit on every row .*{message}.* holdout fit"):
+        model.fit(X, y)
+    assert model.early_stopping_ is True and not hasattr(model, "selection_history_")
+    np.testing.assert_array_equal(model.predict_proba(X), holdout.predict_proba(X))
+
+
+def test_an_interrupted_refit_inside_a_search_propagates_and_changes_nothing():
+    X, y = _data(ResNetClassifier)
+    model = ResNetClassifier(**PARAMS, early_stopping=True).fit(X, y)
+    before = model.predict_proba(X)
+    model.set_params(early_stopping="refit", callbacks=[InterruptRefitAt(3)])
+    with interrupts_propagate(), pytest.raises(KeyboardInterrupt):
+        model.fit(X, y)
+    assert model.early_stopping_ is True and not hasattr(model, "selection_history_")
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+
+
 def test_save_and_load_keep_the_selection_history(tmp_path):
     X, y = _data(ResNetClassifier)
     model = ResNetClassifier(**PARAMS, early_stopping="refit").fit(X, y)
     loaded = load_model(save_model(model, tmp_path / "model"))
+    assert '"format_version": 5' in (tmp_path / "model" / CONFIG_FILE).read_text()
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     for key in ("epoch", "valid_loss", "valid_score", "train_loss"):
         assert loaded.selection_history_[:, key] == model.selection_history_[:, key]
@@ -144,6 +227,8 @@ def test_a_search_prunes_on_the_holdout_fit_and_scores_the_refit():
     search = OptunaSearchCV(
         net, {"lr": [1e-2, 80.0]}, n_trials=4, cv=2, pruner=pruner, random_state=0
     ).fit(X, y)
+    states = [trial.state for trial in search.study_.trials]
+    assert optuna.trial.TrialState.PRUNED in states
     for trial in search.study_.trials:
         folds = [key for key in trial.system_attrs if key.startswith(FOLD_ATTR)]
         assert len(folds) <= 2  # one reporting fit per fold: the refits report nothing
@@ -151,6 +236,20 @@ def test_a_search_prunes_on_the_holdout_fit_and_scores_the_refit():
     assert search.best_params_ == {"lr": 1e-2}
     best = search.best_estimator_
     assert best.n_iter_ == best.best_epoch_ <= len(best.selection_history_)
+
+
+def test_verbose_output_announces_the_refit_between_the_two_tables(capsys):
+    X, y = _data(ResNetClassifier)
+    model = ResNetClassifier(**PARAMS, early_stopping="refit", verbose=2).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    rows = [i for i, line in enumerate(lines) if re.match(r"^\s*\d+\s", line)]
+    [notice] = [i for i, line in enumerate(lines) if line.startswith("Refit on all")]
+    assert lines[notice] == (
+        f"Refit on all 300 rows for {model.n_iter_} epochs (the holdout fit's best)."
+    )
+    before = [i for i in rows if i < notice]
+    assert len(before) == len(model.selection_history_)
+    assert len(rows) - len(before) == model.n_iter_
 
 
 def test_an_unknown_early_stopping_value_is_refused_before_training():
