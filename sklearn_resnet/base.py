@@ -7,7 +7,6 @@ parameters into fitted attributes, building the backbone, training and predictio
 
 from __future__ import annotations
 
-import logging
 import math
 from abc import ABCMeta, abstractmethod
 from functools import partial
@@ -92,8 +91,6 @@ from .training import (
 )
 
 __all__ = ["_BaseResNet"]
-
-logger = logging.getLogger("sklearn_resnet")
 
 #: Parameters a later ``partial_fit`` call reads (the rest are read when the net is built).
 _READ_AT_EVERY_CALL = ("verbose", "class_weight")
