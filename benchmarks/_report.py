@@ -22,6 +22,16 @@ def versions() -> str:
     )
 
 
+def publish(lines: list[str], note: str, output: str | None) -> None:
+    """Print a markdown table (``lines``) and the ``note`` under it, and write both to
+    ``output`` when it is given."""
+    text = "\n".join(lines) + "\n\n" + note
+    print(text)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
 def footer(script: str, machine: list[str]) -> list[str]:
     """The ``Machine:`` and ``Command:`` sections closing a report of ``script``."""
     command = shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]])

@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 import torch
+from _report import publish
 from joblib import Parallel, delayed
 from sklearn.datasets import load_diabetes, make_friedman1, make_regression
 from sklearn.linear_model import Ridge
@@ -118,15 +119,12 @@ def main() -> None:
     for variant in args.variants:
         means = [np.mean([results[variant, d, s] for s in args.shuffles]) for d in args.datasets]
         lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
-    footer = (
-        f"\nR² of the out-of-fold predictions, mean over {len(args.shuffles)} 5-fold "
+    note = (
+        f"R² of the out-of-fold predictions, mean over {len(args.shuffles)} 5-fold "
         f"cross-validations (fold shuffle seeds {', '.join(map(str, args.shuffles))}). "
         f"torch {torch.__version__}, one intra-op thread per fit."
     )
-    print("\n".join(lines) + "\n" + footer)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n" + footer + "\n")
+    publish(lines, note, args.output)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 import torch
+from _report import publish
 from accuracy import make_noisy_classification
 from joblib import Parallel, delayed
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_circles, make_moons
@@ -176,15 +177,12 @@ def main() -> None:
         lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(shown) + " |")
     sizes = ", ".join(f"{d} {n}" for d, n in n_samples.items())
     summary = "Mean log loss per prediction" if args.log_loss else "Errors summed"
-    footer = (
-        f"\n{summary} over {len(args.shuffles)} stratified 5-fold cross-validations "
+    note = (
+        f"{summary} over {len(args.shuffles)} stratified 5-fold cross-validations "
         f"(fold shuffle seeds {shuffles}); samples: {sizes}. "
         f"torch {torch.__version__}, one intra-op thread per fit."
     )
-    print("\n".join(lines) + "\n" + footer)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n" + footer + "\n")
+    publish(lines, note, args.output)
 
 
 if __name__ == "__main__":
