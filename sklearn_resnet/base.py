@@ -377,10 +377,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if not warm and self.early_stopping_:
                 n_train -= math.ceil(self.validation_fraction * n_train)
             refit = self.__dict__.get("_refit_plan")
-            if warm:
-                batch_size = self.net_.batch_size
-            else:
-                batch_size = refit.batch_size if refit else self._batch_size_for(n_train)
+            batch_size = self.net_.batch_size if warm else self._batch_size_for(n_train)
             batch_size = min(batch_size, n_train)  # the rows a batch held
             precision = "precision='bf16', " if self.precision_ == "32" else ""
             remedies = (
@@ -400,8 +397,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 )
             depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
             # Not width_: the error may come before this call sets it (a refit's is old).
-            width = resolve_width(self.width, self.backbone_, n_train, self._task)
-            width = refit.width if refit else width
+            width = self._width_for(n_train)
             size = f"width={width}, depth={depth}, " if not warm else ""
             raise out_of_memory_error(
                 exc,
@@ -453,7 +449,6 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         """
         init_seed, shuffle_seed, split_seed, dropout_seed = spawn_seeds(seed, 4)
         refit = self.__dict__.get("_refit_plan")
-        callbacks = without_validation_callbacks(self.callbacks) if refit else self.callbacks
         self.early_stopping_ = (
             not incremental and not refit and self._use_early_stopping(X.shape[0])
         )
@@ -474,22 +469,17 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             train, valid = train.subset(train_idx), train.subset(valid_idx)
         if not warm:
             owner = type(self).__name__
-            check_validation_callbacks(callbacks, self.early_stopping_, owner)
+            check_validation_callbacks(self._fit_callbacks(), self.early_stopping_, owner)
             if self.backbone_ == "cnn":
                 check_batch_norm_batches(
                     len(train),
-                    refit.batch_size if refit else self._batch_size_for(len(train)),
+                    self._batch_size_for(len(train)),
                     cnn_output_positions(self.input_shape_),
                     owner,
                     self.validation_fraction if self.early_stopping_ else None,
                 )
-            if refit:
-                self.width_ = refit.width
-                plan = self._plan(len(train), shuffle_seed, refit.epochs, callbacks)
-                plan.batch_size = refit.batch_size
-            else:
-                self.width_ = resolve_width(self.width, self.backbone_, len(train), self._task)
-                plan = self._plan(len(train), shuffle_seed)
+            self.width_ = self._width_for(len(train))
+            plan = self._plan(len(train), shuffle_seed)
             with seeded(init_seed, self.device_):
                 module = self._build_module()
             # Scaling statistics come from the training rows only.
@@ -640,17 +630,34 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     def _batch_size_for(self, n_train: int) -> int:
         """The batch size of training on ``n_train`` rows, kept by later ``partial_fit``
         calls. It is not capped at ``n_train``: each call's batches are (a call on fewer
-        rows takes one step per epoch), so a later call on more rows gets full batches."""
+        rows takes one step per epoch), so a later call on more rows gets full batches.
+        A refit takes its first fit's."""
+        refit = self.__dict__.get("_refit_plan")
+        if refit:
+            return refit.batch_size
         batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
         return int(batch_size)
 
-    def _plan(
-        self, n_train: int, shuffle_seed: int, max_epochs=None, callbacks=None
-    ) -> TrainingPlan:
-        """The training settings; ``max_epochs`` and ``callbacks`` override the parameters."""
+    def _width_for(self, n_train: int) -> int:
+        """The width of a network trained on ``n_train`` rows (a refit's: its first fit's)."""
+        refit = self.__dict__.get("_refit_plan")
+        if refit:
+            return refit.width
+        return resolve_width(self.width, self.backbone_, n_train, self._task)
+
+    def _fit_callbacks(self) -> list:
+        """The ``callbacks`` entries this fit trains with (a refit's: those that need no
+        validation set)."""
+        if "_refit_plan" in self.__dict__:
+            return without_validation_callbacks(self.callbacks)
+        return self.callbacks
+
+    def _plan(self, n_train: int, shuffle_seed: int) -> TrainingPlan:
+        """The training settings (a refit's: for its first fit's number of epochs)."""
         defaults = OPTIMIZERS[self.optimizer][1]
-        callbacks = self.callbacks if callbacks is None else callbacks
-        max_epochs = max_epochs or self.max_epochs or DEFAULTS[self.backbone_]["max_epochs"]
+        refit = self.__dict__.get("_refit_plan")
+        max_epochs = self.max_epochs or DEFAULTS[self.backbone_]["max_epochs"]
+        max_epochs = refit.epochs if refit else max_epochs
         return TrainingPlan(
             task=self._task,
             optimizer=self.optimizer,
@@ -671,7 +678,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             memory_format=self._memory_format(),
             label_smoothing=self._label_smoothing(),
             verbose=self.verbose,
-            callbacks=copy_callbacks(callbacks),
+            callbacks=copy_callbacks(self._fit_callbacks()),
         )
 
     # ---- prediction -------------------------------------------------------------------

@@ -110,7 +110,6 @@ def plot_history(estimator, ax=None):
     validated = history if selection is None else selection
     valid_epochs = [int(row["epoch"]) for row in validated]
     valid = [row.get("valid_loss", math.nan) for row in validated]
-    best = estimator.best_epoch_
     if any(not math.isnan(v) for v in valid):
         holdout = "" if selection is None else " (holdout fit)"
         ax.plot(valid_epochs, valid, marker=".", color="C1", label="validation loss" + holdout)
@@ -119,15 +118,13 @@ def plot_history(estimator, ax=None):
     # epoch, or the one of the lowest training loss after a divergence or an interrupt.
     # After a refit, the holdout fit's best epoch, where the refit ends (partial_fit may
     # have trained on since).
-    if selection is not None:
-        best = kept_epoch(selection)
+    best = estimator.best_epoch_ if selection is None else kept_epoch(selection)
     best_valid = valid[valid_epochs.index(best)] if best in valid_epochs else math.nan
-    if selection is not None:
-        ax.plot([best], [best_valid], marker="o", markersize=9, color="C1")
-        label = f"best epoch of the holdout fit ({best}), the refit's last"
-    elif not math.isnan(best_valid):
+    if not math.isnan(best_valid):
         ax.plot([best], [best_valid], marker="o", markersize=9, color="C1")
         label = f"best epoch ({best})"
+        if selection is not None:
+            label = f"best epoch of the holdout fit ({best}), the refit's last"
     else:
         label = f"final epoch ({best})" if best == epochs[-1] else f"restored epoch ({best})"
     ax.axvline(best, color="0.4", linestyle=":", label=label)
@@ -138,7 +135,7 @@ def plot_history(estimator, ax=None):
     _integer_ticks(ax)
     handles, labels = ax.get_legend_handles_labels()
     scores = estimator.validation_scores_
-    if selection is not None:
+    if selection is not None:  # the holdout fit's
         scores = [row.get("valid_score") for row in selection]
     if scores is not None:
         name = "validation accuracy" if is_classifier(estimator) else "validation R²"
