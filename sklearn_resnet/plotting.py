@@ -310,6 +310,10 @@ def plot_optimization_history(search, ax=None):
     return ax
 
 
+#: What Optuna's fANOVA raises when no tree of its forest splits the trials.
+_FANOVA_NO_VARIANCE = "zero total variance"
+
+
 def plot_param_importances(search, ax=None, *, evaluator=None):
     """Plot how much each hyper-parameter explains the objective, as horizontal bars.
 
@@ -322,7 +326,9 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         importance. The title counts the trials left out, and names the parameters left
         out because they were not searched over one distribution in every trial (a
         resumed search that narrowed a range). When every trial scored the same, each
-        parameter gets importance zero and the title says so.
+        parameter gets importance zero and the title says so; so it does when the scores
+        differ too little for fANOVA to split them, or only between trials with the same
+        parameters.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; ``None`` creates a new figure.
     evaluator : optuna.importance.BaseImportanceEvaluator, optional
@@ -388,8 +394,17 @@ def plot_param_importances(search, ax=None, *, evaluator=None):
         with quiet_optuna():
             shown = optuna.create_study(direction=study.direction)
         shown.add_trials(trials)
-        with ignoring({"category": optuna.exceptions.ExperimentalWarning}):
-            importances = optuna.importance.get_param_importances(shown, evaluator=evaluator)
+        try:
+            with ignoring({"category": optuna.exceptions.ExperimentalWarning}):
+                importances = optuna.importance.get_param_importances(shown, evaluator=evaluator)
+        except RuntimeError as exc:
+            if _FANOVA_NO_VARIANCE not in str(exc):
+                raise
+            # The scores differ by rounding alone (two means of the same fold scores in
+            # another order), or only between trials with the same parameters: fANOVA's
+            # trees find nothing to split on, so no parameter explains anything.
+            importances = dict.fromkeys(names, 0.0)
+            left_out = f" (no parameter explains the {len(trials)} shown trials' scores){left_out}"
     ax = _new_axes(ax)
     # Least important first, so the most important bar is drawn at the top.
     names = list(importances)[::-1]

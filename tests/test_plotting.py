@@ -239,6 +239,26 @@ def test_param_importances_of_trials_that_all_scored_the_same_are_zero():
     assert ax.get_title() == "Hyperparameter importances (all 3 shown trials scored 1)"
 
 
+@pytest.mark.parametrize("second", ["rounding", "same parameters"])
+def test_param_importances_of_scores_no_parameter_explains_are_zero(second):
+    """Scores apart by one unit in the last place (two means of the same fold scores summed
+    in another order), or apart between trials with the same parameters, leave fANOVA's
+    trees unsplit; the plot says so instead of failing."""
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    points = [(0.2, 0.125), (0.7, np.nextafter(0.125, 1))]
+    if second == "same parameters":
+        points = [(0.2, 0.125), (0.2, 0.5)]
+    study = optuna.create_study()
+    study.add_trials(
+        optuna.trial.create_trial(params={"x": x}, distributions=space, value=value)
+        for x, value in points
+    )
+    ax = plot_param_importances(study)
+    assert [bar.get_width() for bar in ax.patches] == [0.0]
+    title = "Hyperparameter importances (no parameter explains the 2 shown trials' scores)"
+    assert ax.get_title() == title
+
+
 def test_param_importances_rank_the_parameters(study):
     ax = plot_param_importances(study)
     names = [label.get_text() for label in ax.get_yticklabels()]
