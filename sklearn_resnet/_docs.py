@@ -20,9 +20,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         depth that fits no formula raises a ``ValueError`` listing valid ones.
     width : int, default=None
         Width of the MLP's residual stream or the CNN's base channels. ``None``: 256
-        for the MLP (64, or 32 for the regressor, when fewer than 1,000 rows are left
-        for training, where a wide net overfits), 16 for the CNN (He et al.; the
-        stages have 1x, 2x and 4x as many).
+        for the MLP (64 for the classifier when fewer than 1,000 rows are left for
+        training, where a wide net trained on every row overfits), 16 for the CNN (He
+        et al.; the stages have 1x, 2x and 4x as many).
     block : {"basic", "bottleneck", "preact"}, default="basic"
         Residual block. CNN: two 3x3 convolutions, the 1x1-3x3-1x1 bottleneck, or the
         pre-activation block of He et al. (2016). MLP: ``"basic"`` and ``"preact"``
@@ -167,9 +167,10 @@ n_features_in_ : int
         Resolved precision.
     early_stopping_ : bool
         Whether the kept network's fit held a validation set out (``False`` after the
-        refit of ``early_stopping="refit"``).
+        refit of ``early_stopping="refit"``, or of an ``"auto"`` that means it).
     selection_history_ : skorch.History
-        After ``early_stopping="refit"``: the history of the first fit, whose best
+        After a refit (``early_stopping="refit"``, or ``"auto"`` where it means that):
+        the history of the first fit, whose best
         epoch set the refit's number of epochs (``valid_loss`` and ``valid_score``
         per epoch; ``best_validation_score_`` is ``None`` after the refit, and the
         holdout's best score is in here). ``partial_fit`` keeps it; a ``fit`` that
@@ -232,6 +233,11 @@ _CLASSIFIER_AUTO_EARLY_STOPPING = (
     "        all ``max_epochs`` (see the benchmarks page), but it then reports no\n"
     "        per-epoch validation scores, which ``OptunaSearchCV`` prunes on."
 )
+_REGRESSOR_AUTO_EARLY_STOPPING = (
+    _AUTO_EARLY_STOPPING + '; with the MLP backbone it means ``"refit"``, more\n'
+    "        accurate than the holdout alone or training on every row for all epochs, for\n"
+    "        about twice the time (see the benchmarks page)."
+)
 
 
 def _render(
@@ -284,7 +290,7 @@ def regressor_doc() -> str:
         "    (``alpha=1``, closed form, up to 1,024 features) and the residual part's\n"
         "    output layer starts at zero, so training begins from the linear model.",
         "",
-        _AUTO_EARLY_STOPPING + ".",
+        _REGRESSOR_AUTO_EARLY_STOPPING,
         "",
         "one per target",
         "Validation R²",

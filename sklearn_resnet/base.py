@@ -408,7 +408,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         report_stop(self.net_, owner, self.net_.lr)
 
     def _train_and_refit(self, X, y, weight, incremental: bool, warm: bool, seed: int) -> None:
-        """:meth:`_train`, and for ``early_stopping="refit"`` a second network on every row.
+        """:meth:`_train`, and for ``early_stopping="refit"`` (or an ``"auto"`` that resolves
+        to it) a second network on every row.
 
         The second network has the first's width and batch size and seed; it trains on
         every row for the first fit's ``best_epoch_`` epochs, the schedule planned over
@@ -421,7 +422,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         if not incremental:
             self.__dict__.pop("selection_history_", None)
         self._train(X, y, weight, incremental, warm, seed)
-        if incremental or self.early_stopping != "refit":
+        if incremental or self._early_stopping_for(X.shape[0]) != "refit":
             return
         holdout = self.net_
         if getattr(holdout, "stop_reason_", None) not in (None, EARLY_STOPPED):
@@ -618,14 +619,19 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         """Extra backbone arguments of this estimator (none by default)."""
         return {}
 
-    def _use_early_stopping(self, n_samples: int) -> bool:
-        """Whether a fit on ``n_samples`` holds a validation set out (``"refit"``'s
-        first fit does)."""
+    def _early_stopping_for(self, n_samples: int) -> bool | str:
+        """``early_stopping`` for a fit on ``n_samples``: ``False``, ``True`` or
+        ``"refit"`` (``"auto"`` resolved)."""
         if self.early_stopping == "auto":
             return auto_early_stopping(
                 self._task, self.backbone_, n_samples, self.validation_fraction
             )
-        return bool(self.early_stopping)
+        return self.early_stopping if self.early_stopping == "refit" else bool(self.early_stopping)
+
+    def _use_early_stopping(self, n_samples: int) -> bool:
+        """Whether a fit on ``n_samples`` holds a validation set out (``"refit"``'s
+        first fit does)."""
+        return bool(self._early_stopping_for(n_samples))
 
     def _batch_size_for(self, n_train: int) -> int:
         """The batch size of training on ``n_train`` rows, kept by later ``partial_fit``

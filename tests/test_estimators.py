@@ -81,7 +81,7 @@ def test_fitted_attributes():
     auto = ResNetClassifier(**{**FAST_PARAMS, "width": None}).fit(X[:200], y[:200])
     assert auto.width_ == 64  # a narrower MLP below 1,000 training rows
     reg = ResNetRegressor(**{**FAST_PARAMS, "width": None}).fit(X[:200], y[:200])
-    assert reg.width_ == 32  # narrower still for the regressor's residual part
+    assert reg.width_ == 256  # the regressor keeps its width
 
 
 @pytest.mark.parametrize("cls", [ResNetClassifier, ResNetRegressor])
@@ -757,7 +757,7 @@ def test_best_validation_score_is_that_of_the_best_epoch_not_the_last():
     # base: best_validation_score_ is the validation score at best_epoch_.
     X, y = data_for(ResNetRegressor, n=300)
     params = {**FAST_PARAMS, "max_epochs": 40}
-    reg = ResNetRegressor(**params, lr=3e-2, n_iter_no_change=2).fit(X, y)
+    reg = ResNetRegressor(**params, lr=3e-2, n_iter_no_change=2, early_stopping=True).fit(X, y)
     assert reg.best_epoch_ < reg.n_iter_  # early stopping ended it past the best epoch
     scores = reg.validation_scores_
     assert reg.best_validation_score_ == scores[reg.best_epoch_ - 1]

@@ -428,7 +428,7 @@ def test_auto_batch_size_is_an_eighth_rounded_down_to_a_power_of_two_within_16_a
     "n_train, task, width",
     [
         (999, "classification", 64),
-        (999, "regression", 32),
+        (999, "regression", 256),  # the regressor keeps its width
         (1000, "classification", 256),
         (1000, "regression", 256),
     ],

@@ -258,3 +258,18 @@ def test_an_unknown_early_stopping_value_is_refused_before_training():
     with pytest.raises(InvalidParameterError, match=r"'early_stopping' .*'refit'"):
         model.fit(X, y)
     assert not hasattr(model, "net_")
+
+
+def test_an_mlp_regressors_auto_is_the_refit_and_a_classifiers_is_not():
+    X, y = _data(ResNetRegressor)
+    auto = ResNetRegressor(**PARAMS).fit(X, y)
+    refit = ResNetRegressor(**PARAMS, early_stopping="refit").fit(X, y)
+    np.testing.assert_array_equal(auto.predict(X), refit.predict(X))
+    assert auto.n_iter_ == refit.n_iter_ == refit.best_epoch_
+    assert len(auto.selection_history_) == len(refit.selection_history_)
+    X, y = _data(ResNetClassifier)
+    assert not hasattr(ResNetClassifier(**PARAMS).fit(X, y), "selection_history_")
+    cnn = ResNetRegressor(**{**FAST_CNN_PARAMS, "max_epochs": 2}, input_shape=(1, 8))
+    cnn.fit(*_data(ResNetRegressor))
+    assert cnn.backbone_ == "cnn" and cnn.early_stopping_
+    assert not hasattr(cnn, "selection_history_")

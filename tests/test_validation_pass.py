@@ -111,9 +111,11 @@ def test_partial_fit_trains_at_the_base_learning_rate():
 @pytest.mark.parametrize(
     "estimator, backbone, n_rows, fraction, early",
     [
-        (ResNetRegressor, "mlp", 200, 0.1, True),
+        # An MLP regressor refits on every row after its holdout fit.
+        (ResNetRegressor, "mlp", 200, 0.1, "refit"),
         (ResNetRegressor, "mlp", 199, 0.1, False),
-        (ResNetRegressor, "mlp", 100, 0.2, True),
+        (ResNetRegressor, "mlp", 100, 0.2, "refit"),
+        (ResNetRegressor, "mlp", 12000, 0.1, "refit"),
         (ResNetRegressor, "cnn", 200, 0.1, True),
         (ResNetClassifier, "cnn", 200, 0.1, True),
         (ResNetClassifier, "cnn", 199, 0.1, False),
@@ -132,8 +134,13 @@ def test_auto_early_stopping_follows_the_task_backbone_and_size(
     if backbone == "cnn":
         params.update(depth=8, width=4, input_shape=(1, 6))
     est = estimator(**params).fit(X, y)
-    assert est.backbone_ == backbone and est.early_stopping_ is early
-    assert (est.validation_scores_ is not None) is early
+    # A refit keeps the second fit, which holds nothing out; the first's history stays.
+    assert est.backbone_ == backbone and est.early_stopping_ is (early is True)
+    assert (est.validation_scores_ is not None) is (early is True)
+    assert hasattr(est, "selection_history_") is (early == "refit")
+    if early == "refit":
+        assert "valid_loss" in est.selection_history_[0]
+        assert len(est.history_) == est.n_iter_ == 1  # the holdout's best epoch of its one
 
 
 def test_every_page_that_states_the_mlp_classifiers_early_stopping_bound_states_this_one():
