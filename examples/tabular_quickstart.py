@@ -93,7 +93,7 @@ def regression():
     model.fit(X_train, y_train)
     r2 = r2_score(y_test, model.predict(X_test))
 
-    # A linear model is a strong baseline on data like this (here it is slightly ahead);
+    # A linear model is a strong baseline on data like this (here the two are level);
     # always compare.
     baseline = make_pipeline(StandardScaler(), Ridge()).fit(X_train, y_train)
     r2_ridge = r2_score(y_test, baseline.predict(X_test))

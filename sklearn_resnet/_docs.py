@@ -125,7 +125,9 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
     callbacks : list of skorch callbacks, default=None
         Extra callbacks (objects, classes or ``(name, callback)`` pairs) for power
         users; they are copied (shallowly where a deep copy fails), never modified, and
-        see every epoch. skorch's ``EpochScoring``, ``BatchScoring``, ``LRScheduler``,
+        see every epoch. With a refit (``early_stopping="refit"``, or an MLP regressor's
+        ``"auto"``) each fit has its own copies, and those that monitor ``valid_*`` values
+        run in the first fit only. skorch's ``EpochScoring``, ``BatchScoring``, ``LRScheduler``,
         ``EarlyStopping`` and ``Checkpoint(load_best=True)`` are refused (the estimator
         scores, schedules, stops and restores the best weights itself), as are the
         names of its own callbacks, two entries of one name and, without a validation
@@ -212,7 +214,7 @@ _TEMPLATE = """{summary}
     Notes
     -----
     Tips: for speed, raise ``batch_size`` or lower ``depth``/``width``; for accuracy
-    on small data, lower ``width`` and add ``dropout``; on images pass
+    of a classifier on small data, lower ``width`` and add ``dropout``; on images pass
     ``input_shape`` (or 4-D X) and keep ``depth=20``.
 
     Examples
@@ -234,9 +236,10 @@ _CLASSIFIER_AUTO_EARLY_STOPPING = (
     "        per-epoch validation scores, which ``OptunaSearchCV`` prunes on."
 )
 _REGRESSOR_AUTO_EARLY_STOPPING = (
-    _AUTO_EARLY_STOPPING + '; with the MLP backbone it means ``"refit"``, the most\n'
-    "        accurate of the three settings over the regression benchmark's sets, for a\n"
-    "        second fit up to as long as the first (see the benchmarks page)."
+    _AUTO_EARLY_STOPPING + '; with the MLP backbone it means ``"refit"``, which on the\n'
+    "        regression benchmark's sets was never far behind the better of the holdout\n"
+    "        alone and training on every row, where each of those falls well behind\n"
+    "        somewhere, for a second fit up to as long as the first (see the benchmarks page)."
 )
 
 

@@ -391,8 +391,9 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             )
             if refit:
                 advice = (
-                    "The holdout fit of early_stopping='refit' had finished; this was its "
-                    f"second fit, on every row ({refit.epochs} epochs). {advice} "
+                    "The holdout fit of early_stopping='refit' (or an MLP regressor's 'auto') "
+                    "had finished; this was its second fit, on every row "
+                    f"({refit.epochs} epochs). {advice} "
                     "early_stopping=True trains the first fit only."
                 )
             depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth

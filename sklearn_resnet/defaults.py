@@ -42,7 +42,7 @@ MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES = 6000
 #: is used. The regressor keeps the full width: with ``"refit"`` it is ahead of the
 #: narrower ones tried (32, 64, 128) on Friedman's problem below 1,000 training rows by
 #: 0.002 to 0.06 R², behind width 64 on diabetes by 0.006 and within 0.0014 of all of them
-#: on noisy linear data (benchmarks/regression_data.py).
+#: on 300 noisy linear rows (benchmarks/regression_data.py).
 SMALL_DATA_ROWS = 1000
 #: The narrow width of an MLP classifier on small data.
 SMALL_DATA_MLP_WIDTH = 64
@@ -81,10 +81,10 @@ def auto_early_stopping(
     ``MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES``. For an MLP regressor it is
     ``"refit"``: the holdout fit picks the number of epochs and a second fit on every row,
     up to as long as the first, is the one kept. Over diabetes, Friedman's problem (300 to
-    10,000 rows) and noisy linear data that was the best of the three settings: behind the
-    holdout alone only on the linear data (by 0.0002 at most), and behind training on
-    every row for all epochs only on 300 and 500 Friedman rows (by 0.004 and 0.001), which
-    fails on diabetes (benchmarks/regression_data.py).
+    2,000 rows) and noisy linear data it was never more than 0.004 R² behind the better of
+    the holdout alone and training on every row for all epochs, while each of those falls
+    well behind somewhere (training on every row fails on diabetes); at 5,000 and 10,000
+    Friedman rows it was ahead of the holdout alone (benchmarks/regression_data.py).
     """
     if validation_fraction * n_samples < EARLY_STOPPING_MIN_VALIDATION:
         return False

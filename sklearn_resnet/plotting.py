@@ -49,7 +49,8 @@ def plot_history(estimator, ax=None):
     line marks ``best_epoch_``, the epoch whose weights the model keeps: "best epoch",
     the lowest validation loss, under early stopping; else "final epoch", or "restored
     epoch" when a diverged or interrupted fit went back to the epoch of the lowest
-    training loss. After ``early_stopping="refit"`` the validation loss and score are
+    training loss. After a refit (``early_stopping="refit"``, or an MLP regressor's
+    ``"auto"``) the validation loss and score are
     the holdout fit's (``selection_history_``), the training loss is the refit's on
     every row, and the line marks the holdout's best epoch, where the refit ends.
 

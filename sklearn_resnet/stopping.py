@@ -238,9 +238,9 @@ def abandoned_refit(net, owner: str, kept: int) -> bool:
         finished = getattr(net, "finished_epochs_", 0)
         what, category = f"was interrupted after {finished} finished epoch(s)", UserWarning
     warn(
-        f"{owner}: the refit on every row of early_stopping='refit' {what}, so the estimator "
-        f"keeps the network of the holdout fit (the weights of its epoch {kept}), as "
-        "early_stopping=True would.",
+        f"{owner}: the refit on every row of early_stopping='refit' (or an MLP regressor's "
+        f"'auto') {what}, so the estimator keeps the network of the holdout fit (the "
+        f"weights of its epoch {kept}), as early_stopping=True would.",
         category,
     )
     return True

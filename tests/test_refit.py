@@ -267,6 +267,8 @@ def test_an_mlp_regressors_auto_is_the_refit_and_a_classifiers_is_not():
     np.testing.assert_array_equal(auto.predict(X), refit.predict(X))
     assert auto.n_iter_ == refit.n_iter_ == refit.best_epoch_
     assert len(auto.selection_history_) == len(refit.selection_history_)
+    numpy_true = ResNetRegressor(**PARAMS, early_stopping=np.True_).fit(X, y)
+    assert numpy_true.early_stopping_ and not hasattr(numpy_true, "selection_history_")
     X, y = _data(ResNetClassifier)
     assert not hasattr(ResNetClassifier(**PARAMS).fit(X, y), "selection_history_")
     cnn = ResNetRegressor(**{**FAST_CNN_PARAMS, "max_epochs": 2}, input_shape=(1, 8))
