@@ -16,12 +16,16 @@ depend on ``--jobs``. Run::
     python benchmarks/regression_data.py --jobs 2 --output regression_data.md
 
 ``--variants`` and ``--datasets`` pick rows and columns by their keys; by default the
-published ones. The width variants and the two largest sets are for experiments::
+published ones. The width and epoch-choice variants and the two largest sets are for
+experiments::
 
     python benchmarks/regression_data.py --jobs 2 --variants defaults width32 width64 width128 \
         --datasets diabetes friedman300 friedman500 friedman1000 linear300
     python benchmarks/regression_data.py --jobs 2 --variants defaults holdout MLP \
         --datasets friedman5000
+    python benchmarks/regression_data.py --jobs 2 --variants defaults validation0.2 \
+        patience20 validation0.2_patience20 --datasets diabetes friedman300 friedman500 \
+        friedman1000 linear300
 """
 
 from __future__ import annotations
@@ -65,6 +69,13 @@ VARIANTS = {
     "width32": ("`width=32`", {"width": 32}),
     "width64": ("`width=64`", {"width": 64}),
     "width128": ("`width=128`", {"width": 128}),
+    # The refit's choice of epochs, from a larger holdout or with more patience.
+    "validation0.2": ("`validation_fraction=0.2`", {"validation_fraction": 0.2}),
+    "patience20": ("`n_iter_no_change=20`", {"n_iter_no_change": 20}),
+    "validation0.2_patience20": (
+        "`validation_fraction=0.2, n_iter_no_change=20`",
+        {"validation_fraction": 0.2, "n_iter_no_change": 20},
+    ),
     "MLP": (
         "scikit-learn's `MLPRegressor` (`max_iter=2000`, reference)",
         lambda seed: make_pipeline(
