@@ -50,9 +50,9 @@ def plot_history(estimator, ax=None):
     the lowest validation loss, under early stopping; else "final epoch", or "restored
     epoch" when a diverged or interrupted fit went back to the epoch of the lowest
     training loss. After a refit (``early_stopping="refit"``, or an MLP regressor's
-    ``"auto"``) the validation loss and score are
-    the holdout fit's (``selection_history_``), the training loss is the refit's on
-    every row, and the line marks the holdout's best epoch, where the refit ends.
+    ``"auto"``) the validation loss and score are the holdout fit's
+    (``selection_history_``), the training loss is the refit's on every row, and the
+    line marks the holdout's best epoch, where the refit ends.
 
     Parameters
     ----------
