@@ -16,8 +16,8 @@ depend on ``--jobs``. Run::
     python benchmarks/regression_data.py --jobs 2 --output regression_data.md
 
 ``--variants`` and ``--datasets`` pick rows and columns by their keys; by default the
-published ones. The width and epoch-choice variants and the two largest sets are for
-experiments::
+published ones. The width and epoch-choice variants and the sets of 150, 5,000 and
+10,000 rows are for experiments::
 
     python benchmarks/regression_data.py --jobs 2 --variants defaults width32 width64 width128 \
         --datasets diabetes friedman300 friedman500 friedman1000 linear300
@@ -26,6 +26,8 @@ experiments::
     python benchmarks/regression_data.py --jobs 2 --variants defaults validation0.2 \
         patience20 validation0.2_patience20 --datasets diabetes friedman300 friedman500 \
         friedman1000 linear300
+    python benchmarks/regression_data.py --jobs 2 --variants defaults refit0.2 MLP \
+        --datasets diabetes150 friedman150 linear150
 """
 
 from __future__ import annotations
@@ -47,15 +49,26 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_resnet import ResNetRegressor
 
+
+def _diabetes_sample(n_samples: int):
+    """``n_samples`` rows of diabetes drawn at random (seed 0)."""
+    X, y = load_diabetes(return_X_y=True)
+    rows = np.random.default_rng(0).permutation(len(y))[:n_samples]
+    return X[rows], y[rows]
+
+
 #: key -> function returning (X, y).
 DATASETS = {
     "diabetes": lambda: load_diabetes(return_X_y=True),
+    "diabetes150": lambda: _diabetes_sample(150),
+    "friedman150": lambda: make_friedman1(150, noise=1.0, random_state=0),
     "friedman300": lambda: make_friedman1(300, noise=1.0, random_state=0),
     "friedman500": lambda: make_friedman1(500, noise=1.0, random_state=0),
     "friedman1000": lambda: make_friedman1(1000, noise=1.0, random_state=0),
     "friedman2000": lambda: make_friedman1(2000, noise=1.0, random_state=0),
     "friedman5000": lambda: make_friedman1(5000, noise=1.0, random_state=0),
     "friedman10000": lambda: make_friedman1(10000, noise=1.0, random_state=0),
+    "linear150": lambda: make_regression(150, 20, n_informative=10, noise=20, random_state=0),
     "linear300": lambda: make_regression(300, 20, n_informative=10, noise=20, random_state=0),
     "linear1000": lambda: make_regression(1000, 20, n_informative=10, noise=20, random_state=0),
 }
@@ -72,6 +85,10 @@ VARIANTS = {
     # The refit's choice of epochs, from a larger holdout or with more patience.
     "validation0.2": ("`validation_fraction=0.2`", {"validation_fraction": 0.2}),
     "patience20": ("`n_iter_no_change=20`", {"n_iter_no_change": 20}),
+    "refit0.2": (
+        '`early_stopping="refit", validation_fraction=0.2`',
+        {"early_stopping": "refit", "validation_fraction": 0.2},
+    ),
     "validation0.2_patience20": (
         "`validation_fraction=0.2, n_iter_no_change=20`",
         {"validation_fraction": 0.2, "n_iter_no_change": 20},
@@ -88,7 +105,8 @@ VARIANTS = {
 #: The rows of the table in docs/benchmarks.md.
 PUBLISHED = ["defaults", "holdout", "no_early_stopping", "MLP", "ridge"]
 #: The columns of that table.
-PUBLISHED_DATASETS = [key for key in DATASETS if key not in ("friedman5000", "friedman10000")]
+EXPERIMENT_DATASETS = ("diabetes150", "friedman150", "linear150", "friedman5000", "friedman10000")
+PUBLISHED_DATASETS = [key for key in DATASETS if key not in EXPERIMENT_DATASETS]
 
 
 def _model(variant: str, seed: int):
