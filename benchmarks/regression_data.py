@@ -1,9 +1,9 @@
 """R² of the regressor's early-stopping settings on small regression sets, over many
 cross-validations.
 
-An MLP regressor's ``early_stopping="auto"`` is ``"refit"`` from 200 rows: it holds out a
-tenth of the rows to find the epoch of least validation loss, then trains the network it
-keeps on every row for that many epochs. This script compares that with the holdout fit
+An MLP regressor's ``early_stopping="auto"`` is ``"refit"`` from 100 rows: it holds out a
+tenth of the rows (at least 20) to find the epoch of least validation loss, then trains the
+network it keeps on every row for that many epochs. This script compares that with the holdout fit
 alone (``early_stopping=True``), with training on every row for all epochs, and with
 scikit-learn's ``MLPRegressor`` and ``Ridge`` as references, on diabetes and on
 generated sets of several sizes (Friedman's first problem, which is non-linear, and a
@@ -16,7 +16,7 @@ depend on ``--jobs``. Run::
     python benchmarks/regression_data.py --jobs 2 --output regression_data.md
 
 ``--variants`` and ``--datasets`` pick rows and columns by their keys; by default the
-published ones. The width and epoch-choice variants and the sets of 150, 5,000 and
+published ones. The width and epoch-choice variants and the sets of 100, 150, 5,000 and
 10,000 rows are for experiments::
 
     python benchmarks/regression_data.py --jobs 2 --variants defaults width32 width64 width128 \
@@ -26,8 +26,8 @@ published ones. The width and epoch-choice variants and the sets of 150, 5,000 a
     python benchmarks/regression_data.py --jobs 2 --variants defaults validation0.2 \
         patience20 validation0.2_patience20 --datasets diabetes friedman300 friedman500 \
         friedman1000 linear300
-    python benchmarks/regression_data.py --jobs 2 --variants defaults refit0.2 MLP \
-        --datasets diabetes150 friedman150 linear150
+    python benchmarks/regression_data.py --jobs 2 --variants defaults no_early_stopping MLP \
+        --datasets diabetes100 friedman100 linear100 diabetes150 friedman150 linear150
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def _diabetes_sample(n_samples: int):
 #: key -> function returning (X, y).
 DATASETS = {
     "diabetes": lambda: load_diabetes(return_X_y=True),
+    "diabetes100": lambda: _diabetes_sample(100),
     "diabetes150": lambda: _diabetes_sample(150),
+    "friedman100": lambda: make_friedman1(100, noise=1.0, random_state=0),
     "friedman150": lambda: make_friedman1(150, noise=1.0, random_state=0),
     "friedman300": lambda: make_friedman1(300, noise=1.0, random_state=0),
     "friedman500": lambda: make_friedman1(500, noise=1.0, random_state=0),
@@ -68,6 +70,7 @@ DATASETS = {
     "friedman2000": lambda: make_friedman1(2000, noise=1.0, random_state=0),
     "friedman5000": lambda: make_friedman1(5000, noise=1.0, random_state=0),
     "friedman10000": lambda: make_friedman1(10000, noise=1.0, random_state=0),
+    "linear100": lambda: make_regression(100, 20, n_informative=10, noise=20, random_state=0),
     "linear150": lambda: make_regression(150, 20, n_informative=10, noise=20, random_state=0),
     "linear300": lambda: make_regression(300, 20, n_informative=10, noise=20, random_state=0),
     "linear1000": lambda: make_regression(1000, 20, n_informative=10, noise=20, random_state=0),
@@ -75,7 +78,7 @@ DATASETS = {
 #: key -> (row label, parameters of ResNetRegressor, or a function of the seed that
 #: returns a scikit-learn model).
 VARIANTS = {
-    "defaults": ('defaults (`early_stopping="auto"`: `"refit"` from 200 rows)', {}),
+    "defaults": ('defaults (`early_stopping="auto"`: `"refit"` from 100 rows)', {}),
     "holdout": ("`early_stopping=True` (the holdout fit alone)", {"early_stopping": True}),
     "no_early_stopping": ("`early_stopping=False`", {"early_stopping": False}),
     # Narrower than the default 256, with the default refit.
@@ -105,7 +108,11 @@ VARIANTS = {
 #: The rows of the table in docs/benchmarks.md.
 PUBLISHED = ["defaults", "holdout", "no_early_stopping", "MLP", "ridge"]
 #: The columns of that table.
-EXPERIMENT_DATASETS = ("diabetes150", "friedman150", "linear150", "friedman5000", "friedman10000")
+#: Sets for experiments only: below 200 rows, and the largest.
+EXPERIMENT_DATASETS = (
+    *("diabetes100", "friedman100", "linear100", "diabetes150", "friedman150", "linear150"),
+    *("friedman5000", "friedman10000"),
+)
 PUBLISHED_DATASETS = [key for key in DATASETS if key not in EXPERIMENT_DATASETS]
 
 

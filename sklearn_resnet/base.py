@@ -35,6 +35,7 @@ from .concurrency import estimator_lock
 from .data import AUGMENTATIONS, batched_inference, tensor_data
 from .defaults import (
     DEFAULTS,
+    EARLY_STOPPING_MIN_VALIDATION,
     LINEAR_PATH_ALPHA,
     LINEAR_PATH_MAX_FEATURES,
     PREDICT_BATCH_SIZE,
@@ -375,7 +376,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             # has taken its validation part, as the network and batch size were planned.
             n_train = X.shape[0]
             if not warm and self.early_stopping_:
-                n_train -= math.ceil(self.validation_fraction * n_train)
+                n_train -= self._holdout_rows(n_train)
             refit = self.__dict__.get("_refit_plan")
             batch_size = self.net_.batch_size if warm else self._batch_size_for(n_train)
             batch_size = min(batch_size, n_train)  # the rows a batch held
@@ -458,7 +459,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         valid, train_idx = None, None
         if self.early_stopping_:
             train_idx, valid_idx = split_indices(
-                X.shape[0], self.validation_fraction, split_seed, y if classify else None
+                X.shape[0],
+                self.validation_fraction,
+                split_seed,
+                y if classify else None,
+                min_valid=self._holdout_rows(X.shape[0]),
             )
             if weight is not None:
                 # Mean 1 within each part, so that the training rows' weights do not
@@ -628,6 +633,14 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 self._task, self.backbone_, n_samples, self.validation_fraction
             )
         return self.early_stopping if self.early_stopping == "refit" else bool(self.early_stopping)
+
+    def _holdout_rows(self, n_samples: int) -> int:
+        """Rows a fit on ``n_samples`` holds out: ``validation_fraction`` of them, and at
+        least ``EARLY_STOPPING_MIN_VALIDATION`` for an MLP regressor's ``"auto"`` refit."""
+        n_valid = math.ceil(self.validation_fraction * n_samples)
+        if self.early_stopping == "auto" and self._early_stopping_for(n_samples) == "refit":
+            n_valid = max(n_valid, EARLY_STOPPING_MIN_VALIDATION)
+        return n_valid
 
     def _use_early_stopping(self, n_samples: int) -> bool:
         """Whether a fit on ``n_samples`` holds a validation set out (``"refit"``'s

@@ -464,8 +464,9 @@ def sample_weights(
     return weight / weight.max()
 
 
-def split_indices(n: int, fraction: float, seed: int, stratify=None):
-    """Train and validation indices for early stopping.
+def split_indices(n: int, fraction: float, seed: int, stratify=None, min_valid: int = 0):
+    """Train and validation indices for early stopping: ``fraction`` of the ``n`` rows
+    held out, and at least ``min_valid``.
 
     Stratified on ``stratify`` (class labels) when every class has at least two
     samples and the validation part can hold one of each.
@@ -475,7 +476,7 @@ def split_indices(n: int, fraction: float, seed: int, stratify=None):
     ValueError
         If either part would be empty.
     """
-    n_valid = math.ceil(fraction * n)
+    n_valid = max(math.ceil(fraction * n), min_valid)
     if n_valid < 1 or n - n_valid < 1:
         raise ValueError(
             f"early_stopping needs a validation set, but validation_fraction={fraction} "

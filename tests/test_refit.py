@@ -260,6 +260,22 @@ def test_an_unknown_early_stopping_value_is_refused_before_training():
     assert not hasattr(model, "net_")
 
 
+def _held_out(history) -> int:
+    return sum(batch.get("valid_batch_size", 0) for batch in history[0]["batches"])
+
+
+@pytest.mark.parametrize("n_samples, fraction, held_out", [(150, 0.1, 20), (150, 0.2, 30)])
+def test_an_mlp_regressors_auto_refit_holds_out_at_least_twenty_rows(n_samples, fraction, held_out):
+    X, y = _data(ResNetRegressor, n_samples)
+    params = {**PARAMS, "max_epochs": 2, "validation_fraction": fraction}
+    auto = ResNetRegressor(**params).fit(X, y)
+    assert _held_out(auto.selection_history_) == held_out
+    explicit = ResNetRegressor(**params, early_stopping="refit").fit(X, y)
+    assert _held_out(explicit.selection_history_) == round(fraction * n_samples)
+    holdout = ResNetRegressor(**params, early_stopping=True).fit(X, y)
+    assert _held_out(holdout.history_) == round(fraction * n_samples)
+
+
 def test_an_mlp_regressors_auto_is_the_refit_and_a_classifiers_is_not():
     X, y = _data(ResNetRegressor)
     auto = ResNetRegressor(**PARAMS).fit(X, y)

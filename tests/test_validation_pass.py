@@ -111,12 +111,16 @@ def test_partial_fit_trains_at_the_base_learning_rate():
 @pytest.mark.parametrize(
     "estimator, backbone, n_rows, fraction, early",
     [
-        # An MLP regressor refits on every row after its holdout fit.
+        # An MLP regressor refits on every row after its holdout fit, from 100 rows on
+        # (its holdout then takes 20 rows) or where a validation part holds 20.
         (ResNetRegressor, "mlp", 200, 0.1, "refit"),
-        (ResNetRegressor, "mlp", 199, 0.1, False),
-        (ResNetRegressor, "mlp", 100, 0.2, "refit"),
+        (ResNetRegressor, "mlp", 100, 0.1, "refit"),
+        (ResNetRegressor, "mlp", 99, 0.1, False),
+        (ResNetRegressor, "mlp", 99, 0.25, "refit"),
+        (ResNetRegressor, "mlp", 99, 0.2, False),
         (ResNetRegressor, "mlp", 12000, 0.1, "refit"),
         (ResNetRegressor, "cnn", 200, 0.1, True),
+        (ResNetRegressor, "cnn", 199, 0.1, False),
         (ResNetClassifier, "cnn", 200, 0.1, True),
         (ResNetClassifier, "cnn", 199, 0.1, False),
         # An MLP classifier holds out a validation part only on 6,000 rows or more.
