@@ -1,7 +1,7 @@
 """R² of the regressor's early-stopping settings on small regression sets, over many
 cross-validations.
 
-An MLP regressor's ``early_stopping="auto"`` is ``"refit"`` from 100 rows: it holds out a
+An MLP regressor's ``early_stopping="auto"`` is ``"refit"`` from 80 rows: it holds out a
 tenth of the rows (at least 20) to find the epoch of least validation loss, then trains the
 network it keeps on every row for that many epochs. This script compares that with the holdout fit
 alone (``early_stopping=True``), with training on every row for all epochs, and with
@@ -78,7 +78,7 @@ DATASETS = {
 #: key -> (row label, parameters of ResNetRegressor, or a function of the seed that
 #: returns a scikit-learn model).
 VARIANTS = {
-    "defaults": ('defaults (`early_stopping="auto"`: `"refit"` from 100 rows)', {}),
+    "defaults": ('defaults (`early_stopping="auto"`: `"refit"` from 80 rows)', {}),
     "holdout": ("`early_stopping=True` (the holdout fit alone)", {"early_stopping": True}),
     "no_early_stopping": ("`early_stopping=False`", {"early_stopping": False}),
     # Narrower than the default 256, with the default refit.

@@ -48,8 +48,8 @@ pruner : optuna pruner, default=None
     validation set: ``early_stopping=True``, or ``"auto"`` where it holds one out
     (``validation_fraction * n_samples >= 20``, and for an MLP classifier at least
     6,000 samples); for pruning on less data, set ``early_stopping=True``. An MLP
-    regressor's ``"auto"`` is ``"refit"``: the holdout fit reports, and a second fit on
-    every row gives the fold's score.
+    regressor's ``"auto"`` is ``"refit"`` from 80 rows: the holdout fit reports, and a
+    second fit on every row gives the fold's score.
 storage : None, str, path or optuna storage, default=None
     Where the study lives. ``None``: in memory. A database URL
     (``"sqlite:///search.db"``, ``"postgresql://user:password@host/db"``) or a file

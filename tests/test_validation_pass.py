@@ -111,13 +111,13 @@ def test_partial_fit_trains_at_the_base_learning_rate():
 @pytest.mark.parametrize(
     "estimator, backbone, n_rows, fraction, early",
     [
-        # An MLP regressor refits on every row after its holdout fit, from 100 rows on
+        # An MLP regressor refits on every row after its holdout fit, from 80 rows on
         # (its holdout then takes 20 rows) or where a validation part holds 20.
         (ResNetRegressor, "mlp", 200, 0.1, "refit"),
-        (ResNetRegressor, "mlp", 100, 0.1, "refit"),
-        (ResNetRegressor, "mlp", 99, 0.1, False),
-        (ResNetRegressor, "mlp", 99, 0.25, "refit"),
-        (ResNetRegressor, "mlp", 99, 0.2, False),
+        (ResNetRegressor, "mlp", 80, 0.1, "refit"),
+        (ResNetRegressor, "mlp", 79, 0.1, False),
+        (ResNetRegressor, "mlp", 79, 0.3, "refit"),
+        (ResNetRegressor, "mlp", 79, 0.25, False),
         (ResNetRegressor, "mlp", 12000, 0.1, "refit"),
         (ResNetRegressor, "cnn", 200, 0.1, True),
         (ResNetRegressor, "cnn", 199, 0.1, False),
