@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import textwrap
 
-from .defaults import MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES
+from .defaults import (
+    EARLY_STOPPING_MIN_VALIDATION,
+    MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES,
+    MLP_REGRESSOR_REFIT_MIN_SAMPLES,
+)
 
 _SHARED_PARAMETERS = """\
 backbone : {"auto", "mlp", "cnn"}, default="auto"
@@ -236,8 +240,10 @@ _CLASSIFIER_AUTO_EARLY_STOPPING = (
     "        per-epoch validation scores, which ``OptunaSearchCV`` prunes on."
 )
 _REGRESSOR_AUTO_EARLY_STOPPING = (
-    _AUTO_EARLY_STOPPING + '; with the MLP backbone it means ``"refit"``, from 80\n'
-    "        samples on (its first fit then holds out at least 20 rows), which on the\n"
+    _AUTO_EARLY_STOPPING + '; with the MLP backbone it means ``"refit"``, from '
+    f"{MLP_REGRESSOR_REFIT_MIN_SAMPLES}\n"
+    f"        samples on (its first fit then holds out at least {EARLY_STOPPING_MIN_VALIDATION}"
+    " rows), which on the\n"
     "        regression benchmark's sets was never far behind the better of the holdout\n"
     "        alone and training on every row, where each of those falls well behind\n"
     "        somewhere, for a second fit up to as long as the first (see the benchmarks page)."

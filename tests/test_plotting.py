@@ -68,7 +68,7 @@ def test_history_draws_losses_score_and_best_epoch(early_stopped):
 
 def test_history_without_validation_marks_the_final_epoch():
     X, y = make_regression(100, 4, random_state=0)
-    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 3}).fit(X, y)
+    reg = ResNetRegressor(**{**FAST_PARAMS, "max_epochs": 3}, early_stopping=False).fit(X, y)
     ax = plot_history(reg)
     assert set(_lines(ax)) == {"training loss", "final epoch (3)"}
     assert not hasattr(ax, "right_ax")

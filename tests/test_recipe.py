@@ -26,7 +26,7 @@ def test_scaling_is_fitted_on_the_training_rows_only(monkeypatch):
     monkeypatch.setattr(
         base_module,
         "split_indices",
-        lambda n, fraction, seed, y=None: (np.arange(900), np.arange(900, n)),
+        lambda n, fraction, seed, y=None, **_: (np.arange(900), np.arange(900, n)),
     )
     reg = ResNetRegressor(early_stopping=True, scaling="standard", **FAST_PARAMS).fit(X, y)
     scaler = reg.module_.input_scaler
@@ -132,7 +132,7 @@ def test_regressor_starts_from_the_ridge_of_the_training_rows_only(monkeypatch):
     monkeypatch.setattr(
         base_module,
         "split_indices",
-        lambda n, fraction, seed, y=None: (np.arange(360), np.arange(360, n)),
+        lambda n, fraction, seed, y=None, **_: (np.arange(360), np.arange(360, n)),
     )
     reg = ResNetRegressor(early_stopping=True, scaling="standard", **FAST_PARAMS)
     start = _initial_outputs(monkeypatch, reg, X, y)

@@ -356,13 +356,15 @@ def test_a_one_row_validation_part_scores_zero_not_rounding_noise():
 def test_weights_thrown_off_by_the_last_steps_are_refused_not_kept(max_epochs):
     # The epoch's mean loss (1.8e14) was finite, so the guard kept the weights of epoch 1;
     # they give infinite outputs, and predict on the training rows used to blame X. (A
-    # width-32 net: a wider one's loss is NaN from the first epoch, a case of its own.)
+    # width-32 net trained without a validation set: a wider one's loss is NaN from the
+    # first epoch, a case of its own.)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100, 4))
     y = X @ [1, 2, -1, 0.5] + 0.1 * rng.normal(size=100) + 5
     reg = ResNetRegressor(
         max_epochs=max_epochs,
         width=32,
+        early_stopping=False,
         lr=0.2,
         optimizer="sgd",
         lr_schedule="constant",

@@ -163,6 +163,19 @@ def test_every_page_that_states_the_mlp_classifiers_early_stopping_bound_states_
         assert f"{bound} samples" in text or f"{bound} rows" in text
 
 
+def test_every_page_that_states_where_the_mlp_regressors_refit_starts_states_this_one():
+    from pathlib import Path
+
+    from sklearn_resnet.defaults import MLP_REGRESSOR_REFIT_MIN_SAMPLES
+
+    root = Path(__file__).resolve().parents[1]
+    pages = ["README.md", *(f"docs/{page}.md" for page in ("training-recipe", "user-guide"))]
+    texts = [(root / page).read_text() for page in pages] + [ResNetRegressor.__doc__]
+    for text in (" ".join(text.split()) for text in texts):  # lines joined
+        bound = MLP_REGRESSOR_REFIT_MIN_SAMPLES
+        assert f"from {bound} rows" in text or f"from {bound} samples" in text
+
+
 def test_the_validation_split_follows_its_seed_and_stratifies_where_every_class_can_be_split():
     from sklearn_resnet.inputs import split_indices
 
