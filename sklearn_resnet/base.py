@@ -34,6 +34,7 @@ from .backbones import (
 from .concurrency import estimator_lock
 from .data import AUGMENTATIONS, batched_inference, tensor_data
 from .defaults import (
+    DEFAULT_VALIDATION_FRACTION,
     DEFAULTS,
     EARLY_STOPPING_MIN_VALIDATION,
     LINEAR_PATH_ALPHA,
@@ -41,6 +42,7 @@ from .defaults import (
     PREDICT_BATCH_SIZE,
     auto_batch_size,
     auto_early_stopping,
+    auto_validation_fraction,
     linear_path_rows,
     resolve_augment,
     resolve_scaling,
@@ -141,7 +143,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "early_stopping": ["boolean", StrOptions({"auto", "refit"})],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "precision": [StrOptions({"auto", "32", "bf16", "16"})],
@@ -171,7 +173,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         batch_size="auto",
         max_epochs=None,
         early_stopping="auto",
-        validation_fraction=0.1,
+        validation_fraction="auto",
         n_iter_no_change=10,
         device="auto",
         precision="auto",
@@ -460,7 +462,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping_:
             train_idx, valid_idx = split_indices(
                 X.shape[0],
-                self.validation_fraction,
+                self._validation_fraction_for(X.shape[0]),
                 split_seed,
                 y if classify else None,
                 min_valid=self._holdout_rows(X.shape[0]),
@@ -483,7 +485,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     self._batch_size_for(len(train)),
                     cnn_output_positions(self.input_shape_),
                     owner,
-                    self.validation_fraction if self.early_stopping_ else None,
+                    self._validation_fraction_for(X.shape[0]) if self.early_stopping_ else None,
                 )
             self.width_ = self._width_for(len(train))
             plan = self._plan(len(train), shuffle_seed)
@@ -629,15 +631,25 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         """``early_stopping`` for a fit on ``n_samples``: ``False``, ``True`` or
         ``"refit"`` (``"auto"`` resolved)."""
         if self.early_stopping == "auto":
-            return auto_early_stopping(
-                self._task, self.backbone_, n_samples, self.validation_fraction
-            )
+            # The "auto" fraction decides at a tenth: its fifth is for an MLP regressor's
+            # refit only, which starts from fewer rows than either fraction would need.
+            fraction = self.validation_fraction
+            if fraction == "auto":
+                fraction = DEFAULT_VALIDATION_FRACTION
+            return auto_early_stopping(self._task, self.backbone_, n_samples, fraction)
         return self.early_stopping if self.early_stopping == "refit" else bool(self.early_stopping)
+
+    def _validation_fraction_for(self, n_samples: int) -> float:
+        """``validation_fraction`` of a fit on ``n_samples`` (``"auto"`` resolved)."""
+        if self.validation_fraction != "auto":
+            return self.validation_fraction
+        refit = self._early_stopping_for(n_samples) == "refit"
+        return auto_validation_fraction(self._task, self.backbone_, refit)
 
     def _holdout_rows(self, n_samples: int) -> int:
         """Rows a fit on ``n_samples`` holds out: ``validation_fraction`` of them, and at
         least ``EARLY_STOPPING_MIN_VALIDATION`` for an MLP regressor's ``"auto"`` refit."""
-        n_valid = math.ceil(self.validation_fraction * n_samples)
+        n_valid = math.ceil(self._validation_fraction_for(n_samples) * n_samples)
         if self.early_stopping == "auto" and self._early_stopping_for(n_samples) == "refit":
             n_valid = max(n_valid, EARLY_STOPPING_MIN_VALIDATION)
         return n_valid

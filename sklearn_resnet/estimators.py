@@ -215,7 +215,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         batch_size="auto",
         max_epochs=None,
         early_stopping="auto",
-        validation_fraction=0.1,
+        validation_fraction="auto",
         n_iter_no_change=10,
         class_weight=None,
         label_smoothing=0.0,

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
 from sklearn_resnet import OptunaSearchCV, ResNetClassifier, ResNetRegressor, load_model, save_model
+from sklearn_resnet.defaults import MLP_REGRESSOR_REFIT_VALIDATION_FRACTION
 from sklearn_resnet.persistence import CONFIG_FILE
 from sklearn_resnet.pruning import FOLD_ATTR
 from sklearn_resnet.stopping import interrupts_propagate
@@ -95,15 +96,19 @@ def test_refit_is_a_fit_on_every_row_for_the_holdouts_best_epoch(case):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # silent, like any other fit
         model = Estimator(**params, early_stopping="refit").fit(X, y)
-    holdout = Estimator(**params, early_stopping=True).fit(X, y)
+    # The holdout fit alone, with the share "auto" holds out for this estimator's refit.
+    fraction = MLP_REGRESSOR_REFIT_VALIDATION_FRACTION if case == "mlp_regressor" else 0.1
+    holdout = Estimator(**params, early_stopping=True, validation_fraction=fraction).fit(X, y)
     assert model.n_iter_ == holdout.best_epoch_ == model.best_epoch_
     if case != "cnn_classifier":  # the CNN's few epochs may all improve
         assert holdout.best_epoch_ < params["max_epochs"]
     assert [row["valid_loss"] for row in model.selection_history_] == [
         row["valid_loss"] for row in holdout.history_
     ]
-    # The kept network is the one early_stopping=False trains for that many epochs.
-    plain = Estimator(**{**params, "max_epochs": holdout.best_epoch_}, early_stopping=False)
+    # The kept network is the one early_stopping=False trains for that many epochs, with
+    # the holdout fit's "auto" batch size (a fifth held out gives the regressor a smaller one).
+    same = {"max_epochs": holdout.best_epoch_, "batch_size": holdout.net_.batch_size}
+    plain = Estimator(**{**params, **same}, early_stopping=False)
     np.testing.assert_array_equal(_outputs(model, X), _outputs(plain.fit(X, y), X))
     assert model.early_stopping_ is False and model.validation_scores_ is None
     assert "valid_loss" not in model.history_[-1]
@@ -264,16 +269,42 @@ def _held_out(history) -> int:
     return sum(batch.get("valid_batch_size", 0) for batch in history[0]["batches"])
 
 
-@pytest.mark.parametrize("n_samples, fraction, held_out", [(150, 0.1, 20), (150, 0.2, 30)])
-def test_an_mlp_regressors_auto_refit_holds_out_at_least_twenty_rows(n_samples, fraction, held_out):
+@pytest.mark.parametrize(
+    "n_samples, fraction, held_out, refit_held_out, holdout_held_out",
+    [
+        (150, 0.1, 20, 15, 15),
+        (150, 0.2, 30, 30, 30),
+        # "auto": a fifth for the refit, at least 20 rows for "auto"'s; a tenth otherwise.
+        (80, "auto", 20, 16, 8),
+        (150, "auto", 30, 30, 15),
+        (300, "auto", 60, 60, 30),
+    ],
+)
+def test_an_mlp_regressors_auto_refit_holds_out_at_least_twenty_rows(
+    n_samples, fraction, held_out, refit_held_out, holdout_held_out
+):
     X, y = _data(ResNetRegressor, n_samples)
     params = {**PARAMS, "max_epochs": 2, "validation_fraction": fraction}
     auto = ResNetRegressor(**params).fit(X, y)
     assert _held_out(auto.selection_history_) == held_out
     explicit = ResNetRegressor(**params, early_stopping="refit").fit(X, y)
-    assert _held_out(explicit.selection_history_) == round(fraction * n_samples)
+    assert _held_out(explicit.selection_history_) == refit_held_out
     holdout = ResNetRegressor(**params, early_stopping=True).fit(X, y)
-    assert _held_out(holdout.history_) == round(fraction * n_samples)
+    assert _held_out(holdout.history_) == holdout_held_out
+
+
+def test_the_auto_validation_fraction_is_a_tenth_but_for_an_mlp_regressors_refit():
+    X, y = _data(ResNetClassifier, 300)
+    params = {**PARAMS, "max_epochs": 2, "early_stopping": "refit"}
+    classifier = ResNetClassifier(**params).fit(X, y)
+    assert _held_out(classifier.selection_history_) == 30
+    X, y = _data(ResNetRegressor, 300)
+    cnn = ResNetRegressor(**{**FAST_CNN_PARAMS, "max_epochs": 2}, input_shape=(1, 8))
+    cnn.set_params(early_stopping="refit").fit(X, y)
+    assert _held_out(cnn.selection_history_) == 30
+    assert ResNetRegressor().validation_fraction == "auto"
+    with pytest.raises(InvalidParameterError, match=r"'validation_fraction' .*'auto'"):
+        ResNetRegressor(**PARAMS, validation_fraction="fifth").fit(X, y)
 
 
 def test_an_mlp_regressors_auto_is_the_refit_and_a_classifiers_is_not():

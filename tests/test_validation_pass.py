@@ -119,6 +119,13 @@ def test_partial_fit_trains_at_the_base_learning_rate():
         (ResNetRegressor, "mlp", 79, 0.3, "refit"),
         (ResNetRegressor, "mlp", 79, 0.25, False),
         (ResNetRegressor, "mlp", 12000, 0.1, "refit"),
+        # The "auto" fraction decides as a tenth would (its fifth is for the refit only).
+        (ResNetRegressor, "mlp", 80, "auto", "refit"),
+        (ResNetRegressor, "mlp", 79, "auto", False),
+        (ResNetRegressor, "cnn", 200, "auto", True),
+        (ResNetRegressor, "cnn", 199, "auto", False),
+        (ResNetClassifier, "mlp", 6000, "auto", True),
+        (ResNetClassifier, "cnn", 199, "auto", False),
         (ResNetRegressor, "cnn", 200, 0.1, True),
         (ResNetRegressor, "cnn", 199, 0.1, False),
         (ResNetClassifier, "cnn", 200, 0.1, True),
