@@ -2,16 +2,16 @@
 cross-validations.
 
 An MLP regressor's ``early_stopping="auto"`` is ``"refit"`` from 80 rows: it holds out a
-tenth of the rows (at least 20) to find the epoch of least validation loss, then trains the
-network it keeps on every row for that many epochs. This script compares that with the holdout fit
-alone (``early_stopping=True``), with training on every row for all epochs, and with
-scikit-learn's ``MLPRegressor`` and ``Ridge`` as references, on diabetes and on
-generated sets of several sizes (Friedman's first problem, which is non-linear, and a
-noisy linear ``make_regression``). For each 5-fold cross-validation (fold shuffle seed
-``s`` of ``--shuffles``) it computes R² over the out-of-fold predictions of every row;
-the table shows the mean over the shuffles. The models of fold ``f`` of shuffle ``s``
-are seeded ``f + 10 * s``. Every fit uses one intra-op thread, so the scores do not
-depend on ``--jobs``. Run::
+fifth of the rows (``validation_fraction="auto"``; at least 20) to find the epoch of least
+validation loss, then trains the network it keeps on every row for that many epochs. This
+script compares that with the holdout fit alone (``early_stopping=True``, a tenth held out),
+with training on every row for all epochs, and with scikit-learn's ``MLPRegressor`` and
+``Ridge`` as references, on diabetes and on generated sets of several sizes (Friedman's
+first problem, which is non-linear, and a noisy linear ``make_regression``). For each 5-fold
+cross-validation (fold shuffle seed ``s`` of ``--shuffles``) it computes R² over the
+out-of-fold predictions of every row; the table shows the mean over the shuffles. The models
+of fold ``f`` of shuffle ``s`` are seeded ``f + 10 * s``. Every fit uses one intra-op
+thread, so the scores do not depend on ``--jobs``. Run::
 
     python benchmarks/regression_data.py --jobs 2 --output regression_data.md
 
@@ -19,11 +19,11 @@ depend on ``--jobs``. Run::
 published ones. The width and epoch-choice variants and the sets of 100, 150, 5,000 and
 10,000 rows are for experiments::
 
-    python benchmarks/regression_data.py --jobs 2 --variants defaults width32 width64 width128 \
-        --datasets diabetes friedman300 friedman500 friedman1000 linear300
-    python benchmarks/regression_data.py --jobs 2 --variants defaults holdout MLP \
+    python benchmarks/regression_data.py --jobs 2 --variants validation0.1 width32 width64 \
+        width128 --datasets diabetes friedman300 friedman500 friedman1000 linear300
+    python benchmarks/regression_data.py --jobs 2 --variants defaults validation0.1 holdout MLP \
         --datasets friedman5000
-    python benchmarks/regression_data.py --jobs 2 --variants defaults validation0.2 \
+    python benchmarks/regression_data.py --jobs 2 --variants validation0.1 validation0.2 \
         patience20 validation0.2_patience20 --datasets diabetes friedman300 friedman500 \
         friedman1000 linear300
     python benchmarks/regression_data.py --jobs 2 --variants defaults no_early_stopping MLP \
@@ -81,13 +81,14 @@ VARIANTS = {
     "defaults": ('defaults (`early_stopping="auto"`: `"refit"` from 80 rows)', {}),
     "holdout": ("`early_stopping=True` (the holdout fit alone)", {"early_stopping": True}),
     "no_early_stopping": ("`early_stopping=False`", {"early_stopping": False}),
-    # Narrower than the default 256, with the default refit.
-    "width32": ("`width=32`", {"width": 32}),
-    "width64": ("`width=64`", {"width": 64}),
-    "width128": ("`width=128`", {"width": 128}),
-    # The refit's choice of epochs, from a larger holdout or with more patience.
+    # The refit's choice of epochs: from a tenth held out (the defaults before a fifth), from
+    # a fifth, or with more patience.
+    "validation0.1": ("`validation_fraction=0.1`", {"validation_fraction": 0.1}),
     "validation0.2": ("`validation_fraction=0.2`", {"validation_fraction": 0.2}),
-    "patience20": ("`n_iter_no_change=20`", {"n_iter_no_change": 20}),
+    "patience20": (
+        "`n_iter_no_change=20, validation_fraction=0.1`",
+        {"n_iter_no_change": 20, "validation_fraction": 0.1},
+    ),
     "refit0.2": (
         '`early_stopping="refit", validation_fraction=0.2`',
         {"early_stopping": "refit", "validation_fraction": 0.2},
@@ -96,6 +97,14 @@ VARIANTS = {
         "`validation_fraction=0.2, n_iter_no_change=20`",
         {"validation_fraction": 0.2, "n_iter_no_change": 20},
     ),
+    # Narrower than the default 256, with the refit and a tenth held out (as measured).
+    **{
+        f"width{width}": (
+            f"`width={width}, validation_fraction=0.1`",
+            {"width": width, "validation_fraction": 0.1},
+        )
+        for width in (32, 64, 128)
+    },
     "MLP": (
         "scikit-learn's `MLPRegressor` (`max_iter=2000`, reference)",
         lambda seed: make_pipeline(

@@ -79,7 +79,7 @@ def regression():
     # Targets are standardised internally and predictions mapped back to the
     # original scale. On a small, noisy data set a narrow network with some dropout
     # and few epochs overfits less than the defaults. With 331 training rows,
-    # early_stopping="auto" holds out 10 % (about 33 rows, at least the 20 it needs) to
+    # early_stopping="auto" holds out a fifth (67 rows: validation_fraction="auto") to
     # find the epoch of least validation loss, then trains the model it keeps on all 331
     # rows for that many epochs (early_stopping="refit"), so fewer than max_epochs may run.
     reg = ResNetRegressor(

@@ -47,14 +47,15 @@ MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES = 6000
 #: rows: its holdout then takes that many, since it only picks the number of epochs and
 #: the network kept trains on every row. On diabetes samples of 80 and 120 training rows,
 #: training on every row for all epochs fails where the refit does not; on Friedman's
-#: problem it is 0.011 and 0.004 R² ahead (benchmarks/regression_data.py, 100 and 150 rows).
+#: problem it is 0.011 and 0.008 R² ahead (benchmarks/regression_data.py, 100 and 150 rows).
 MLP_REGRESSOR_REFIT_MIN_SAMPLES = 80
 #: ``validation_fraction="auto"``: the share held out for early stopping ...
 DEFAULT_VALIDATION_FRACTION = 0.1
 #: ... and that of an MLP regressor's ``"refit"``, whose holdout only picks the number of
-#: epochs, so a larger one costs the network kept no rows. Over five cross-validations it
-#: scored 0.007 R² more than a tenth on diabetes and up to 0.0035 more on Friedman's
-#: problem at 500 and 1,000 rows, within 0.0008 of it elsewhere (benchmarks/regression_data.py).
+#: epochs, so a larger one costs the network kept no rows. Over five cross-validations of
+#: the regression benchmark's sets of 300 to 2,000 rows it scored 0.007 R² more than a
+#: tenth on diabetes and up to 0.0035 more on Friedman's problem at 500 and 1,000 rows,
+#: within 0.0008 of it on the other four (benchmarks/regression_data.py).
 MLP_REGRESSOR_REFIT_VALIDATION_FRACTION = 0.2
 #: ``width=None`` for an MLP classifier: below this many training rows the narrow width
 #: is used. The regressor keeps the full width: with ``"refit"`` it is ahead of the
@@ -100,7 +101,7 @@ def auto_early_stopping(
     ``MLP_CLASSIFIER_EARLY_STOPPING_MIN_SAMPLES``. For an MLP regressor it is
     ``"refit"``: the holdout fit picks the number of epochs and a second fit on every row,
     up to as long as the first, is the one kept. Over diabetes, Friedman's problem (300 to
-    2,000 rows) and noisy linear data it was never more than 0.004 R² behind the better of
+    2,000 rows) and noisy linear data it was never more than 0.005 R² behind the better of
     the holdout alone and training on every row for all epochs, while each of those falls
     well behind somewhere (training on every row fails on diabetes); at 5,000 and 10,000
     Friedman rows it was ahead of the holdout alone (benchmarks/regression_data.py).

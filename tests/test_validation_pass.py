@@ -183,6 +183,21 @@ def test_every_page_that_states_where_the_mlp_regressors_refit_starts_states_thi
         assert f"from {bound} rows" in text or f"from {bound} samples" in text
 
 
+def test_every_page_that_states_the_mlp_regressors_refit_holdout_states_a_fifth():
+    from pathlib import Path
+
+    from sklearn_resnet.defaults import MLP_REGRESSOR_REFIT_VALIDATION_FRACTION
+
+    assert MLP_REGRESSOR_REFIT_VALIDATION_FRACTION == 0.2  # the pages say "a fifth"
+    root = Path(__file__).resolve().parents[1]
+    pages = ["README.md", *(f"docs/{page}.md" for page in ("training-recipe", "user-guide"))]
+    for text in (" ".join((root / page).read_text().split()) for page in pages):
+        assert 'validation_fraction="auto"' in text and "a fifth" in text
+    assert '``"auto"`` is 0.2 for an MLP regressor\'s ``"refit"``' in " ".join(
+        ResNetRegressor.__doc__.split()
+    )
+
+
 def test_the_validation_split_follows_its_seed_and_stratifies_where_every_class_can_be_split():
     from sklearn_resnet.inputs import split_indices
 
