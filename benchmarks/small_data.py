@@ -87,6 +87,11 @@ VARIANTS = {
         {"early_stopping": "refit"},
         1,
     ),
+    "refit0.2": (
+        '`early_stopping="refit"`, `validation_fraction=0.2`',
+        {"early_stopping": "refit", "validation_fraction": 0.2},
+        1,
+    ),
     "no_early_stopping_epochs300": (
         "`early_stopping=False`, `max_epochs=300`",
         {"early_stopping": False, "max_epochs": 300},

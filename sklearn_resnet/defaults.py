@@ -55,7 +55,9 @@ DEFAULT_VALIDATION_FRACTION = 0.1
 #: epochs, so a larger one costs the network kept no rows. Over five cross-validations of
 #: the regression benchmark's sets of 300 to 2,000 rows it scored 0.007 R² more than a
 #: tenth on diabetes and up to 0.0035 more on Friedman's problem at 500 and 1,000 rows,
-#: within 0.0008 of it on the other four (benchmarks/regression_data.py).
+#: within 0.0008 of it on the other four (benchmarks/regression_data.py). A classifier's
+#: refit keeps a tenth: a fifth made ten errors more over six small sets, with a lower log
+#: loss on four of them (benchmarks/small_data.py, variant ``refit0.2``).
 MLP_REGRESSOR_REFIT_VALIDATION_FRACTION = 0.2
 #: ``width=None`` for an MLP classifier: below this many training rows the narrow width
 #: is used. The regressor keeps the full width: with ``"refit"`` it is ahead of the
