@@ -258,7 +258,8 @@ _REGRESSOR_AUTO_VALIDATION_FRACTION = (
     f'``"auto"`` is {MLP_REGRESSOR_REFIT_VALIDATION_FRACTION} for an MLP regressor\'s ``"refit"`` '
     f"and {DEFAULT_VALIDATION_FRACTION} otherwise: that\n"
     "        holdout only picks the number of epochs, so a larger one costs the network kept\n"
-    "        no rows, and on the regression benchmark it picked better (see the benchmarks\n"
+    '        no rows (its ``"auto"`` batch size comes from the rows left, as the first fit\'s\n'
+    "        does), and on the regression benchmark it picked better (see the benchmarks\n"
     "        page)."
 )
 

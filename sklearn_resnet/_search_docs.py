@@ -46,8 +46,9 @@ pruner : optuna pruner, default=None
     ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)`` when the estimator reports
     epochs, else no pruning; ``NopPruner()`` turns pruning off. Reports need a
     validation set: ``early_stopping=True``, or ``"auto"`` where it holds one out
-    (``validation_fraction * n_samples >= 20``, and for an MLP classifier at least
-    6,000 samples); for pruning on less data, set ``early_stopping=True``. An MLP
+    (``validation_fraction * n_samples >= 20``, at 0.1 for ``"auto"``, and for an MLP
+    classifier at least 6,000 samples); for pruning on less data, set
+    ``early_stopping=True``. An MLP
     regressor's ``"auto"`` is ``"refit"`` from 80 rows: the holdout fit reports, and a
     second fit on every row gives the fold's score.
 storage : None, str, path or optuna storage, default=None

@@ -397,7 +397,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     "The holdout fit of early_stopping='refit' (or an MLP regressor's 'auto') "
                     "had finished; this was its second fit, on every row "
                     f"({refit.epochs} epochs). {advice} "
-                    "early_stopping=True trains the first fit only."
+                    "early_stopping=True trains the first fit only (add "
+                    "validation_fraction=0.2 for an MLP regressor's holdout)."
                 )
             depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
             # Not width_: the error may come before this call sets it (a refit's is old).
@@ -466,6 +467,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 split_seed,
                 y if classify else None,
                 min_valid=self._holdout_rows(X.shape[0]),
+                shown=self._validation_fraction_shown(X.shape[0]),
             )
             if weight is not None:
                 # Mean 1 within each part, so that the training rows' weights do not
@@ -485,7 +487,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     self._batch_size_for(len(train)),
                     cnn_output_positions(self.input_shape_),
                     owner,
-                    self._validation_fraction_for(X.shape[0]) if self.early_stopping_ else None,
+                    self._validation_fraction_shown(X.shape[0]) if self.early_stopping_ else None,
                 )
             self.width_ = self._width_for(len(train))
             plan = self._plan(len(train), shuffle_seed)
@@ -645,6 +647,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             return self.validation_fraction
         refit = self._early_stopping_for(n_samples) == "refit"
         return auto_validation_fraction(self._task, self.backbone_, refit)
+
+    def _validation_fraction_shown(self, n_samples: int) -> str:
+        """``validation_fraction`` as an error names it: ``'auto' (0.2)`` or the number."""
+        fraction = self._validation_fraction_for(n_samples)
+        return f"'auto' ({fraction})" if self.validation_fraction == "auto" else f"{fraction}"
 
     def _holdout_rows(self, n_samples: int) -> int:
         """Rows a fit on ``n_samples`` holds out: ``validation_fraction`` of them, and at

@@ -348,12 +348,17 @@ def resolve_seed(random_state) -> int:
 
 
 def check_batch_norm_batches(
-    n_train: int, batch_size: int, positions: int, owner: str, validation_fraction: float | None
+    n_train: int,
+    batch_size: int,
+    positions: int,
+    owner: str,
+    validation_fraction: float | str | None,
 ) -> None:
     """Refuse CNN training that would give batch normalisation one value per channel.
 
     ``positions`` is the number of positions per sample in the CNN's last stage;
-    ``validation_fraction`` is given when early stopping held part of the data out.
+    ``validation_fraction`` (as an error shows it) is given when early stopping held part
+    of the data out.
 
     Raises
     ------
@@ -464,9 +469,12 @@ def sample_weights(
     return weight / weight.max()
 
 
-def split_indices(n: int, fraction: float, seed: int, stratify=None, min_valid: int = 0):
+def split_indices(
+    n: int, fraction: float, seed: int, stratify=None, min_valid: int = 0, shown: str | None = None
+):
     """Train and validation indices for early stopping: ``fraction`` of the ``n`` rows
-    held out, and at least ``min_valid``.
+    held out, and at least ``min_valid``. ``shown`` is how an error names the fraction
+    (``fraction`` itself by default).
 
     Stratified on ``stratify`` (class labels) when every class has at least two
     samples and the validation part can hold one of each.
@@ -479,7 +487,8 @@ def split_indices(n: int, fraction: float, seed: int, stratify=None, min_valid: 
     n_valid = max(math.ceil(fraction * n), min_valid)
     if n_valid < 1 or n - n_valid < 1:
         raise ValueError(
-            f"early_stopping needs a validation set, but validation_fraction={fraction} "
+            f"early_stopping needs a validation set, but validation_fraction="
+            f"{fraction if shown is None else shown} "
             f"of {n} samples leaves one part empty; use more data or early_stopping=False."
         )
     if stratify is not None:

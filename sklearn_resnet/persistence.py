@@ -80,11 +80,11 @@ FORMAT_NAME = "sklearn-resnet"
 #: ``_sample_shape`` to ``fitted`` (an MLP of an earlier file takes any sample shape of
 #: its number of values, as it did then). Version 4 added the network's ``block`` and
 #: ``dropout`` to ``training`` (earlier files take the parameters). Version 5 added the
-#: optional ``selection_history_`` of ``early_stopping="refit"`` to ``fitted``; a model
-#: without one is saved as version 4, which earlier releases read.
-FORMAT_VERSION = 5
-#: The version a model without ``selection_history_`` is saved in.
-_PLAIN_FORMAT_VERSION = 4
+#: optional ``selection_history_`` of ``early_stopping="refit"`` to ``fitted``. Version 6
+#: allows the parameter value ``validation_fraction="auto"``, which earlier releases
+#: refuse. A model is saved in the lowest version that holds it (see ``_format_version``),
+#: so one with neither is saved as version 4, which earlier releases read.
+FORMAT_VERSION = 6
 #: Largest config.json read (a saved one takes kilobytes; feature names can take more).
 _MAX_CONFIG_BYTES = 256 * 2**20
 
@@ -212,9 +212,7 @@ def _save(estimator, path: Path) -> Path:
     weights = save_tensors(state, metadata={"format": "pt"})
     config = {
         "format": FORMAT_NAME,
-        "format_version": (
-            FORMAT_VERSION if hasattr(estimator, "selection_history_") else _PLAIN_FORMAT_VERSION
-        ),
+        "format_version": _format_version(estimator),
         "library_version": _library_version(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -263,6 +261,14 @@ def _built_network(estimator) -> dict:
 
 
 # ---- loading ------------------------------------------------------------------------------
+def _format_version(estimator) -> int:
+    """The lowest format version that holds ``estimator``: 6 for the parameter value
+    ``validation_fraction="auto"``, 5 for a ``selection_history_``, else 4."""
+    if isinstance(estimator.validation_fraction, str):
+        return 6
+    return 5 if hasattr(estimator, "selection_history_") else 4
+
+
 def load_model(path):
     """Load an estimator saved by ``save_model``, without unpickling anything.
 

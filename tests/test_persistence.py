@@ -270,10 +270,29 @@ def test_directory_holds_plain_json_and_safetensors(saved):
     assert sorted(p.name for p in saved.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     config = json.loads((saved / CONFIG_FILE).read_text())
     assert config["format"] == "sklearn-resnet"
-    assert config["format_version"] == 4  # version 5 only adds a refit's selection_history_
-    assert FORMAT_VERSION == 5
+    # A fraction of 0.25 and no refit: version 4, which earlier releases read.
+    assert config["format_version"] == 4 and FORMAT_VERSION == 6
     assert config["estimator"] == "ResNetClassifier"
     assert config["fitted"]["classes_"] == {"dtype": "<U3", "values": ["no", "yes"]}
+
+
+@pytest.mark.parametrize(
+    "params, version",
+    [
+        ({"validation_fraction": 0.1}, 4),
+        ({"validation_fraction": 0.1, "early_stopping": "refit"}, 5),
+        ({"validation_fraction": "auto", "early_stopping": False}, 6),
+        ({"early_stopping": "refit"}, 6),
+    ],
+)
+def test_a_model_is_saved_in_the_lowest_format_version_that_holds_it(params, version, tmp_path):
+    X, y = make_classification(120, 6, random_state=0)
+    clf = ResNetClassifier(**PARAMS, **params).fit(X, y)
+    config = json.loads((save_model(clf, tmp_path / "model") / CONFIG_FILE).read_text())
+    assert config["format_version"] == version
+    loaded = load_model(tmp_path / "model")
+    assert loaded.validation_fraction == params.get("validation_fraction", "auto")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
 def test_saving_twice_into_one_directory_replaces_the_model(fitted, tmp_path):

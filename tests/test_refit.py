@@ -218,7 +218,7 @@ def test_save_and_load_keep_the_selection_history(tmp_path):
     X, y = _data(ResNetClassifier)
     model = ResNetClassifier(**PARAMS, early_stopping="refit").fit(X, y)
     loaded = load_model(save_model(model, tmp_path / "model"))
-    assert '"format_version": 5' in (tmp_path / "model" / CONFIG_FILE).read_text()
+    assert '"format_version": 6' in (tmp_path / "model" / CONFIG_FILE).read_text()
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     for key in ("epoch", "valid_loss", "valid_score", "train_loss"):
         assert loaded.selection_history_[:, key] == model.selection_history_[:, key]

@@ -856,6 +856,15 @@ def test_a_validation_fraction_that_leaves_no_training_rows_is_named():
         split_indices(10, 0.95, 0)
 
 
+@pytest.mark.parametrize("fraction, shown", [("auto", r"'auto' \(0\.1\)"), (0.5, r"0\.5")])
+def test_the_error_of_a_split_too_small_names_the_fraction_as_it_was_given(fraction, shown):
+    X, y = np.random.default_rng(0).normal(size=(1, 3)), np.array([1.0])
+    est = ResNetRegressor(**FAST_PARAMS, early_stopping=True, validation_fraction=fraction)
+    with pytest.raises(ValueError, match=rf"validation_fraction={shown} of 1 samples leaves"):
+        est.fit(X, y)
+    assert_unfitted(est)
+
+
 def test_small_arrays_for_a_model_fitted_with_feature_names_warn_as_in_sklearn():
     X, y = make_classification(100, 4, random_state=0)
     frame = pd.DataFrame(X, columns=list("abcd"))
