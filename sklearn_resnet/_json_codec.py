@@ -107,6 +107,8 @@ def encode_fitted(kind: str, value, name: str):
     """JSON for the fitted attribute ``name`` of the given kind (see ``FITTED_ATTRIBUTES``)."""
     if kind in ("positive_int", "bool", "str", "str_or_none"):
         return encode(value, name)
+    if kind == "fraction_or_none":
+        return None if value is None else float(value)
     if kind == "shape":
         return [int(v) for v in value]
     if kind == "names":
@@ -150,6 +152,10 @@ def decode_fitted(kind: str, value, name: str):
     if kind in ("bool", "str", "str_or_none"):
         types = {"bool": bool, "str": str, "str_or_none": str | None}[kind]
         if not isinstance(value, types):
+            raise bad
+        return value
+    if kind == "fraction_or_none":
+        if value is not None and not (is_number(value) and 0 < value < 1):
             raise bad
         return value
     if kind == "shape":

@@ -458,6 +458,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         self.early_stopping_ = (
             not incremental and not refit and self._use_early_stopping(X.shape[0])
         )
+        if not refit:  # a refit's second fit keeps its first fit's
+            self.validation_fraction_ = (
+                self._validation_fraction_for(X.shape[0]) if self.early_stopping_ else None
+            )
         classify = self._task == "classification"
         valid, train_idx = None, None
         if self.early_stopping_:

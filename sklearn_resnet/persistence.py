@@ -82,8 +82,10 @@ FORMAT_NAME = "sklearn-resnet"
 #: ``dropout`` to ``training`` (earlier files take the parameters). Version 5 added the
 #: optional ``selection_history_`` of ``early_stopping="refit"`` to ``fitted``. Version 6
 #: allows the parameter value ``validation_fraction="auto"``, which earlier releases
-#: refuse. A model is saved in the lowest version that holds it (see ``_format_version``),
-#: so one with neither is saved as version 4, which earlier releases read.
+#: refuse, and the fitted ``validation_fraction_`` where it cannot be told from the rest
+#: (see ``_derived_validation_fraction``; earlier files take that). A model is saved in the
+#: lowest version that holds it (see ``_format_version``), so one with none of these is
+#: saved as version 4, which earlier releases read.
 FORMAT_VERSION = 6
 #: Largest config.json read (a saved one takes kilobytes; feature names can take more).
 _MAX_CONFIG_BYTES = 256 * 2**20
@@ -106,6 +108,7 @@ FITTED_ATTRIBUTES = (
     ("device_", "str", _BOTH),
     ("precision_", "str", _BOTH),
     ("early_stopping_", "bool", _BOTH),
+    ("validation_fraction_", "fraction_or_none", ()),
     ("selection_history_", "history", ()),
     ("_y_mean", "floats", ("regression",)),
     ("_y_scale", "floats", ("regression",)),
@@ -208,6 +211,8 @@ def _save(estimator, path: Path) -> Path:
         for name, kind, _ in FITTED_ATTRIBUTES
         if hasattr(estimator, name)
     }
+    if not _stores_validation_fraction(estimator):
+        fitted.pop("validation_fraction_", None)
     state = {k: v.detach().cpu().contiguous() for k, v in estimator.module_.state_dict().items()}
     weights = save_tensors(state, metadata={"format": "pt"})
     config = {
@@ -261,10 +266,31 @@ def _built_network(estimator) -> dict:
 
 
 # ---- loading ------------------------------------------------------------------------------
+def _derived_validation_fraction(estimator):
+    """``validation_fraction_`` as told by a float ``validation_fraction`` and whether the
+    kept network, or a refit's first fit, held rows out; ``None`` for ``"auto"``."""
+    fraction = estimator.validation_fraction
+    if isinstance(fraction, str):
+        return None
+    held_out = estimator.early_stopping_ or hasattr(estimator, "selection_history_")
+    return float(fraction) if held_out else None
+
+
+def _stores_validation_fraction(estimator) -> bool:
+    """Whether ``config.json`` must hold ``validation_fraction_``: where the parameter is
+    ``"auto"`` or the attribute differs from what the rest tells (after a refit's
+    ``partial_fit``, or a ``set_params`` since the fit)."""
+    value = getattr(estimator, "validation_fraction_", None)
+    return isinstance(estimator.validation_fraction, str) or (
+        value != _derived_validation_fraction(estimator)
+    )
+
+
 def _format_version(estimator) -> int:
     """The lowest format version that holds ``estimator``: 6 for the parameter value
-    ``validation_fraction="auto"``, 5 for a ``selection_history_``, else 4."""
-    if isinstance(estimator.validation_fraction, str):
+    ``validation_fraction="auto"`` or a stored ``validation_fraction_``, 5 for a
+    ``selection_history_``, else 4."""
+    if _stores_validation_fraction(estimator):
         return 6
     return 5 if hasattr(estimator, "selection_history_") else 4
 
@@ -475,6 +501,8 @@ def _set_fitted(estimator, fitted, writer) -> None:
     for name, kind, _ in entries:
         if name in fitted:
             setattr(estimator, name, decode_fitted(kind, fitted[name], name))
+    if "validation_fraction_" not in fitted:
+        estimator.validation_fraction_ = _derived_validation_fraction(estimator)
     check_fitted(estimator)
 
 

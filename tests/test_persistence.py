@@ -280,6 +280,7 @@ def test_directory_holds_plain_json_and_safetensors(saved):
     "params, version",
     [
         ({"validation_fraction": 0.1}, 4),
+        ({"validation_fraction": 0.3, "early_stopping": True}, 4),
         ({"validation_fraction": 0.1, "early_stopping": "refit"}, 5),
         ({"validation_fraction": "auto", "early_stopping": False}, 6),
         ({"early_stopping": "refit"}, 6),
@@ -290,9 +291,25 @@ def test_a_model_is_saved_in_the_lowest_format_version_that_holds_it(params, ver
     clf = ResNetClassifier(**PARAMS, **params).fit(X, y)
     config = json.loads((save_model(clf, tmp_path / "model") / CONFIG_FILE).read_text())
     assert config["format_version"] == version
+    # Stored where the rest cannot tell it (version 6), else derived on loading.
+    assert ("validation_fraction_" in config["fitted"]) is (version == 6)
     loaded = load_model(tmp_path / "model")
     assert loaded.validation_fraction == params.get("validation_fraction", "auto")
+    assert loaded.validation_fraction_ == clf.validation_fraction_
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_a_validation_fraction_the_parameters_cannot_tell_is_stored(tmp_path):
+    X, y = make_classification(120, 6, random_state=0)
+    clf = ResNetClassifier(**PARAMS, early_stopping="refit", validation_fraction=0.1).fit(X, y)
+    clf.partial_fit(X, y)  # keeps selection_history_, holds nothing out
+    assert clf.validation_fraction_ is None and hasattr(clf, "selection_history_")
+    config = json.loads((save_model(clf, tmp_path / "a") / CONFIG_FILE).read_text())
+    assert config["format_version"] == 6 and config["fitted"]["validation_fraction_"] is None
+    assert load_model(tmp_path / "a").validation_fraction_ is None
+    fitted = ResNetClassifier(**PARAMS, early_stopping=True, validation_fraction=0.3).fit(X, y)
+    fitted.set_params(validation_fraction=0.2)  # for the next fit; this one held out 0.3
+    assert load_model(save_model(fitted, tmp_path / "b")).validation_fraction_ == 0.3
 
 
 def test_saving_twice_into_one_directory_replaces_the_model(fitted, tmp_path):

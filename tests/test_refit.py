@@ -293,6 +293,21 @@ def test_an_mlp_regressors_auto_refit_holds_out_at_least_twenty_rows(
     assert _held_out(holdout.history_) == holdout_held_out
 
 
+def test_validation_fraction_is_what_the_last_fit_held_out():
+    X, y = _data(ResNetRegressor, 300)
+    params = {**PARAMS, "max_epochs": 2}
+    assert ResNetRegressor(**params).fit(X, y).validation_fraction_ == 0.2  # the refit's
+    holdout = ResNetRegressor(**params, early_stopping=True).fit(X, y)
+    assert holdout.validation_fraction_ == 0.1
+    assert ResNetRegressor(**params, validation_fraction=0.3).fit(X, y).validation_fraction_ == 0.3
+    assert ResNetRegressor(**params, early_stopping=False).fit(X, y).validation_fraction_ is None
+    assert holdout.partial_fit(X, y).validation_fraction_ is None
+    X, y = _data(ResNetClassifier, 300)
+    assert ResNetClassifier(**params).fit(X, y).validation_fraction_ is None  # no holdout
+    refit = ResNetClassifier(**params, early_stopping="refit").fit(X, y)
+    assert refit.validation_fraction_ == 0.1
+
+
 def test_the_auto_validation_fraction_is_a_tenth_but_for_an_mlp_regressors_refit():
     X, y = _data(ResNetClassifier, 300)
     params = {**PARAMS, "max_epochs": 2, "early_stopping": "refit"}

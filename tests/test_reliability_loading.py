@@ -573,6 +573,7 @@ WRONG_FITTED_VALUES = {
     "bool": "false",
     "str": 5,
     "str_or_none": 5,
+    "fraction_or_none": 1.5,
     "shape": "1x8",
     "names": [1, 2, 3, 4, 5],
     "floats": ["0.5"],
