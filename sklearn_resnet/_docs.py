@@ -179,9 +179,9 @@ n_features_in_ : int
         refit of ``early_stopping="refit"``, or of an ``"auto"`` that means it).
     validation_fraction_ : float or None
         The ``validation_fraction`` the last ``fit`` held out for early stopping
-        (``"auto"`` resolved; an MLP regressor's ``"auto"`` refit holds out at least 20
-        rows, which may be more), also for a refit's first fit; ``None`` where it held
-        nothing out, and after ``partial_fit``.
+        (``"auto"`` resolved), also for a refit's first fit; ``None`` where it held
+        nothing out, and after ``partial_fit``. With ``early_stopping="auto"`` an MLP
+        regressor's refit holds out at least 20 rows, which can be more than this share.
     selection_history_ : skorch.History
         After a refit (``early_stopping="refit"``, or ``"auto"`` where it means that):
         the history of the first fit, whose best

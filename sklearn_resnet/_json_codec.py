@@ -139,12 +139,14 @@ def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: How an error names the kinds whose name does not say it.
+_KIND_NAMES = {"fraction_or_none": "a number between 0 and 1 (exclusive) or null"}
+
+
 def decode_fitted(kind: str, value, name: str):
     """Decode one fitted attribute, checking its JSON type."""
-    bad = FormatError(
-        f"config.json: fitted attribute {name!r} is not a valid {kind.replace('_', ' ')}: "
-        f"{value!r:.80}"
-    )
+    what = _KIND_NAMES.get(kind, f"a valid {kind.replace('_', ' ')}")
+    bad = FormatError(f"config.json: fitted attribute {name!r} is not {what}: {value!r:.80}")
     if kind == "positive_int":
         if not is_int(value) or value < 1:
             raise bad

@@ -460,7 +460,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         )
         if not refit:  # a refit's second fit keeps its first fit's
             self.validation_fraction_ = (
-                self._validation_fraction_for(X.shape[0]) if self.early_stopping_ else None
+                float(self._validation_fraction_for(X.shape[0])) if self.early_stopping_ else None
             )
         classify = self._task == "classification"
         valid, train_idx = None, None

@@ -66,6 +66,7 @@ from .backbones import (
 )
 from .backbones.layers import dropout_rate
 from .concurrency import estimator_lock, folder_lock
+from .defaults import auto_validation_fraction
 from .device import is_available
 from .estimators import ResNetClassifier, ResNetRegressor
 from .inputs import resolve_seed, spawn_seeds
@@ -267,13 +268,23 @@ def _built_network(estimator) -> dict:
 
 # ---- loading ------------------------------------------------------------------------------
 def _derived_validation_fraction(estimator):
-    """``validation_fraction_`` as told by a float ``validation_fraction`` and whether the
-    kept network, or a refit's first fit, held rows out; ``None`` for ``"auto"``."""
-    fraction = estimator.validation_fraction
-    if isinstance(fraction, str):
-        return None
+    """``validation_fraction_`` as the parameters tell it: ``validation_fraction``
+    (``"auto"`` resolved) where the kept network, or a refit's first fit, held rows out.
+
+    An MLP regressor's ``early_stopping="auto"`` never means ``True``, so a holdout
+    network kept under it is an abandoned refit's.
+    """
     held_out = estimator.early_stopping_ or hasattr(estimator, "selection_history_")
-    return float(fraction) if held_out else None
+    if not held_out:
+        return None
+    fraction = estimator.validation_fraction
+    if not isinstance(fraction, str):
+        return float(fraction)
+    refit = hasattr(estimator, "selection_history_") or estimator.early_stopping in (
+        "refit",
+        "auto",
+    )
+    return auto_validation_fraction(estimator._task, estimator.backbone_, refit)
 
 
 def _stores_validation_fraction(estimator) -> bool:

@@ -299,6 +299,18 @@ def test_a_model_is_saved_in_the_lowest_format_version_that_holds_it(params, ver
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
+@pytest.mark.parametrize("value", ["0.2", True, 0, 1.0, [0.2]])
+def test_a_stored_validation_fraction_that_is_no_fraction_is_refused(value, tmp_path):
+    X, y = make_classification(120, 6, random_state=0)
+    clf = ResNetClassifier(**PARAMS, early_stopping="refit").fit(X, y)
+    path = save_model(clf, tmp_path / "model")
+    config = json.loads((path / CONFIG_FILE).read_text())
+    config["fitted"]["validation_fraction_"] = value
+    (path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"'validation_fraction_' is not a number between 0 and 1"):
+        load_model(path)
+
+
 def test_a_validation_fraction_the_parameters_cannot_tell_is_stored(tmp_path):
     X, y = make_classification(120, 6, random_state=0)
     clf = ResNetClassifier(**PARAMS, early_stopping="refit", validation_fraction=0.1).fit(X, y)

@@ -203,6 +203,25 @@ def test_a_refit_that_ends_early_gives_way_to_the_holdout_fit(stop):
     np.testing.assert_array_equal(model.predict_proba(X), holdout.predict_proba(X))
 
 
+@pytest.mark.parametrize("fraction, version", [(0.3, 4), ("auto", 6)])
+def test_an_abandoned_refit_keeps_and_saves_its_holdout_fits_fraction(fraction, version, tmp_path):
+    X, y = _data(ResNetRegressor)
+    model = ResNetRegressor(**PARAMS, validation_fraction=fraction, callbacks=[InterruptRefitAt(2)])
+    with pytest.warns(UserWarning, match="refit on every row"):
+        model.fit(X, y)
+    held_out = 0.3 if fraction == 0.3 else 0.2
+    assert model.early_stopping_ is True and model.validation_fraction_ == held_out
+    path = save_model(model.set_params(callbacks=None), tmp_path / "model")
+    config = path / CONFIG_FILE
+    text = config.read_text()
+    assert f'"format_version": {version}' in text
+    assert load_model(path).validation_fraction_ == held_out
+    # A file without the attribute (of an earlier version, say) takes what the parameters tell.
+    config.write_text(re.sub(r'\s*"validation_fraction_": [0-9.]+,', "", text))
+    assert "validation_fraction_" not in config.read_text()
+    assert load_model(path).validation_fraction_ == held_out
+
+
 def test_an_interrupted_refit_inside_a_search_propagates_and_changes_nothing():
     X, y = _data(ResNetClassifier)
     model = ResNetClassifier(**PARAMS, early_stopping=True).fit(X, y)
