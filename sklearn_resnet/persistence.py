@@ -290,11 +290,13 @@ def _derived_validation_fraction(estimator):
 def _stores_validation_fraction(estimator) -> bool:
     """Whether ``config.json`` must hold ``validation_fraction_``: where the parameter is
     ``"auto"`` or the attribute differs from what the rest tells (after a refit's
-    ``partial_fit``, or a ``set_params`` since the fit)."""
-    value = getattr(estimator, "validation_fraction_", None)
-    return isinstance(estimator.validation_fraction, str) or (
-        value != _derived_validation_fraction(estimator)
-    )
+    ``partial_fit``, or a ``set_params`` since the fit). An estimator unpickled from a
+    release without the attribute has none to store; loading derives it."""
+    if isinstance(estimator.validation_fraction, str):
+        return True
+    if not hasattr(estimator, "validation_fraction_"):
+        return False
+    return estimator.validation_fraction_ != _derived_validation_fraction(estimator)
 
 
 def _format_version(estimator) -> int:

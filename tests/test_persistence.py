@@ -322,6 +322,12 @@ def test_a_validation_fraction_the_parameters_cannot_tell_is_stored(tmp_path):
     fitted = ResNetClassifier(**PARAMS, early_stopping=True, validation_fraction=0.3).fit(X, y)
     fitted.set_params(validation_fraction=0.2)  # for the next fit; this one held out 0.3
     assert load_model(save_model(fitted, tmp_path / "b")).validation_fraction_ == 0.3
+    # One unpickled from a release without the attribute is saved as that release would.
+    fitted.set_params(validation_fraction=0.3)
+    del fitted.validation_fraction_
+    config = json.loads((save_model(fitted, tmp_path / "c") / CONFIG_FILE).read_text())
+    assert config["format_version"] == 4
+    assert load_model(tmp_path / "c").validation_fraction_ == 0.3
 
 
 def test_saving_twice_into_one_directory_replaces_the_model(fitted, tmp_path):
