@@ -458,20 +458,19 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         self.early_stopping_ = (
             not incremental and not refit and self._use_early_stopping(X.shape[0])
         )
+        fraction = self._validation_fraction_for(X.shape[0])
         if not refit:  # a refit's second fit keeps its first fit's
-            self.validation_fraction_ = (
-                float(self._validation_fraction_for(X.shape[0])) if self.early_stopping_ else None
-            )
+            self.validation_fraction_ = float(fraction) if self.early_stopping_ else None
         classify = self._task == "classification"
         valid, train_idx = None, None
         if self.early_stopping_:
             train_idx, valid_idx = split_indices(
                 X.shape[0],
-                self._validation_fraction_for(X.shape[0]),
+                fraction,
                 split_seed,
                 y if classify else None,
                 min_valid=self._holdout_rows(X.shape[0]),
-                shown=self._validation_fraction_shown(X.shape[0]),
+                shown=self._validation_fraction_shown(fraction),
             )
             if weight is not None:
                 # Mean 1 within each part, so that the training rows' weights do not
@@ -491,7 +490,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     self._batch_size_for(len(train)),
                     cnn_output_positions(self.input_shape_),
                     owner,
-                    self._validation_fraction_shown(X.shape[0]) if self.early_stopping_ else None,
+                    self._validation_fraction_shown(fraction) if self.early_stopping_ else None,
                 )
             self.width_ = self._width_for(len(train))
             plan = self._plan(len(train), shuffle_seed)
@@ -652,9 +651,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         refit = self._early_stopping_for(n_samples) == "refit"
         return auto_validation_fraction(self._task, self.backbone_, refit)
 
-    def _validation_fraction_shown(self, n_samples: int) -> str:
-        """``validation_fraction`` as an error names it: ``'auto' (0.2)`` or the number."""
-        fraction = self._validation_fraction_for(n_samples)
+    def _validation_fraction_shown(self, fraction: float) -> str:
+        """The resolved ``fraction`` as an error names it: ``'auto' (0.2)`` or the number."""
         return f"'auto' ({fraction})" if self.validation_fraction == "auto" else f"{fraction}"
 
     def _holdout_rows(self, n_samples: int) -> int:

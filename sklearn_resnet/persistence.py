@@ -212,13 +212,14 @@ def _save(estimator, path: Path) -> Path:
         for name, kind, _ in FITTED_ATTRIBUTES
         if hasattr(estimator, name)
     }
-    if not _stores_validation_fraction(estimator):
+    stores_fraction = _stores_validation_fraction(estimator)
+    if not stores_fraction:
         fitted.pop("validation_fraction_", None)
     state = {k: v.detach().cpu().contiguous() for k, v in estimator.module_.state_dict().items()}
     weights = save_tensors(state, metadata={"format": "pt"})
     config = {
         "format": FORMAT_NAME,
-        "format_version": _format_version(estimator),
+        "format_version": _format_version(estimator, stores_fraction),
         "library_version": _library_version(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -299,11 +300,11 @@ def _stores_validation_fraction(estimator) -> bool:
     return estimator.validation_fraction_ != _derived_validation_fraction(estimator)
 
 
-def _format_version(estimator) -> int:
+def _format_version(estimator, stores_fraction: bool) -> int:
     """The lowest format version that holds ``estimator``: 6 for the parameter value
-    ``validation_fraction="auto"`` or a stored ``validation_fraction_``, 5 for a
-    ``selection_history_``, else 4."""
-    if _stores_validation_fraction(estimator):
+    ``validation_fraction="auto"`` or a stored ``validation_fraction_`` (``stores_fraction``,
+    from ``_stores_validation_fraction``), 5 for a ``selection_history_``, else 4."""
+    if stores_fraction:
         return 6
     return 5 if hasattr(estimator, "selection_history_") else 4
 
