@@ -97,6 +97,13 @@ VARIANTS = {
         {"early_stopping": False, "max_epochs": 300},
         1,
     ),
+    "batch256": ("`batch_size=256`", {"batch_size": 256}, 1),
+    "batch256_depth4": ("`batch_size=256`, `depth=4`", {"batch_size": 256, "depth": 4}, 1),
+    "batch256_depth4_standard": (
+        '`batch_size=256`, `depth=4`, `scaling="standard"`',
+        {"batch_size": 256, "depth": 4, "scaling": "standard"},
+        1,
+    ),
     "epochs50": ("`max_epochs=50`", {"max_epochs": 50}, 1),
     "lr3e-4": ("`lr=3e-4`", {"lr": 3e-4}, 1),
     "weight_decay0.1": ("`weight_decay=0.1`", {"weight_decay": 0.1}, 1),
