@@ -113,6 +113,16 @@ VARIANTS = {
         {"scaling": "standard", "batch_size": 64},
         5,
     ),
+    "ensemble5_batch256_depth4_standard": (
+        '5 seeds, each `batch_size=256`, `depth=4`, `scaling="standard"`',
+        {"batch_size": 256, "depth": 4, "scaling": "standard"},
+        5,
+    ),
+    "ensemble5_batch256_depth4_standard_epochs300": (
+        '5 seeds, each `batch_size=256`, `depth=4`, `scaling="standard"`, `max_epochs=300`',
+        {"batch_size": 256, "depth": 4, "scaling": "standard", "max_epochs": 300},
+        5,
+    ),
     "MLP": ("scikit-learn's `MLPClassifier` (reference)", None, 1),
     "MLP_3x64": ("scikit-learn's `MLPClassifier`, three hidden layers of 64", None, 1),
 }
