@@ -123,6 +123,26 @@ VARIANTS = {
         {"batch_size": 256, "depth": 4, "scaling": "standard", "max_epochs": 300},
         5,
     ),
+    "members5_batch256_depth4_standard": (
+        '`n_members=5`, `batch_size=256`, `depth=4`, `scaling="standard"`',
+        {"n_members": 5, "batch_size": 256, "depth": 4, "scaling": "standard"},
+        1,
+    ),
+    "members5_batch256_depth4": (
+        "`n_members=5`, `batch_size=256`, `depth=4`",
+        {"n_members": 5, "batch_size": 256, "depth": 4},
+        1,
+    ),
+    "members8_batch256_depth4_standard": (
+        '`n_members=8`, `batch_size=256`, `depth=4`, `scaling="standard"`',
+        {"n_members": 8, "batch_size": 256, "depth": 4, "scaling": "standard"},
+        1,
+    ),
+    "members8_batch256_depth4": (
+        "`n_members=8`, `batch_size=256`, `depth=4`",
+        {"n_members": 8, "batch_size": 256, "depth": 4},
+        1,
+    ),
     "MLP": ("scikit-learn's `MLPClassifier` (reference)", None, 1),
     "MLP_3x64": ("scikit-learn's `MLPClassifier`, three hidden layers of 64", None, 1),
 }

@@ -29,6 +29,15 @@ backbone : {"auto", "mlp", "cnn"}, default="auto"
         for the MLP (64 for the classifier when fewer than 1,000 rows are left for
         training, where a wide net trained on every row overfits), 16 for the CNN (He
         et al.; the stages have 1x, 2x and 4x as many).
+    n_members : int or "auto", default="auto"
+        Number of networks of this architecture, each started from its own random
+        weights, trained together on the same batches (each learns from its own loss)
+        and predicting as one: the mean of their class probabilities or outputs (a
+        deep ensemble, Lakshminarayanan et al., 2017, trained as in TabM, Gorishniy et
+        al., 2024). ``net_`` trains them as one module, so ``history_`` records the
+        mean of their training losses and the ensemble's validation loss and score.
+        ``"auto"``: 5 for the MLP classifier when fewer than 1,000 rows are left for
+        training, 1 otherwise.
     block : {"basic", "bottleneck", "preact"}, default="basic"
         Residual block. CNN: two 3x3 convolutions, the 1x1-3x3-1x1 bottleneck, or the
         pre-activation block of He et al. (2016). MLP: ``"basic"`` and ``"preact"``
@@ -170,6 +179,9 @@ n_features_in_ : int
         Resolved augmentation.
     width_ : int
         Resolved width.
+    n_members_ : int
+        Resolved number of networks (``module_`` is a ``NetworkEnsemble`` of them
+        above 1).
     device_ : str
         Device the model lives on.
     precision_ : str

@@ -29,6 +29,7 @@ from .backbones import (
     build_backbone,
     cnn_output_positions,
     depth_formula,
+    ensemble_members,
     nearest_depths,
 )
 from .concurrency import estimator_lock
@@ -40,11 +41,13 @@ from .defaults import (
     LINEAR_PATH_ALPHA,
     LINEAR_PATH_MAX_FEATURES,
     PREDICT_BATCH_SIZE,
-    auto_batch_size,
     auto_early_stopping,
     auto_validation_fraction,
     linear_path_rows,
     resolve_augment,
+    resolve_batch_size,
+    resolve_depth,
+    resolve_n_members,
     resolve_scaling,
     resolve_width,
 )
@@ -107,8 +110,7 @@ class RefitPlan(NamedTuple):
     """What ``early_stopping="refit"``'s second fit takes from the first."""
 
     epochs: int  #: the first fit's best epoch
-    batch_size: int
-    width: int
+    rows: int  #: the first fit's training rows, which its ``"auto"`` choices depended on
 
 
 def kept_epoch(history) -> int:
@@ -131,6 +133,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         "backbone": [StrOptions({"auto", "mlp", "cnn"})],
         "depth": [Interval(Integral, 1, None, closed="left"), None],
         "width": [Interval(Integral, 1, None, closed="left"), None],
+        "n_members": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "block": [StrOptions(set(BLOCK_TYPES))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "input_shape": [tuple, list, None],
@@ -161,6 +164,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         backbone="auto",
         depth=None,
         width=None,
+        n_members="auto",
         block="basic",
         dropout=0.0,
         input_shape=None,
@@ -185,6 +189,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         self.backbone = backbone
         self.depth = depth
         self.width = width
+        self.n_members = n_members
         self.block = block
         self.dropout = dropout
         self.input_shape = input_shape
@@ -400,7 +405,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     "early_stopping=True trains the first fit only (add "
                     "validation_fraction=0.2 for an MLP regressor's holdout)."
                 )
-            depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
+            depth = self._depth_for(n_train)
             # Not width_: the error may come before this call sets it (a refit's is old).
             width = self._width_for(n_train)
             size = f"width={width}, depth={depth}, " if not warm else ""
@@ -434,7 +439,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             return
         training_guard(holdout).release()  # a fresh network: nothing to roll back to
         epochs = self.best_epoch_
-        self._refit_plan = RefitPlan(epochs, holdout.batch_size, self.width_)
+        first_rows = X.shape[0] - self._holdout_rows(X.shape[0])
+        self._refit_plan = RefitPlan(epochs, first_rows)
         announce(
             self.verbose,
             f"Refit on all {X.shape[0]} rows for {epochs} epochs (the holdout fit's best).",
@@ -493,15 +499,12 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     self._validation_fraction_shown(fraction) if self.early_stopping_ else None,
                 )
             self.width_ = self._width_for(len(train))
+            self.n_members_ = self._n_members_for(len(train))
+            self.scaling_ = self._scaling_for(len(train))
             plan = self._plan(len(train), shuffle_seed)
             with seeded(init_seed, self.device_):
-                module = self._build_module()
-            # Scaling statistics come from the training rows only.
-            module.input_scaler.fit(X, train_idx, seed=split_seed)
-            linear = getattr(module, "linear", None)
-            if linear is not None and linear.in_features <= LINEAR_PATH_MAX_FEATURES:
-                sample = train.sample_rows(linear_path_rows(linear.in_features), seed=split_seed)
-                module.fit_linear_path(*sample, alpha=LINEAR_PATH_ALPHA)
+                module = self._build_module(depth=self._depth_for(len(train)))
+            self._fit_input_statistics(module, X, train, train_idx, split_seed)
             module.to(self.device_)
             self.net_ = build_net(plan, module)
         epochs = 1 if incremental else self.net_.max_epochs
@@ -541,6 +544,21 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"{owner} takes scipy.sparse X with the MLP backbone only (rows of "
                 "features); convert X to a dense array for backbone='cnn' or input_shape."
             )
+
+    @staticmethod
+    def _fit_input_statistics(module, X, train, train_idx, seed: int) -> None:
+        """Fit each network's input scaling to the training rows only, and start its
+        linear path (if it has one) at the ridge regression of those rows."""
+        scaler = None
+        for member in ensemble_members(module):
+            if scaler is None:
+                scaler = member.input_scaler.fit(X, train_idx, seed=seed)
+            else:  # the same statistics: fitted once
+                member.input_scaler.load_state_dict(scaler.state_dict())
+            linear = getattr(member, "linear", None)
+            if linear is not None and linear.in_features <= LINEAR_PATH_MAX_FEATURES:
+                sample = train.sample_rows(linear_path_rows(linear.in_features), seed=seed)
+                member.fit_linear_path(*sample, alpha=LINEAR_PATH_ALPHA)
 
     def _resolve_architecture(self, X, owner: str) -> None:
         """Set ``backbone_`` and ``input_shape_`` and check ``depth`` before training."""
@@ -590,7 +608,6 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"got per-sample shape {shape}. {advice}."
             )
         self.input_shape_ = shape
-        self.scaling_ = resolve_scaling(self.scaling, self.backbone_)
         self.augment_ = resolve_augment(self.augment, self.backbone_)
         depth = DEFAULTS[self.backbone_]["depth"] if self.depth is None else self.depth
         try:
@@ -607,14 +624,15 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"Got {depth} instead."
             ) from None
 
-    def _build_module(self, depth=None, block=None, dropout=None):
+    def _build_module(self, depth=None, block=None, dropout=None, n_members=None):
         """A freshly initialised network for the resolved architecture.
 
         Depends only on the parameters and on fitted attributes set before training
         (``backbone_``, ``input_shape_``, the number of outputs), so a saved model can be
         rebuilt from them and its weights loaded into the result. ``depth``, ``block``
         and ``dropout`` override the parameters (a saved model records those its network
-        was built with, as ``set_params`` may have changed the parameters since).
+        was built with, as ``set_params`` may have changed the parameters since);
+        ``n_members`` overrides ``n_members_``.
         """
         return build_backbone(
             self.backbone_,
@@ -624,6 +642,8 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             width=self.width_,
             block=self.block if block is None else block,
             dropout=self.dropout if dropout is None else dropout,
+            n_members=self.n_members_ if n_members is None else n_members,
+            average="probability" if self._task == "classification" else "mean",
             scaling=self.scaling_,
             **self._module_options(),
         )
@@ -673,18 +693,33 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         calls. It is not capped at ``n_train``: each call's batches are (a call on fewer
         rows takes one step per epoch), so a later call on more rows gets full batches.
         A refit takes its first fit's."""
-        refit = self.__dict__.get("_refit_plan")
-        if refit:
-            return refit.batch_size
-        batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
-        return int(batch_size)
+        return self._resolved(resolve_batch_size, self.batch_size, n_train)
 
     def _width_for(self, n_train: int) -> int:
         """The width of a network trained on ``n_train`` rows (a refit's: its first fit's)."""
+        return self._resolved(resolve_width, self.width, n_train)
+
+    def _depth_for(self, n_train: int) -> int:
+        """The depth of a network trained on ``n_train`` rows (a refit's: its first fit's)."""
+        return self._resolved(resolve_depth, self.depth, n_train)
+
+    def _n_members_for(self, n_train: int) -> int:
+        """The networks of an ensemble trained on ``n_train`` rows (a refit's: its first
+        fit's)."""
+        return self._resolved(resolve_n_members, self.n_members, n_train)
+
+    def _scaling_for(self, n_train: int) -> str | None:
+        """The input scaling of a network trained on ``n_train`` rows (a refit's: its
+        first fit's)."""
+        return self._resolved(resolve_scaling, self.scaling, n_train)
+
+    def _resolved(self, resolve, value, n_train: int):
+        """``resolve(value, backbone, rows, task)`` for a fit on ``n_train`` rows: the
+        ``"auto"`` and ``None`` choices depend on the rows, and a refit makes its first
+        fit's (it trains on more rows, with the first fit's best number of epochs)."""
         refit = self.__dict__.get("_refit_plan")
-        if refit:
-            return refit.width
-        return resolve_width(self.width, self.backbone_, n_train, self._task)
+        rows = refit.rows if refit else n_train
+        return resolve(value, self.backbone_, rows, self._task)
 
     def _fit_callbacks(self) -> list:
         """The ``callbacks`` entries this fit trains with (a refit's: those that need no
@@ -821,6 +856,10 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
     # ---- persistence and tags -----------------------------------------------------------
     def __setstate__(self, state):
         super().__setstate__(state)
+        # Pickled by a release before ensembles: the parameter's default, one network.
+        self.__dict__.setdefault("n_members", "auto")
+        if "net_" in self.__dict__:
+            self.__dict__.setdefault("n_members_", 1)
         net = self.__dict__.get("net_")
         if net is not None:
             self._place_unpickled_net(net)

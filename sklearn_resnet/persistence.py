@@ -62,6 +62,7 @@ from .backbones import (
     blocks_for_depth,
     built_block,
     depth_step,
+    ensemble_members,
     last_block_prefix,
 )
 from .backbones.layers import dropout_rate
@@ -84,10 +85,12 @@ FORMAT_NAME = "sklearn-resnet"
 #: optional ``selection_history_`` of ``early_stopping="refit"`` to ``fitted``. Version 6
 #: allows the parameter value ``validation_fraction="auto"``, which earlier releases
 #: refuse, and the fitted ``validation_fraction_`` where it cannot be told from the rest
-#: (see ``_derived_validation_fraction``; earlier files take that). A model is saved in the
-#: lowest version that holds it (see ``_format_version``), so one with none of these is
-#: saved as version 4, which earlier releases read.
-FORMAT_VERSION = 6
+#: (see ``_derived_validation_fraction``; earlier files take that). Version 7 added the
+#: ``n_members`` parameter and the fitted ``n_members_`` of an ensemble (earlier files hold
+#: one network and take ``n_members="auto"``). A model is saved in the lowest version
+#: that holds it (see ``_format_version``), so one with none of these is saved as
+#: version 4, which earlier releases read.
+FORMAT_VERSION = 7
 #: Largest config.json read (a saved one takes kilobytes; feature names can take more).
 _MAX_CONFIG_BYTES = 256 * 2**20
 
@@ -106,6 +109,7 @@ FITTED_ATTRIBUTES = (
     ("scaling_", "str_or_none", _BOTH),
     ("augment_", "str_or_none", _BOTH),
     ("width_", "positive_int", _BOTH),
+    ("n_members_", "positive_int", ()),
     ("device_", "str", _BOTH),
     ("precision_", "str", _BOTH),
     ("early_stopping_", "bool", _BOTH),
@@ -117,6 +121,10 @@ FITTED_ATTRIBUTES = (
 )
 #: Fitted attributes rebuilt on load rather than stored.
 REBUILT_ATTRIBUTES = ("net_",)
+
+#: Parameters added in a later format version than 4, with that version: an earlier file
+#: holds none of them, and they take their defaults.
+_LATER_PARAMETERS = {"n_members": 7}
 
 _ESTIMATORS = {cls.__name__: cls for cls in (ResNetClassifier, ResNetRegressor)}
 _CONFIG_KEYS = (
@@ -215,11 +223,15 @@ def _save(estimator, path: Path) -> Path:
     stores_fraction = _stores_validation_fraction(estimator)
     if not stores_fraction:
         fitted.pop("validation_fraction_", None)
+    stores_members = _stores_members(estimator)
+    if not stores_members:  # one network, and the default: as earlier formats hold it
+        params.pop("n_members")
+        fitted.pop("n_members_", None)
     state = {k: v.detach().cpu().contiguous() for k, v in estimator.module_.state_dict().items()}
     weights = save_tensors(state, metadata={"format": "pt"})
     config = {
         "format": FORMAT_NAME,
-        "format_version": _format_version(estimator, stores_fraction),
+        "format_version": _format_version(estimator, stores_fraction, stores_members),
         "library_version": _library_version(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -262,7 +274,8 @@ def _built_network(estimator) -> dict:
     may have changed those parameters since, for the next fit."""
     kind, module = estimator.backbone_, estimator.module_
     block = built_block(kind, module, estimator.block)
-    n_blocks = len(module.blocks) if kind == "mlp" else len(module.stages[0])
+    network = ensemble_members(module)[0]
+    n_blocks = len(network.blocks) if kind == "mlp" else len(network.stages[0])
     depth = depth_step(kind, block) * n_blocks + 2
     return {"depth": depth, "block": block, "dropout": dropout_rate(module)}
 
@@ -300,10 +313,20 @@ def _stores_validation_fraction(estimator) -> bool:
     return estimator.validation_fraction_ != _derived_validation_fraction(estimator)
 
 
-def _format_version(estimator, stores_fraction: bool) -> int:
-    """The lowest format version that holds ``estimator``: 6 for the parameter value
-    ``validation_fraction="auto"`` or a stored ``validation_fraction_`` (``stores_fraction``,
-    from ``_stores_validation_fraction``), 5 for a ``selection_history_``, else 4."""
+def _stores_members(estimator) -> bool:
+    """Whether ``config.json`` must hold ``n_members`` and ``n_members_``: for an ensemble,
+    or a parameter other than the default."""
+    return estimator.n_members != "auto" or getattr(estimator, "n_members_", 1) > 1
+
+
+def _format_version(estimator, stores_fraction: bool, stores_members: bool) -> int:
+    """The lowest format version that holds ``estimator``: 7 for an ensemble or an
+    ``n_members`` other than ``"auto"`` (``stores_members``, from ``_stores_members``), 6
+    for the parameter value ``validation_fraction="auto"`` or a stored
+    ``validation_fraction_`` (``stores_fraction``, from ``_stores_validation_fraction``), 5
+    for a ``selection_history_``, else 4."""
+    if stores_members:
+        return 7
     if stores_fraction:
         return 6
     return 5 if hasattr(estimator, "selection_history_") else 4
@@ -385,7 +408,7 @@ def _load(path: Path):
     config = _read_config(path / CONFIG_FILE)
     writer = _writer(config)
     estimator = _ESTIMATORS[config["estimator"]]()
-    _set_params(estimator, config["params"], writer)
+    _set_params(estimator, config["params"], writer, config["format_version"])
     _set_fitted(estimator, config["fitted"], writer)
     history = decode_history(config["history"])
     training = _read_training(config, writer)
@@ -492,8 +515,9 @@ def _read_config(file: Path) -> dict:
     return config
 
 
-def _set_params(estimator, params, writer) -> None:
-    names = tuple(estimator.get_params(deep=False))
+def _set_params(estimator, params, writer, version: int) -> None:
+    later = [name for name, added in _LATER_PARAMETERS.items() if added > version]
+    names = tuple(name for name in estimator.get_params(deep=False) if name not in later)
     check_keys(params, names, f"{CONFIG_FILE} 'params'", writer=writer)
     estimator.set_params(**{k: decode(v, f"parameter {k!r}") for k, v in params.items()})
     try:
@@ -517,6 +541,8 @@ def _set_fitted(estimator, fitted, writer) -> None:
             setattr(estimator, name, decode_fitted(kind, fitted[name], name))
     if "validation_fraction_" not in fitted:
         estimator.validation_fraction_ = _derived_validation_fraction(estimator)
+    if "n_members_" not in fitted:
+        estimator.n_members_ = 1
     check_fitted(estimator)
 
 
@@ -555,9 +581,9 @@ def _rebuild_module(estimator, tensors: dict[str, torch.Tensor], network: dict) 
 
 
 def _check_block_count(estimator, tensors: dict, depth: int, block: str) -> None:
-    """The weights must hold the blocks that ``depth`` gives, checked from their names
-    before anything is built: building a tampered, huge depth would take minutes even on
-    the meta device."""
+    """The weights must hold the blocks that ``depth`` gives (in the last of an ensemble's
+    ``n_members_`` networks), checked from their names before anything is built: building
+    a tampered, huge depth or ensemble would take minutes even on the meta device."""
     kind = estimator.backbone_
     try:
         n_blocks = blocks_for_depth(kind, depth, block)
@@ -565,13 +591,16 @@ def _check_block_count(estimator, tensors: dict, depth: int, block: str) -> None
         raise FormatError(
             f"{CONFIG_FILE} describes a network that cannot be built: {exc}"
         ) from None
-    last, extra = last_block_prefix(kind, n_blocks), last_block_prefix(kind, n_blocks + 1)
+    members = estimator.n_members_
+    last = last_block_prefix(kind, n_blocks, members)
+    extra = last_block_prefix(kind, n_blocks + 1, members)
     held = any(name.startswith(last) for name in tensors)
     if not held or any(name.startswith(extra) for name in tensors):
         blocks = f"{n_blocks} residual block{'s' * (n_blocks > 1)}"
+        each = f" in each of its n_members_={members} networks" if members > 1 else ""
         raise FormatError(
             f"the weights in {WEIGHTS_FILE} do not fit the network described by "
-            f"{CONFIG_FILE}: depth={depth} has {blocks}{' per stage' * (kind == 'cnn')}, "
+            f"{CONFIG_FILE}: depth={depth} has {blocks}{' per stage' * (kind == 'cnn')}{each}, "
             f"but the file holds {'fewer' if not held else 'more'} (tensors under "
             f"{(last if not held else extra)!r} are {'missing' if not held else 'unexpected'})."
         )

@@ -336,6 +336,13 @@ class ResNetNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         target, weight = y_true
+        if y_pred.ndim == 3:
+            # An ensemble in training mode: (members, N, outputs). The mean over its
+            # members of each one's loss on the batch.
+            members = y_pred.shape[0]
+            y_pred = y_pred.flatten(0, 1)
+            target = target.repeat(members, *([1] * (target.ndim - 1)))
+            weight = None if weight is None else weight.repeat(members)
         loss = self.criterion_(y_pred.float(), target)
         if loss.ndim > 1:
             loss = loss.mean(dim=tuple(range(1, loss.ndim)))
@@ -401,11 +408,14 @@ class ResNetNet(NeuralNet):
         Xi, yi = batch
         y_pred = self.infer(Xi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        # An ensemble's loss is its members' mean; each member's weights get the
+        # gradient of its own loss, as if it trained alone.
+        objective = loss * y_pred.shape[0] if y_pred.ndim == 3 else loss
         scaler = self.grad_scaler_
         if scaler is None:
-            loss.backward()
+            objective.backward()
         else:
-            scaler.scale(loss).backward()
+            scaler.scale(objective).backward()
             # Callbacks that read or clip gradients (on_grad_computed, next) see them in
             # the units of the loss; scaler.step then skips its own unscaling.
             for name in self._optimizers:

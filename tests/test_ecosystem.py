@@ -106,7 +106,9 @@ def test_calibration_stacking_voting_bagging(clf_data):
     X, y = clf_data
     calibrated = CalibratedClassifierCV(clf(), cv=2).fit(X, y)
     assert calibrated.predict_proba(X).shape == (160, 2)
-    stack = StackingClassifier([("resnet", clf()), ("lr", LogisticRegression())], cv=2)
+    # Thirty epochs: five of the small-data choice's full batches train too little.
+    resnet = clf(max_epochs=30)
+    stack = StackingClassifier([("resnet", resnet), ("lr", LogisticRegression())], cv=2)
     assert stack.fit(X, y).score(X, y) > 0.7
     voting = VotingClassifier([("a", clf()), ("b", clf(random_state=1))], voting="soft")
     assert voting.fit(X, y).predict_proba(X).shape == (160, 2)

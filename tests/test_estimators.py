@@ -96,7 +96,8 @@ def test_both_estimators_default_to_the_same_auto_recipe(cls):
 def test_depth_20_on_tabular_rows_and_resnet20_cnn_on_flat_digits():
     X, y = load_digits(return_X_y=True)
     X, y = X[:300] / 16, y[:300]
-    mlp = ResNetClassifier(depth=20, width=32, max_epochs=2, random_state=0).fit(X, y)
+    mlp = ResNetClassifier(depth=20, width=32, n_members=1, max_epochs=2, random_state=0)
+    mlp.fit(X, y)
     assert mlp.backbone_ == "mlp" and len(mlp.module_.blocks) == 9
     cnn = ResNetClassifier(depth=20, input_shape=(1, 8, 8), max_epochs=2, random_state=0)
     cnn.fit(X, y)
@@ -479,7 +480,8 @@ def test_bf16_on_cpu_refits_a_cnn_on_tiny_signals_identically():
 
 def test_compile_trains_and_saves_the_plain_module():
     X, y = data_for(ResNetClassifier)
-    clf = ResNetClassifier(**{**FAST_PARAMS, "max_epochs": 2, "compile": True}).fit(X, y)
+    params = {**FAST_PARAMS, "max_epochs": 2, "compile": True, "n_members": 1}
+    clf = ResNetClassifier(**params).fit(X, y)
     assert type(clf.net_.module_).__name__ == "OptimizedModule"
     assert type(clf.module_).__name__ == "ResidualMLP"
     assert not any(key.startswith("_orig_mod.") for key in clf.module_.state_dict())

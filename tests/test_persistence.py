@@ -243,11 +243,12 @@ def test_mlp_fitted_on_samples_keeps_their_shape(tmp_path):
 
 def test_mlp_saved_before_sample_shapes_were_recorded_takes_any_shape_of_its_values(tmp_path):
     X, y = make_classification(120, 6, random_state=0)
-    mlp = ResNetClassifier(**PARAMS, backbone="mlp").fit(X.reshape(120, 2, 3), y)
+    mlp = ResNetClassifier(**PARAMS, backbone="mlp", n_members=1).fit(X.reshape(120, 2, 3), y)
     path = save_model(mlp, tmp_path / "model")
 
     def version_2(config):  # as version 2 wrote it: no sample shape, block or dropout
         config["format_version"] = 2
+        config["params"].pop("n_members", None), config["fitted"].pop("n_members_", None)
         del config["fitted"]["_sample_shape"]
         del config["training"]["block"], config["training"]["dropout"]
 
@@ -270,8 +271,9 @@ def test_directory_holds_plain_json_and_safetensors(saved):
     assert sorted(p.name for p in saved.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     config = json.loads((saved / CONFIG_FILE).read_text())
     assert config["format"] == "sklearn-resnet"
-    # A fraction of 0.25 and no refit: version 4, which earlier releases read.
-    assert config["format_version"] == 4 and FORMAT_VERSION == 6
+    # An ensemble (n_members="auto" on 200 rows): version 7.
+    assert config["format_version"] == 7 and FORMAT_VERSION == 7
+    assert config["params"]["n_members"] == "auto" and config["fitted"]["n_members_"] == 8
     assert config["estimator"] == "ResNetClassifier"
     assert config["fitted"]["classes_"] == {"dtype": "<U3", "values": ["no", "yes"]}
 
@@ -287,7 +289,8 @@ def test_directory_holds_plain_json_and_safetensors(saved):
     ],
 )
 def test_a_model_is_saved_in_the_lowest_format_version_that_holds_it(params, version, tmp_path):
-    X, y = make_classification(120, 6, random_state=0)
+    # Over 1,000 training rows: one network, as earlier formats hold.
+    X, y = make_classification(1500, 6, random_state=0)
     clf = ResNetClassifier(**PARAMS, **params).fit(X, y)
     config = json.loads((save_model(clf, tmp_path / "model") / CONFIG_FILE).read_text())
     assert config["format_version"] == version
@@ -312,7 +315,7 @@ def test_a_stored_validation_fraction_that_is_no_fraction_is_refused(value, tmp_
 
 
 def test_a_validation_fraction_the_parameters_cannot_tell_is_stored(tmp_path):
-    X, y = make_classification(120, 6, random_state=0)
+    X, y = make_classification(1500, 6, random_state=0)  # one network, as in version 6
     clf = ResNetClassifier(**PARAMS, early_stopping="refit", validation_fraction=0.1).fit(X, y)
     clf.partial_fit(X, y)  # keeps selection_history_, holds nothing out
     assert clf.validation_fraction_ is None and hasattr(clf, "selection_history_")

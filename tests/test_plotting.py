@@ -80,7 +80,7 @@ def test_history_without_validation_marks_the_final_epoch():
 
 def test_history_of_a_refit_draws_the_holdout_fits_validation(early_stopped):
     _, X, y = early_stopped
-    params = {**FAST_PARAMS, "max_epochs": 30, "n_iter_no_change": 2}
+    params = {**FAST_PARAMS, "max_epochs": 30, "n_iter_no_change": 2, "batch_size": 16}
     clf = ResNetClassifier(**params, early_stopping="refit", validation_fraction=0.3).fit(X, y)
     selection = clf.selection_history_
     assert clf.n_iter_ < len(selection)  # the holdout fit stopped after its best epoch

@@ -15,6 +15,7 @@ import sklearn_resnet.base as base_module
 import sklearn_resnet.data as data_module
 import sklearn_resnet.training as training_module
 from sklearn_resnet import ResNetClassifier, ResNetRegressor
+from sklearn_resnet.backbones import ensemble_members
 from sklearn_resnet.data import augment_batch
 from sklearn_resnet.defaults import auto_batch_size, resolve_width
 
@@ -57,7 +58,10 @@ def test_scaling_makes_training_invariant_to_feature_units(scaling):
 
 def test_auto_scaling_depends_on_the_backbone():
     X, y = load_digits(return_X_y=True)
-    assert ResNetClassifier(**FAST_PARAMS).fit(X[:100], y[:100]).scaling_ == "robust"
+    one_epoch = {**FAST_PARAMS, "max_epochs": 1}
+    assert ResNetClassifier(**one_epoch).fit(X, y).scaling_ == "robust"
+    # Below 1,000 training rows an MLP classifier takes the small-data choice.
+    assert ResNetClassifier(**one_epoch).fit(X[:100], y[:100]).scaling_ == "standard"
     cnn = ResNetClassifier(input_shape=(1, 8, 8), **FAST_CNN_PARAMS).fit(X[:100], y[:100])
     assert cnn.scaling_ == "standard"
     assert cnn.module_.input_scaler.shift.shape == (1, 1, 1)
@@ -156,7 +160,8 @@ def test_linear_targets_are_fitted_through_outliers_from_the_first_epoch():
 def test_only_the_mlp_regressor_has_a_linear_path(monkeypatch):
     X, y = make_regression(100, 64, random_state=0)
     assert ResNetRegressor(**FAST_PARAMS).fit(X, y).module_.linear is not None
-    assert ResNetClassifier(**FAST_PARAMS).fit(X, y > 0).module_.linear is None
+    classifier = ResNetClassifier(**FAST_PARAMS).fit(X, y > 0)
+    assert all(member.linear is None for member in ensemble_members(classifier.module_))
     cnn = ResNetRegressor(input_shape=(1, 8, 8), **FAST_CNN_PARAMS).fit(X, y)
     assert not hasattr(cnn.module_, "linear")
     # Too many inputs for the closed form: the path starts at zero and is trained.
@@ -374,7 +379,7 @@ def test_fp16_trains_with_a_gradient_scaler_on_the_cpu_and_says_when_values_over
     assert ResNetClassifier(**FAST_PARAMS, precision="bf16").fit(X, y).net_.grad_scaler_ is None
     # A column of incomes overflows float16 without scaling; the error says so.
     X[:, 0] = 1e5 + 1e4 * X[:, 0]
-    unscaled = ResNetClassifier(**FAST_PARAMS, precision="16", scaling=None)
+    unscaled = ResNetClassifier(**FAST_PARAMS, precision="16", scaling=None, batch_size=16)
     with pytest.raises(ValueError, match=r"float16's range \(±65,504\)"):
         unscaled.fit(X, y)
     with pytest.raises(ValueError, match="diverged") as caught:
@@ -442,10 +447,10 @@ def test_the_mlp_is_narrower_below_a_thousand_training_rows(n_train, task, width
 def test_width_and_batch_size_follow_the_rows_left_after_the_validation_split():
     X, y = make_classification(1111, 4, random_state=0)  # 999 training rows, 112 held out
     clf = ResNetClassifier(max_epochs=1, early_stopping=True, random_state=0).fit(X, y)
-    assert (clf.width_, clf.net_.batch_size) == (64, 64)
+    assert (clf.width_, clf.net_.batch_size, clf.n_members_) == (64, 256, 8)
     X, y = make_classification(1112, 4, random_state=0)  # 1,000 training rows
     clf = ResNetClassifier(max_epochs=1, early_stopping=True, random_state=0).fit(X, y)
-    assert (clf.width_, clf.net_.batch_size) == (256, 64)
+    assert (clf.width_, clf.net_.batch_size, clf.n_members_) == (256, 64, 1)
 
 
 def test_valid_score_best_marks_only_strict_improvements():
@@ -484,7 +489,11 @@ def test_early_stopping_needs_a_relative_improvement_of_a_hundredth_of_a_percent
 def test_without_a_validation_set_the_model_keeps_the_last_epoch_not_the_lowest_loss():
     X, y = make_classification(200, 6, flip_y=0.3, random_state=0)
     clf = ResNetClassifier(
-        **{**FAST_PARAMS, "max_epochs": 8}, lr=0.03, lr_schedule="constant", early_stopping=False
+        **{**FAST_PARAMS, "max_epochs": 8},
+        lr=0.03,
+        lr_schedule="constant",
+        early_stopping=False,
+        batch_size=16,
     ).fit(X, y)
     losses = clf.history_[:, "train_loss"]
     assert int(np.argmin(losses)) + 1 != clf.n_iter_  # the setting this test needs

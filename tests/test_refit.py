@@ -24,7 +24,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 #: Enough epochs that the holdout's validation loss turns before the last one.
 PARAMS = {**FAST_PARAMS, "max_epochs": 30, "n_iter_no_change": 3}
 CASES = {
-    "mlp_classifier": (ResNetClassifier, PARAMS),
+    # Batches of 32 (the small-data choice is the full batch): it overfits within 30 epochs.
+    "mlp_classifier": (ResNetClassifier, {**PARAMS, "batch_size": 32}),
     "mlp_regressor": (ResNetRegressor, PARAMS),
     "cnn_classifier": (ResNetClassifier, {**FAST_CNN_PARAMS, "max_epochs": 6}),
 }
@@ -115,16 +116,30 @@ def test_refit_is_a_fit_on_every_row_for_the_holdouts_best_epoch(case):
 
 
 def test_the_refit_keeps_the_width_and_batch_size_the_epoch_count_was_chosen_for():
-    # 1,050 rows: the holdout fit trains on 945, under the 1,000 rows of the narrow
-    # default width, and with another "auto" batch size than all the rows would get.
+    # 1,050 rows: the holdout fit trains on 945, under the 1,000 rows of the small-data
+    # choices (narrow width, an ensemble, full batches, standard scaling), which all the
+    # rows would not get.
     X, y = make_classification(1050, 8, flip_y=0.3, random_state=0)
     params = {**PARAMS, "width": None, "max_epochs": 8}
     model = ResNetClassifier(**params, early_stopping="refit").fit(X, y)
     holdout = ResNetClassifier(**params, early_stopping=True).fit(X, y)
     assert model.width_ == holdout.width_ == 64
-    assert model.net_.batch_size == holdout.net_.batch_size == 64
-    assert ResNetClassifier(**params, early_stopping=False).fit(X, y).width_ == 256
-    same = {"width": 64, "batch_size": 64, "max_epochs": holdout.best_epoch_}
+    assert model.n_members_ == holdout.n_members_ == 8
+    assert model.scaling_ == holdout.scaling_ == "standard"
+    assert model.net_.batch_size == holdout.net_.batch_size == 256
+    on_every_row = ResNetClassifier(**params, early_stopping=False).fit(X, y)
+    assert (on_every_row.width_, on_every_row.n_members_, on_every_row.scaling_) == (
+        256,
+        1,
+        "robust",
+    )
+    same = {
+        "width": 64,
+        "n_members": 8,
+        "scaling": "standard",
+        "batch_size": 256,
+        "max_epochs": holdout.best_epoch_,
+    }
     plain = ResNetClassifier(**{**params, **same}, early_stopping=False).fit(X, y)
     np.testing.assert_array_equal(model.predict_proba(X), plain.predict_proba(X))
 
@@ -237,7 +252,7 @@ def test_save_and_load_keep_the_selection_history(tmp_path):
     X, y = _data(ResNetClassifier)
     model = ResNetClassifier(**PARAMS, early_stopping="refit").fit(X, y)
     loaded = load_model(save_model(model, tmp_path / "model"))
-    assert '"format_version": 6' in (tmp_path / "model" / CONFIG_FILE).read_text()
+    assert '"format_version": 7' in (tmp_path / "model" / CONFIG_FILE).read_text()  # an ensemble
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     for key in ("epoch", "valid_loss", "valid_score", "train_loss"):
         assert loaded.selection_history_[:, key] == model.selection_history_[:, key]

@@ -16,15 +16,18 @@ from .cnn import (
     cnn_depth_step,
     cnn_output_positions,
 )
+from .ensemble import AVERAGES, NetworkEnsemble, ensemble_members
 from .layers import BLOCK_TYPES, check_block
 from .mlp import ResidualMLP, mlp_block_name, mlp_blocks_for_depth
 from .scaling import SCALING_METHODS, InputScaler
 
 __all__ = [
+    "AVERAGES",
     "BACKBONE_DEFAULTS",
     "BLOCK_TYPES",
     "SCALING_METHODS",
     "InputScaler",
+    "NetworkEnsemble",
     "ResidualCNN",
     "ResidualMLP",
     "blocks_for_depth",
@@ -33,6 +36,7 @@ __all__ = [
     "cnn_output_positions",
     "depth_formula",
     "depth_step",
+    "ensemble_members",
     "last_block_prefix",
     "nearest_depths",
 ]
@@ -54,7 +58,9 @@ def depth_step(kind: str, block: str) -> int:
 
 def built_block(kind: str, network: nn.Module, block: str) -> str:
     """A ``block`` that builds ``network`` of backbone ``kind``: ``block`` itself when
-    it does (``set_params`` may have changed the parameter since the network was built)."""
+    it does (``set_params`` may have changed the parameter since the network was built).
+    An ensemble's members share theirs."""
+    network = ensemble_members(network)[0]
     return cnn_block_name(network) if kind == "cnn" else mlp_block_name(network, block)
 
 
@@ -70,8 +76,9 @@ def blocks_for_depth(kind: str, depth: int, block: str) -> int:
     return cnn_blocks_for_depth(depth, block)
 
 
-def last_block_prefix(kind: str, n_blocks: int) -> str:
-    """Prefix of the ``state_dict`` names of the last residual block (of the last stage).
+def last_block_prefix(kind: str, n_blocks: int, n_members: int = 1) -> str:
+    """Prefix of the ``state_dict`` names of the last residual block (of the last stage),
+    of the last member of an ensemble of ``n_members``.
 
     A network with ``n_blocks`` blocks (per stage, for the CNN) holds tensors under this
     prefix and none under the next block's.
@@ -80,8 +87,11 @@ def last_block_prefix(kind: str, n_blocks: int) -> str:
     --------
     >>> last_block_prefix("mlp", 3), last_block_prefix("cnn", 3)
     ('blocks.2.', 'stages.2.2.')
+    >>> last_block_prefix("mlp", 1, n_members=5)
+    'members.4.blocks.0.'
     """
-    return f"blocks.{n_blocks - 1}." if kind == "mlp" else f"stages.2.{n_blocks - 1}."
+    block = f"blocks.{n_blocks - 1}." if kind == "mlp" else f"stages.2.{n_blocks - 1}."
+    return block if n_members == 1 else f"members.{n_members - 1}.{block}"
 
 
 def nearest_depths(kind: str, depth: int, block: str, count: int = 5) -> list[int]:
@@ -105,6 +115,8 @@ def build_backbone(
     width: int | None = None,
     block: str = "basic",
     dropout: float = 0.0,
+    n_members: int = 1,
+    average: str = "mean",
     **hyperparams,
 ) -> nn.Module:
     """Build a residual backbone.
@@ -126,6 +138,11 @@ def build_backbone(
         Residual block type.
     dropout : float, default=0.0
         Dropout inside the residual branches.
+    n_members : int, default=1
+        Above 1, a :class:`NetworkEnsemble` of that many independently initialised
+        networks, combined by ``average``.
+    average : {"probability", "mean"}, default="mean"
+        How an ensemble combines its members (see :class:`NetworkEnsemble`).
     **hyperparams
         Passed on to :class:`ResidualMLP` or :class:`ResidualCNN`.
 
@@ -151,9 +168,19 @@ def build_backbone(
     except ValueError as exc:
         near = ", ".join(map(str, nearest_depths(kind, depth, block)))
         raise ValueError(f"{exc} Valid depths near it: {near}.") from None
+    if n_members < 1:
+        raise ValueError(f"n_members must be at least 1; got {n_members}.")
     if kind == "mlp":
         n_inputs = 1
         for size in in_shape:
             n_inputs *= int(size)
-        return ResidualMLP(n_inputs, n_outputs, n_blocks, width, block, dropout, **hyperparams)
-    return ResidualCNN(in_shape, n_outputs, n_blocks, width, block, dropout, **hyperparams)
+        networks = [
+            ResidualMLP(n_inputs, n_outputs, n_blocks, width, block, dropout, **hyperparams)
+            for _ in range(n_members)
+        ]
+    else:
+        networks = [
+            ResidualCNN(in_shape, n_outputs, n_blocks, width, block, dropout, **hyperparams)
+            for _ in range(n_members)
+        ]
+    return networks[0] if n_members == 1 else NetworkEnsemble(networks, average)
