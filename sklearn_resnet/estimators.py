@@ -352,7 +352,7 @@ class ResNetClassifier(ClassifierMixin, _BaseResNet):
         return float(self.label_smoothing)
 
     @_docs.prediction(
-        "Logits of the classes.",
+        "Logits of the classes (an ensemble's: the logarithms of its mean probabilities).",
         "scores : ndarray of shape (n_samples,) or (n_samples, n_classes)",
         "For two classes the positive minus the negative logit, else every logit.",
     )
