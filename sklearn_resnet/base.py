@@ -624,15 +624,15 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                 f"Got {depth} instead."
             ) from None
 
-    def _build_module(self, depth=None, block=None, dropout=None, n_members=None):
+    def _build_module(self, depth=None, block=None, dropout=None):
         """A freshly initialised network for the resolved architecture.
 
         Depends only on the parameters and on fitted attributes set before training
         (``backbone_``, ``input_shape_``, the number of outputs), so a saved model can be
         rebuilt from them and its weights loaded into the result. ``depth``, ``block``
         and ``dropout`` override the parameters (a saved model records those its network
-        was built with, as ``set_params`` may have changed the parameters since);
-        ``n_members`` overrides ``n_members_``.
+        was built with, as ``set_params`` may have changed the parameters since). An
+        ensemble has ``n_members_`` networks.
         """
         return build_backbone(
             self.backbone_,
@@ -642,7 +642,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             width=self.width_,
             block=self.block if block is None else block,
             dropout=self.dropout if dropout is None else dropout,
-            n_members=self.n_members_ if n_members is None else n_members,
+            n_members=self.n_members_,
             average="probability" if self._task == "classification" else "mean",
             scaling=self.scaling_,
             **self._module_options(),
