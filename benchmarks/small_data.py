@@ -5,6 +5,9 @@ or two, so the accuracy table cannot tell small changes to the defaults apart. T
 script counts the misclassified samples of 5-fold cross-validations (stratified, fold
 shuffle seed ``s`` for each ``s`` of ``--shuffles``), summed over the shuffles, for
 variants of the defaults and for scikit-learn's ``MLPClassifier`` as the reference.
+Most variants change one network of the previous release's defaults (``PREVIOUS_DEFAULTS``),
+as they were counted then; ``defaults`` and the ``members*`` rows are of this release,
+whose MLP classifier fits an ensemble of eight networks below 1,000 training rows.
 ``--datasets`` adds four more small sets (two generated 2-D problems, the first 500
 digits and a 600-row ``make_classification``) to check that a finding holds beyond
 the two, and larger ones (all digits, ``make_classification`` with 3,000 to 10,000
@@ -16,10 +19,10 @@ their probabilities. Every fit uses one intra-op thread, so the counts do not de
 ``--jobs``. Run::
 
     python benchmarks/small_data.py --output small_data.md               # shuffles 0-4
-    python benchmarks/small_data.py --shuffles 10 11 12 13 14 --variants defaults MLP
+    python benchmarks/small_data.py --shuffles $(seq 0 19) --variants defaults MLP
     python benchmarks/small_data.py --datasets wine breast_cancer moons circles digits500 \
-        classification600 --variants defaults early_stopping MLP MLP_3x64
-    python benchmarks/small_data.py --log-loss --variants defaults early_stopping MLP
+        classification600 --variants defaults previous_defaults early_stopping MLP MLP_3x64
+    python benchmarks/small_data.py --log-loss --variants defaults previous_defaults MLP
 
 ``--variants`` picks rows by their key (see ``VARIANTS``); ``--jobs`` runs that many
 processes.
@@ -42,6 +45,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_resnet import ResNetClassifier
+from sklearn_resnet.defaults import SMALL_DATA_ROWS, auto_batch_size
 
 #: key -> function returning (X, y).
 DATASETS = {
@@ -61,9 +65,23 @@ DATASETS = {
 }
 #: key -> hidden layer sizes of the scikit-learn MLPClassifier rows.
 MLP_REFERENCES = {"MLP": (100,), "MLP_3x64": (64, 64, 64)}
+#: One network of the previous release's defaults, which every variant but those of
+#: ``ON_THIS_RELEASE`` changes; with the batch size its ``"auto"`` gave (``auto_batch_size``)
+#: below the small-data choices' 1,000 rows, where those take 256. On more rows the two
+#: releases' defaults are the same.
+PREVIOUS_DEFAULTS = {"n_members": 1, "depth": 8, "scaling": "robust"}
+#: Variants of this release's defaults (an ensemble of eight networks below 1,000 rows).
+ON_THIS_RELEASE = {
+    "defaults",
+    "members5_batch256_depth4_standard",
+    "members5_batch256_depth4",
+    "members8_batch256_depth4_standard",
+    "members8_batch256_depth4",
+}
 #: key -> (row label, parameters of ResNetClassifier or None for the MLP rows, ensemble size).
 VARIANTS = {
-    "defaults": ("none", {}, 1),
+    "defaults": ("the defaults", {}, 1),
+    "previous_defaults": ("none (one network of the previous defaults)", {}, 1),
     "batch64": ("`batch_size=64`", {"batch_size": 64}, 1),
     "batch128": ("`batch_size=128`", {"batch_size": 128}, 1),
     "depth4": ("`depth=4`", {"depth": 4}, 1),
@@ -107,7 +125,7 @@ VARIANTS = {
     "epochs50": ("`max_epochs=50`", {"max_epochs": 50}, 1),
     "lr3e-4": ("`lr=3e-4`", {"lr": 3e-4}, 1),
     "weight_decay0.1": ("`weight_decay=0.1`", {"weight_decay": 0.1}, 1),
-    "ensemble5": ("mean probability of 5 independently seeded defaults", {}, 5),
+    "ensemble5": ("mean probability of 5 independently seeded previous defaults", {}, 5),
     "ensemble5_standard64": (
         '5 seeds, each `scaling="standard"`, `batch_size=64`',
         {"scaling": "standard", "batch_size": 64},
@@ -148,12 +166,18 @@ VARIANTS = {
 }
 
 
-def _model(variant: str, seed: int):
+def _model(variant: str, seed: int, n_rows: int):
+    """The model of ``variant`` for a fold of ``n_rows`` training rows."""
     params = VARIANTS[variant][1]
     if params is None:
         hidden = MLP_REFERENCES[variant]
         mlp = MLPClassifier(hidden, max_iter=2000, random_state=seed)
         return make_pipeline(StandardScaler(), mlp)
+    if variant not in ON_THIS_RELEASE:
+        previous = dict(PREVIOUS_DEFAULTS)
+        if n_rows < SMALL_DATA_ROWS:  # a holdout of these sets keeps the power of two
+            previous["batch_size"] = auto_batch_size(n_rows)
+        params = {**previous, **params}
     return ResNetClassifier(random_state=seed, **params)
 
 
@@ -171,7 +195,7 @@ def errors(variant: str, dataset: str, shuffle: int) -> tuple[int, float]:
             seed = fold + 10 * shuffle + 1000 * member
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the MLP's convergence notes, if any
-                model = _model(variant, seed).fit(X[train], y[train])
+                model = _model(variant, seed, len(train)).fit(X[train], y[train])
             probabilities = probabilities + model.predict_proba(X[test])
         probabilities = probabilities / members
         predicted = model.classes_[np.argmax(probabilities, axis=1)]
