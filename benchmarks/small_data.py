@@ -77,6 +77,7 @@ ON_THIS_RELEASE = {
     "members5_batch256_depth4",
     "members8_batch256_depth4_standard",
     "members8_batch256_depth4",
+    "members8_batch256_depth4_quantile",
 }
 #: key -> (row label, parameters of ResNetClassifier or None for the MLP rows, ensemble size).
 VARIANTS = {
@@ -159,6 +160,11 @@ VARIANTS = {
     "members8_batch256_depth4": (
         "`n_members=8`, `batch_size=256`, `depth=4`",
         {"n_members": 8, "batch_size": 256, "depth": 4},
+        1,
+    ),
+    "members8_batch256_depth4_quantile": (
+        '`n_members=8`, `batch_size=256`, `depth=4`, `scaling="quantile"`',
+        {"n_members": 8, "batch_size": 256, "depth": 4, "scaling": "quantile"},
         1,
     ),
     "MLP": ("scikit-learn's `MLPClassifier` (reference)", None, 1),

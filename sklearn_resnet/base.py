@@ -385,11 +385,17 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if not warm and self.early_stopping_:
                 n_train -= self._holdout_rows(n_train)
             refit = self.__dict__.get("_refit_plan")
-            batch_size = self.net_.batch_size if warm else self._batch_size_for(n_train)
+            batch_size = (
+                self.net_.batch_size if warm else self._batch_size_for(n_train, incremental)
+            )
             batch_size = min(batch_size, n_train)  # the rows a batch held
             precision = "precision='bf16', " if self.precision_ == "32" else ""
+            # Not n_members_ or width_: the error may come before this call sets them.
+            members = self.n_members_ if warm else self._n_members_for(n_train, incremental)
+            fewer = "fewer n_members, " if members > 1 else ""
             remedies = (
-                f"a smaller batch_size, a smaller width or depth, {precision}or another device"
+                f"a smaller batch_size, a smaller width or depth, {fewer}{precision}"
+                "or another device"
             )
             advice = (
                 "partial_fit keeps the network and batch size of its first call; refit with "
@@ -405,10 +411,11 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
                     "early_stopping=True trains the first fit only (add "
                     "validation_fraction=0.2 for an MLP regressor's holdout)."
                 )
-            depth = self._depth_for(n_train)
+            depth = self._depth_for(n_train, incremental)
             # Not width_: the error may come before this call sets it (a refit's is old).
-            width = self._width_for(n_train)
-            size = f"width={width}, depth={depth}, " if not warm else ""
+            width = self._width_for(n_train, incremental)
+            ensemble = f"n_members={members}, " if members > 1 else ""
+            size = f"{ensemble}width={width}, depth={depth}, " if not warm else ""
             raise out_of_memory_error(
                 exc,
                 self.device_,
@@ -421,13 +428,13 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         """:meth:`_train`, and for ``early_stopping="refit"`` (or an ``"auto"`` that resolves
         to it) a second network on every row.
 
-        The second network has the first's width and batch size and seed; it trains on
-        every row for the first fit's ``best_epoch_`` epochs, the schedule planned over
-        them, with the callbacks that need no validation set. It follows only a holdout
-        fit that ended normally (all its epochs, or early stopping): after a divergence,
-        an interrupt or a pruned search trial the estimator keeps the holdout fit's
-        network, as ``early_stopping=True``; so it does, with a warning, when the second
-        fit diverges or is interrupted.
+        The second network has the first's ``"auto"`` choices (made for its rows) and
+        seed; it trains on every row for the first fit's ``best_epoch_`` epochs, the
+        schedule planned over them, with the callbacks that need no validation set. It
+        follows only a holdout fit that ended normally (all its epochs, or early
+        stopping): after a divergence, an interrupt or a pruned search trial the
+        estimator keeps the holdout fit's network, as ``early_stopping=True``; so it does,
+        with a warning, when the second fit diverges or is interrupted.
         """
         if not incremental:
             self.__dict__.pop("selection_history_", None)
@@ -456,7 +463,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         """Build (unless ``warm``) and train the network: the part that uses the device.
 
         With ``_refit_plan`` set (``early_stopping="refit"``'s second fit), it trains on
-        every row for the plan's epochs, with its width and batch size, without early
+        every row for the plan's epochs, with its ``"auto"`` choices, without early
         stopping or the callbacks that need a validation set.
         """
         init_seed, shuffle_seed, split_seed, dropout_seed = spawn_seeds(seed, 4)
@@ -493,17 +500,18 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if self.backbone_ == "cnn":
                 check_batch_norm_batches(
                     len(train),
-                    self._batch_size_for(len(train)),
+                    self._batch_size_for(len(train), incremental),
                     cnn_output_positions(self.input_shape_),
                     owner,
                     self._validation_fraction_shown(fraction) if self.early_stopping_ else None,
                 )
-            self.width_ = self._width_for(len(train))
-            self.n_members_ = self._n_members_for(len(train))
-            self.scaling_ = self._scaling_for(len(train))
-            plan = self._plan(len(train), shuffle_seed)
+            rows = len(train)
+            self.width_ = self._width_for(rows, incremental)
+            self.n_members_ = self._n_members_for(rows, incremental)
+            self.scaling_ = self._scaling_for(rows, incremental)
+            plan = self._plan(rows, shuffle_seed, incremental)
             with seeded(init_seed, self.device_):
-                module = self._build_module(depth=self._depth_for(len(train)))
+                module = self._build_module(depth=self._depth_for(rows, incremental))
             self._fit_input_statistics(module, X, train, train_idx, split_seed)
             module.to(self.device_)
             self.net_ = build_net(plan, module)
@@ -688,38 +696,40 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
         first fit does)."""
         return bool(self._early_stopping_for(n_samples))
 
-    def _batch_size_for(self, n_train: int) -> int:
+    def _batch_size_for(self, n_train: int, incremental: bool = False) -> int:
         """The batch size of training on ``n_train`` rows, kept by later ``partial_fit``
         calls. It is not capped at ``n_train``: each call's batches are (a call on fewer
         rows takes one step per epoch), so a later call on more rows gets full batches.
         A refit takes its first fit's."""
-        return self._resolved(resolve_batch_size, self.batch_size, n_train)
+        return self._resolved(resolve_batch_size, self.batch_size, n_train, incremental)
 
-    def _width_for(self, n_train: int) -> int:
+    def _width_for(self, n_train: int, incremental: bool = False) -> int:
         """The width of a network trained on ``n_train`` rows (a refit's: its first fit's)."""
-        return self._resolved(resolve_width, self.width, n_train)
+        return self._resolved(resolve_width, self.width, n_train, incremental)
 
-    def _depth_for(self, n_train: int) -> int:
+    def _depth_for(self, n_train: int, incremental: bool = False) -> int:
         """The depth of a network trained on ``n_train`` rows (a refit's: its first fit's)."""
-        return self._resolved(resolve_depth, self.depth, n_train)
+        return self._resolved(resolve_depth, self.depth, n_train, incremental)
 
-    def _n_members_for(self, n_train: int) -> int:
+    def _n_members_for(self, n_train: int, incremental: bool = False) -> int:
         """The networks of an ensemble trained on ``n_train`` rows (a refit's: its first
         fit's)."""
-        return self._resolved(resolve_n_members, self.n_members, n_train)
+        return self._resolved(resolve_n_members, self.n_members, n_train, incremental)
 
-    def _scaling_for(self, n_train: int) -> str | None:
+    def _scaling_for(self, n_train: int, incremental: bool = False) -> str | None:
         """The input scaling of a network trained on ``n_train`` rows (a refit's: its
         first fit's)."""
-        return self._resolved(resolve_scaling, self.scaling, n_train)
+        return self._resolved(resolve_scaling, self.scaling, n_train, incremental)
 
-    def _resolved(self, resolve, value, n_train: int):
-        """``resolve(value, backbone, rows, task)`` for a fit on ``n_train`` rows: the
-        ``"auto"`` and ``None`` choices depend on the rows, and a refit makes its first
-        fit's (it trains on more rows, with the first fit's best number of epochs)."""
+    def _resolved(self, resolve, value, n_train: int, incremental: bool):
+        """``resolve(value, backbone, rows, task, small_data)`` for a fit on ``n_train``
+        rows: the ``"auto"`` and ``None`` choices depend on the rows, and a refit makes its
+        first fit's (it trains on more rows, with the first fit's best number of epochs).
+        A first ``partial_fit`` call (``incremental``) takes no small-data choices: its
+        rows need not be all the training data."""
         refit = self.__dict__.get("_refit_plan")
         rows = refit.rows if refit else n_train
-        return resolve(value, self.backbone_, rows, self._task)
+        return resolve(value, self.backbone_, rows, self._task, small_data=not incremental)
 
     def _fit_callbacks(self) -> list:
         """The ``callbacks`` entries this fit trains with (a refit's: those that need no
@@ -728,7 +738,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             return without_validation_callbacks(self.callbacks)
         return self.callbacks
 
-    def _plan(self, n_train: int, shuffle_seed: int) -> TrainingPlan:
+    def _plan(self, n_train: int, shuffle_seed: int, incremental: bool = False) -> TrainingPlan:
         """The training settings (a refit's: for its first fit's number of epochs)."""
         defaults = OPTIMIZERS[self.optimizer][1]
         refit = self.__dict__.get("_refit_plan")
@@ -742,7 +752,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             if self.weight_decay is None
             else self.weight_decay,
             lr_schedule=self.lr_schedule,
-            batch_size=self._batch_size_for(n_train),
+            batch_size=self._batch_size_for(n_train, incremental),
             max_epochs=max_epochs,
             early_stopping=self.early_stopping_,
             n_iter_no_change=self.n_iter_no_change,

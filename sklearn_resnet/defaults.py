@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from .backbones import BACKBONE_DEFAULTS
@@ -78,13 +80,9 @@ SMALL_DATA_ROWS = 1000
 #: twenty 5-fold cross-validations of wine and breast cancer this made 72 and 278
 #: errors, scikit-learn's MLP 80 and 285, one default network of the earlier release 103
 #: and 290 (benchmarks/small_data.py).
-SMALL_DATA_MLP_CLASSIFIER = {
-    "width": 64,
-    "n_members": 8,
-    "batch_size": 256,
-    "depth": 4,
-    "scaling": "standard",
-}
+SMALL_DATA_MLP_CLASSIFIER = MappingProxyType(
+    {"width": 64, "n_members": 8, "batch_size": 256, "depth": 4, "scaling": "standard"}
+)
 #: Ridge penalty of the regressor's linear path at initialisation (as ``Ridge()``).
 LINEAR_PATH_ALPHA = 1.0
 #: Above this many features the linear path starts at zero instead of the ridge
@@ -101,38 +99,49 @@ PREDICT_BATCH_SIZE = 8192
 _BATCH_SIZE_RANGE = (16, 256)
 
 
-def small_data_choices(backbone: str, task: str, n_train: int) -> dict:
+def small_data_choices(backbone: str, task: str, n_train: int, small_data: bool = True):
     """The choices that replace the ``None`` and ``"auto"`` defaults for a fit of ``task``
     with ``backbone`` on ``n_train`` rows: ``SMALL_DATA_MLP_CLASSIFIER`` for an MLP
-    classifier below ``SMALL_DATA_ROWS``, none otherwise."""
-    if backbone == "mlp" and task == "classification" and n_train < SMALL_DATA_ROWS:
+    classifier below ``SMALL_DATA_ROWS``, none otherwise or where ``small_data`` is false
+    (a first ``partial_fit`` call, whose rows need not be all the training data)."""
+    mlp_classifier = backbone == "mlp" and task == "classification"
+    if small_data and mlp_classifier and n_train < SMALL_DATA_ROWS:
         return SMALL_DATA_MLP_CLASSIFIER
-    return {}
+    return MappingProxyType({})
 
 
-def resolve_batch_size(batch_size: int | str, backbone: str, n_train: int, task: str) -> int:
+def resolve_batch_size(
+    batch_size: int | str, backbone: str, n_train: int, task: str, small_data: bool = True
+) -> int:
     """``batch_size`` for a fit on ``n_train`` rows: ``"auto"`` takes the small-data
-    choice (:func:`small_data_choices`) or :func:`auto_batch_size`."""
+    choice (:func:`small_data_choices`, unless ``small_data`` is false) or
+    :func:`auto_batch_size`. The other ``resolve_*`` functions take the same arguments."""
     if batch_size != "auto":
         return int(batch_size)
-    small = small_data_choices(backbone, task, n_train)
+    small = small_data_choices(backbone, task, n_train, small_data)
     return small.get("batch_size") or auto_batch_size(n_train)
 
 
-def resolve_depth(depth: int | None, backbone: str, n_train: int, task: str) -> int:
+def resolve_depth(
+    depth: int | None, backbone: str, n_train: int, task: str, small_data: bool = True
+) -> int:
     """``depth`` for a fit on ``n_train`` rows: ``None`` takes the small-data choice
     (:func:`small_data_choices`) or the backbone's default."""
     if depth is not None:
         return int(depth)
-    return small_data_choices(backbone, task, n_train).get("depth", DEFAULTS[backbone]["depth"])
+    return small_data_choices(backbone, task, n_train, small_data).get(
+        "depth", DEFAULTS[backbone]["depth"]
+    )
 
 
-def resolve_n_members(n_members: int | str, backbone: str, n_train: int, task: str) -> int:
+def resolve_n_members(
+    n_members: int | str, backbone: str, n_train: int, task: str, small_data: bool = True
+) -> int:
     """``n_members`` for a fit on ``n_train`` rows: ``"auto"`` takes the small-data choice
     (:func:`small_data_choices`) or one network."""
     if n_members != "auto":
         return int(n_members)
-    return small_data_choices(backbone, task, n_train).get("n_members", 1)
+    return small_data_choices(backbone, task, n_train, small_data).get("n_members", 1)
 
 
 def auto_batch_size(n_samples: int) -> int:
@@ -187,20 +196,28 @@ def linear_path_rows(n_features: int) -> int:
     return max(1, min(_LINEAR_PATH_VALUES // n_features, _LINEAR_PATH_PRODUCTS // n_features**2))
 
 
-def resolve_scaling(scaling: str | None, backbone: str, n_train: int, task: str) -> str | None:
+def resolve_scaling(
+    scaling: str | None, backbone: str, n_train: int, task: str, small_data: bool = True
+) -> str | None:
     """The scaling method for ``scaling`` on ``n_train`` rows: ``"auto"`` takes the
     small-data choice (:func:`small_data_choices`) or the backbone's."""
     if scaling != "auto":
         return scaling
-    return small_data_choices(backbone, task, n_train).get("scaling", AUTO_SCALING[backbone])
+    return small_data_choices(backbone, task, n_train, small_data).get(
+        "scaling", AUTO_SCALING[backbone]
+    )
 
 
-def resolve_width(width: int | None, backbone: str, n_train: int, task: str) -> int:
+def resolve_width(
+    width: int | None, backbone: str, n_train: int, task: str, small_data: bool = True
+) -> int:
     """``width=None``: the backbone's default, narrower for an MLP classifier on small data
     (:func:`small_data_choices`)."""
     if width is not None:
         return int(width)
-    return small_data_choices(backbone, task, n_train).get("width", DEFAULTS[backbone]["width"])
+    return small_data_choices(backbone, task, n_train, small_data).get(
+        "width", DEFAULTS[backbone]["width"]
+    )
 
 
 def resolve_augment(augment: str | None, backbone: str) -> str | None:

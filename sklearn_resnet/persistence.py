@@ -122,9 +122,12 @@ FITTED_ATTRIBUTES = (
 #: Fitted attributes rebuilt on load rather than stored.
 REBUILT_ATTRIBUTES = ("net_",)
 
-#: Parameters added in a later format version than 4, with that version: an earlier file
-#: holds none of them, and they take their defaults.
+#: Parameters and fitted attributes added in a later format version than 4, with that
+#: version: an earlier file holds none of them, and they take their defaults.
 _LATER_PARAMETERS = {"n_members": 7}
+_LATER_FITTED = {"n_members_": 7}
+#: The member index in the weight names of an ensemble (``members.<k>.``).
+_MEMBER = re.compile(r"^members\.(\d+)\.")
 
 _ESTIMATORS = {cls.__name__: cls for cls in (ResNetClassifier, ResNetRegressor)}
 _CONFIG_KEYS = (
@@ -409,7 +412,7 @@ def _load(path: Path):
     writer = _writer(config)
     estimator = _ESTIMATORS[config["estimator"]]()
     _set_params(estimator, config["params"], writer, config["format_version"])
-    _set_fitted(estimator, config["fitted"], writer)
+    _set_fitted(estimator, config["fitted"], writer, config["format_version"])
     history = decode_history(config["history"])
     training = _read_training(config, writer)
     # The network's own architecture; the parameters, which set_params may have changed
@@ -528,10 +531,12 @@ def _set_params(estimator, params, writer, version: int) -> None:
         raise FormatError(f"{CONFIG_FILE}: the 'callbacks' parameter must be null or empty.")
 
 
-def _set_fitted(estimator, fitted, writer) -> None:
+def _set_fitted(estimator, fitted, writer, version: int) -> None:
     task = estimator._task
     entries = [
-        (n, kind, tasks) for n, kind, tasks in FITTED_ATTRIBUTES if not tasks or task in tasks
+        (n, kind, tasks)
+        for n, kind, tasks in FITTED_ATTRIBUTES
+        if (not tasks or task in tasks) and _LATER_FITTED.get(n, 0) <= version
     ]
     required = [name for name, _, tasks in entries if tasks]
     optional = [name for name, _, tasks in entries if not tasks]
@@ -592,12 +597,19 @@ def _check_block_count(estimator, tensors: dict, depth: int, block: str) -> None
             f"{CONFIG_FILE} describes a network that cannot be built: {exc}"
         ) from None
     members = estimator.n_members_
+    held = {int(match.group(1)) for name in tensors if (match := _MEMBER.match(name))}
+    if held != (set(range(members)) if members > 1 else set()):
+        holds = f"{len(held)} networks" if held else "one network"
+        raise FormatError(
+            f"the weights in {WEIGHTS_FILE} do not fit the network described by "
+            f"{CONFIG_FILE}: n_members_={members}, but the file holds {holds}."
+        )
     last = last_block_prefix(kind, n_blocks, members)
     extra = last_block_prefix(kind, n_blocks + 1, members)
     held = any(name.startswith(last) for name in tensors)
     if not held or any(name.startswith(extra) for name in tensors):
         blocks = f"{n_blocks} residual block{'s' * (n_blocks > 1)}"
-        each = f" in each of its n_members_={members} networks" if members > 1 else ""
+        each = f" in each of its {members} networks" if members > 1 else ""
         raise FormatError(
             f"the weights in {WEIGHTS_FILE} do not fit the network described by "
             f"{CONFIG_FILE}: depth={depth} has {blocks}{' per stage' * (kind == 'cnn')}{each}, "

@@ -417,7 +417,8 @@ class ResNetNet(NeuralNet):
         else:
             scaler.scale(objective).backward()
             # Callbacks that read or clip gradients (on_grad_computed, next) see them in
-            # the units of the loss; scaler.step then skips its own unscaling.
+            # the units of the objective (an ensemble's: the sum of its members' losses);
+            # scaler.step then skips its own unscaling.
             for name in self._optimizers:
                 scaler.unscale_(getattr(self, name + "_"))
         return {"loss": loss, "y_pred": y_pred}

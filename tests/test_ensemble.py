@@ -1,12 +1,15 @@
 """Ensembles of networks trained together (``n_members``) and the small-data choices."""
 
+import hashlib
 import json
 import pickle
+import time
 
 import numpy as np
 import pytest
 import torch
 from conftest import FAST_PARAMS
+from safetensors.torch import load_file, save
 from sklearn.datasets import load_digits, make_classification, make_regression
 
 from sklearn_resnet import ResNetClassifier, ResNetRegressor, load_model, save_model
@@ -25,7 +28,7 @@ from sklearn_resnet.defaults import (
     resolve_scaling,
     small_data_choices,
 )
-from sklearn_resnet.persistence import CONFIG_FILE
+from sklearn_resnet.persistence import CONFIG_FILE, WEIGHTS_FILE
 
 
 def _members(n, n_outputs=3):
@@ -155,6 +158,27 @@ def test_a_small_classifier_is_an_ensemble_by_default_and_a_large_one_is_not():
     assert isinstance(explicit.module_, ResidualMLP) and len(explicit.module_.blocks) == 3
 
 
+def test_a_first_partial_fit_takes_no_small_data_choices_and_an_ensemble_continues():
+    X, y = make_classification(400, 6, random_state=0)
+    # 250 rows of a stream: they need not be all the data, so no small-data choices.
+    streamed = ResNetClassifier(random_state=0, device="cpu").partial_fit(X[:250], y[:250], [0, 1])
+    assert streamed.n_members_ == 1 and streamed.scaling_ == "robust"
+    assert (streamed.width_, streamed.net_.batch_size) == (256, 16)
+    assert len(streamed.module_.blocks) == 3
+    ensemble = ResNetClassifier(**FAST_PARAMS, n_members=3).partial_fit(X[:250], y[:250], [0, 1])
+    before = ensemble.predict_proba(X)
+    ensemble.partial_fit(X[250:], y[250:])
+    assert ensemble.n_members_ == 3 and ensemble.n_iter_ == 2
+    assert not np.array_equal(ensemble.predict_proba(X), before)
+
+
+def test_the_small_data_choices_cannot_be_changed_by_a_caller():
+    choices = small_data_choices("mlp", "classification", 100)
+    with pytest.raises(TypeError):
+        choices["n_members"] = 1
+    assert small_data_choices("mlp", "classification", 100, small_data=False) == {}
+
+
 def test_n_members_is_validated_before_training():
     X, y = make_classification(50, 4, random_state=0)
     for bad in (0, -1, 2.5, "many"):
@@ -173,14 +197,38 @@ def test_an_ensemble_saves_as_version_7_and_a_tampered_member_count_is_refused(t
     assert config["format_version"] == 7 and config["fitted"]["n_members_"] == 3
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    for count, problem in [
-        (1000, "n_members_=1000 networks, but the file holds fewer"),
-        (2, "unexpected 'members.2."),
-    ]:
+    for count in (1000, 2, 1):
         config["fitted"]["n_members_"] = count
         (path / CONFIG_FILE).write_text(json.dumps(config))
-        with pytest.raises(ValueError, match=problem):
+        with pytest.raises(ValueError, match=f"n_members_={count}, but the file holds 3 networks"):
             load_model(path)
+    # Before version 7 a file holds one network and no n_members_.
+    config["fitted"]["n_members_"], config["format_version"] = 3, 6
+    del config["params"]["n_members"]
+    (path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"'fitted' has unknown keys \['n_members_'\]"):
+        load_model(path)
+
+
+def test_a_file_whose_last_member_alone_says_it_holds_many_is_refused_before_building(
+    tmp_path,
+):
+    X, y = make_classification(120, 6, random_state=0)
+    clf = ResNetClassifier(**FAST_PARAMS, n_members=2).fit(X, y)
+    path = save_model(clf, tmp_path / "model")
+    config = json.loads((path / CONFIG_FILE).read_text())
+    config["fitted"]["n_members_"] = 10**6
+    (path / CONFIG_FILE).write_text(json.dumps(config))
+    tensors = load_file(path / WEIGHTS_FILE)  # member 1 renamed the last of a million
+    renamed = {k.replace("members.1.", f"members.{10**6 - 1}."): v for k, v in tensors.items()}
+    data = save(renamed, metadata={"format": "pt"})
+    (path / WEIGHTS_FILE).write_bytes(data)
+    config["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    (path / CONFIG_FILE).write_text(json.dumps(config))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="n_members_=1000000, but the file holds 2 networks"):
+        load_model(path)
+    assert time.perf_counter() - started < 5  # nothing was built
 
 
 def test_an_estimator_pickled_before_ensembles_loads_as_one_network():

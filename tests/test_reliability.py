@@ -293,7 +293,8 @@ def test_out_of_memory_in_fit_names_the_batch_size_and_device(monkeypatch):
     clf = ResNetClassifier(**FAST_PARAMS, batch_size=64)
     with pytest.raises(
         torch.OutOfMemoryError,
-        match=r"'cpu': training .*\(width=32, depth=4, batch_size=64\) .*smaller batch_size",
+        match=r"'cpu': training .*\(n_members=8, width=32, depth=4, batch_size=64\) .*smaller "
+        r"batch_size, a smaller width or depth, fewer n_members,",
     ):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
@@ -634,18 +635,20 @@ def test_predict_memory_is_the_output_plus_one_batch(monkeypatch):
         assert peak < output_bytes + 4 * batch_bytes, (predict, peak)
 
 
-@pytest.mark.parametrize("early_stopping, width", [(True, 64), ("auto", 256)])
+@pytest.mark.parametrize(
+    "early_stopping, width", [(True, "n_members=8, width=64"), ("auto", "width=256")]
+)
 def test_out_of_memory_names_the_width_planned_for_the_training_rows(
     monkeypatch, early_stopping, width
 ):
     """1,050 rows leave 945 for training once early stopping takes its tenth: the
-    small-data width (64), not the width for 1,050 rows (256). An MLP classifier's
-    "auto" holds nothing out on 1,050 rows, and trains at 256."""
+    small-data choices (eight networks of width 64), not those for 1,050 rows (one of
+    256). An MLP classifier's "auto" holds nothing out on 1,050 rows, and trains at 256."""
     X, y = make_classification(1050, 5, random_state=0)
     monkeypatch.setattr("sklearn_resnet.backbones.mlp.ResidualMLP.forward", _raise_out_of_memory)
     clf = ResNetClassifier(depth=4, max_epochs=1, device="cpu", random_state=0)
     clf.set_params(early_stopping=early_stopping)
-    with pytest.raises(torch.OutOfMemoryError, match=rf"\(width={width}, depth=4, batch_size="):
+    with pytest.raises(torch.OutOfMemoryError, match=rf"\({width}, depth=4, batch_size="):
         clf.fit(X, y)
 
 
