@@ -78,6 +78,8 @@ ON_THIS_RELEASE = {
     "members8_batch256_depth4_standard",
     "members8_batch256_depth4",
     "members8_batch256_depth4_quantile",
+    "members8_batch256_depth6_standard",
+    "members8_batch256_depth8_standard",
 }
 #: key -> (row label, parameters of ResNetClassifier or None for the MLP rows, ensemble size).
 VARIANTS = {
@@ -165,6 +167,16 @@ VARIANTS = {
     "members8_batch256_depth4_quantile": (
         '`n_members=8`, `batch_size=256`, `depth=4`, `scaling="quantile"`',
         {"n_members": 8, "batch_size": 256, "depth": 4, "scaling": "quantile"},
+        1,
+    ),
+    "members8_batch256_depth6_standard": (
+        '`n_members=8`, `batch_size=256`, `depth=6`, `scaling="standard"`',
+        {"n_members": 8, "batch_size": 256, "depth": 6, "scaling": "standard"},
+        1,
+    ),
+    "members8_batch256_depth8_standard": (
+        '`n_members=8`, `batch_size=256`, `depth=8`, `scaling="standard"`',
+        {"n_members": 8, "batch_size": 256, "depth": 8, "scaling": "standard"},
         1,
     ),
     "MLP": ("scikit-learn's `MLPClassifier` (reference)", None, 1),
