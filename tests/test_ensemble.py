@@ -88,6 +88,28 @@ def test_each_member_trains_as_it_would_alone(optimizer):
     assert together.loss_curve_[0] == pytest.approx(alone.loss_curve_[0], rel=0.2)
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_weighted_smoothed_and_multi_output_losses_train_each_member_as_alone(task):
+    """Targets and weights are tiled over the members: with sample and class weights and
+    label smoothing (classifier) or two weighted outputs (regressor), member 0 still is
+    the network a one-network fit trains."""
+    rng = np.random.default_rng(0)
+    weight = rng.uniform(0.2, 3.0, 300)
+    params = {**FAST_PARAMS, "batch_size": 64, "max_epochs": 3, "early_stopping": False}
+    if task == "classification":
+        X, y = make_classification(300, 6, n_classes=3, n_informative=4, random_state=0)
+        Estimator = ResNetClassifier
+        params |= {"class_weight": "balanced", "label_smoothing": 0.1}
+    else:
+        X, y = make_regression(300, 6, n_targets=2, random_state=0)
+        Estimator = ResNetRegressor
+    alone = Estimator(**params, n_members=1).fit(X, y, sample_weight=weight)
+    together = Estimator(**params, n_members=2).fit(X, y, sample_weight=weight)
+    first = together.module_.members[0].state_dict()
+    for name, tensor in alone.module_.state_dict().items():
+        torch.testing.assert_close(first[name], tensor, rtol=1e-5, atol=1e-6)
+
+
 def test_predictions_are_the_members_mean_probability_and_output():
     X, y = make_classification(200, 6, n_classes=3, n_informative=4, random_state=0)
     clf = ResNetClassifier(**FAST_PARAMS, n_members=4).fit(X, y)
