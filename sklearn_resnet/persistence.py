@@ -586,9 +586,9 @@ def _rebuild_module(estimator, tensors: dict[str, torch.Tensor], network: dict) 
 
 
 def _check_block_count(estimator, tensors: dict, depth: int, block: str) -> None:
-    """The weights must hold the blocks that ``depth`` gives (in the last of an ensemble's
-    ``n_members_`` networks), checked from their names before anything is built: building
-    a tampered, huge depth or ensemble would take minutes even on the meta device."""
+    """The weights must hold ``n_members_`` networks and the blocks that ``depth`` gives
+    (in the last of them), checked from their names before anything is built: building a
+    tampered, huge depth or ensemble would take minutes even on the meta device."""
     kind = estimator.backbone_
     try:
         n_blocks = blocks_for_depth(kind, depth, block)
@@ -599,7 +599,7 @@ def _check_block_count(estimator, tensors: dict, depth: int, block: str) -> None
     members = estimator.n_members_
     held = {int(match.group(1)) for name in tensors if (match := _MEMBER.match(name))}
     if held != (set(range(members)) if members > 1 else set()):
-        holds = f"{len(held)} networks" if held else "one network"
+        holds = f"{len(held)} ensemble members" if held else "one network"
         raise FormatError(
             f"the weights in {WEIGHTS_FILE} do not fit the network described by "
             f"{CONFIG_FILE}: n_members_={members}, but the file holds {holds}."

@@ -222,7 +222,9 @@ def test_an_ensemble_saves_as_version_7_and_a_tampered_member_count_is_refused(t
     for count in (1000, 2, 1):
         config["fitted"]["n_members_"] = count
         (path / CONFIG_FILE).write_text(json.dumps(config))
-        with pytest.raises(ValueError, match=f"n_members_={count}, but the file holds 3 networks"):
+        with pytest.raises(
+            ValueError, match=f"n_members_={count}, but the file holds 3 ensemble members"
+        ):
             load_model(path)
     # Before version 7 a file holds one network and no n_members_.
     config["fitted"]["n_members_"], config["format_version"] = 3, 6
@@ -248,7 +250,9 @@ def test_a_file_whose_last_member_alone_says_it_holds_many_is_refused_before_bui
     config["weights_sha256"] = hashlib.sha256(data).hexdigest()
     (path / CONFIG_FILE).write_text(json.dumps(config))
     started = time.perf_counter()
-    with pytest.raises(ValueError, match="n_members_=1000000, but the file holds 2 networks"):
+    with pytest.raises(
+        ValueError, match="n_members_=1000000, but the file holds 2 ensemble members"
+    ):
         load_model(path)
     assert time.perf_counter() - started < 5  # nothing was built
 
