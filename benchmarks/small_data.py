@@ -31,6 +31,7 @@ processes.
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 
 import numpy as np
@@ -70,17 +71,17 @@ MLP_REFERENCES = {"MLP": (100,), "MLP_3x64": (64, 64, 64)}
 #: below the small-data choices' 1,000 rows, where those take 256. On more rows the two
 #: releases' defaults are the same.
 PREVIOUS_DEFAULTS = {"n_members": 1, "depth": 8, "scaling": "robust"}
-#: Variants of this release's defaults (an ensemble of eight networks below 1,000 rows).
-ON_THIS_RELEASE = {
-    "defaults",
-    "members5_batch256_depth4_standard",
-    "members5_batch256_depth4",
-    "members8_batch256_depth4_standard",
-    "members8_batch256_depth4",
-    "members8_batch256_depth4_quantile",
-    "members8_batch256_depth6_standard",
-    "members8_batch256_depth8_standard",
-}
+
+
+def _members(n_members: int, depth: int = 4, scaling: str = "standard") -> tuple:
+    """The variant of ``n_members`` networks trained together on batches of 256, each with
+    ``depth`` and ``scaling`` (this release's small-data ensemble at 8, 4, ``"standard"``).
+    The parameters are all given, so they do not depend on the small-data choices."""
+    params = {"n_members": n_members, "batch_size": 256, "depth": depth, "scaling": scaling}
+    label = ", ".join(f"`{name}={json.dumps(value)}`" for name, value in params.items())
+    return label, params, 1
+
+
 #: key -> (row label, parameters of ResNetClassifier or None for the MLP rows, ensemble size).
 VARIANTS = {
     "defaults": ("the defaults", {}, 1),
@@ -144,44 +145,18 @@ VARIANTS = {
         {"batch_size": 256, "depth": 4, "scaling": "standard", "max_epochs": 300},
         5,
     ),
-    "members5_batch256_depth4_standard": (
-        '`n_members=5`, `batch_size=256`, `depth=4`, `scaling="standard"`',
-        {"n_members": 5, "batch_size": 256, "depth": 4, "scaling": "standard"},
-        1,
-    ),
-    "members5_batch256_depth4": (
-        "`n_members=5`, `batch_size=256`, `depth=4`",
-        {"n_members": 5, "batch_size": 256, "depth": 4},
-        1,
-    ),
-    "members8_batch256_depth4_standard": (
-        '`n_members=8`, `batch_size=256`, `depth=4`, `scaling="standard"`',
-        {"n_members": 8, "batch_size": 256, "depth": 4, "scaling": "standard"},
-        1,
-    ),
-    "members8_batch256_depth4": (
-        "`n_members=8`, `batch_size=256`, `depth=4`",
-        {"n_members": 8, "batch_size": 256, "depth": 4},
-        1,
-    ),
-    "members8_batch256_depth4_quantile": (
-        '`n_members=8`, `batch_size=256`, `depth=4`, `scaling="quantile"`',
-        {"n_members": 8, "batch_size": 256, "depth": 4, "scaling": "quantile"},
-        1,
-    ),
-    "members8_batch256_depth6_standard": (
-        '`n_members=8`, `batch_size=256`, `depth=6`, `scaling="standard"`',
-        {"n_members": 8, "batch_size": 256, "depth": 6, "scaling": "standard"},
-        1,
-    ),
-    "members8_batch256_depth8_standard": (
-        '`n_members=8`, `batch_size=256`, `depth=8`, `scaling="standard"`',
-        {"n_members": 8, "batch_size": 256, "depth": 8, "scaling": "standard"},
-        1,
-    ),
+    "members5_batch256_depth4_standard": _members(5),
+    "members5_batch256_depth4": _members(5, scaling="robust"),
+    "members8_batch256_depth4_standard": _members(8),
+    "members8_batch256_depth4": _members(8, scaling="robust"),
+    "members8_batch256_depth4_quantile": _members(8, scaling="quantile"),
+    "members8_batch256_depth6_standard": _members(8, depth=6),
+    "members8_batch256_depth8_standard": _members(8, depth=8),
     "MLP": ("scikit-learn's `MLPClassifier` (reference)", None, 1),
     "MLP_3x64": ("scikit-learn's `MLPClassifier`, three hidden layers of 64", None, 1),
 }
+#: Variants of this release's defaults (an ensemble of eight networks below 1,000 rows).
+ON_THIS_RELEASE = {"defaults", *(key for key in VARIANTS if key.startswith("members"))}
 
 
 def _model(variant: str, seed: int, n_rows: int):
