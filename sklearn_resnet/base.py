@@ -390,7 +390,7 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
             )
             batch_size = min(batch_size, n_train)  # the rows a batch held
             precision = "precision='bf16', " if self.precision_ == "32" else ""
-            # Not n_members_ or width_: the error may come before this call sets them.
+            # A new network's, not n_members_: the error may come before this call sets it.
             members = self.n_members_ if warm else self._n_members_for(n_train, incremental)
             fewer = "fewer n_members, " if members > 1 else ""
             remedies = (
@@ -555,18 +555,20 @@ class _BaseResNet(BaseEstimator, metaclass=ABCMeta):
 
     @staticmethod
     def _fit_input_statistics(module, X, train, train_idx, seed: int) -> None:
-        """Fit each network's input scaling to the training rows only, and start its
-        linear path (if it has one) at the ridge regression of those rows."""
-        scaler = None
-        for member in ensemble_members(module):
-            if scaler is None:
-                scaler = member.input_scaler.fit(X, train_idx, seed=seed)
-            else:  # the same statistics: fitted once
-                member.input_scaler.load_state_dict(scaler.state_dict())
-            linear = getattr(member, "linear", None)
-            if linear is not None and linear.in_features <= LINEAR_PATH_MAX_FEATURES:
-                sample = train.sample_rows(linear_path_rows(linear.in_features), seed=seed)
-                member.fit_linear_path(*sample, alpha=LINEAR_PATH_ALPHA)
+        """Fit the input scaling to the training rows only, and start the linear path (if
+        there is one) at the ridge regression of those rows; an ensemble's other members
+        take the first one's, computed once."""
+        first, *others = ensemble_members(module)
+        first.input_scaler.fit(X, train_idx, seed=seed)
+        linear = getattr(first, "linear", None)
+        started = linear is not None and linear.in_features <= LINEAR_PATH_MAX_FEATURES
+        if started:
+            sample = train.sample_rows(linear_path_rows(linear.in_features), seed=seed)
+            first.fit_linear_path(*sample, alpha=LINEAR_PATH_ALPHA)
+        for member in others:
+            member.input_scaler.load_state_dict(first.input_scaler.state_dict())
+            if started:
+                member.linear.load_state_dict(linear.state_dict())
 
     def _resolve_architecture(self, X, owner: str) -> None:
         """Set ``backbone_`` and ``input_shape_`` and check ``depth`` before training."""
